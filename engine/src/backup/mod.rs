@@ -1,0 +1,398 @@
+//! Backup: walk the sources, store new content, then write the packs, the index and, last, the
+//! snapshot.
+
+mod archiver;
+mod excludes;
+mod file;
+mod metadata;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+pub use self::archiver::Warning;
+use self::archiver::{Archiver, Counters};
+pub use self::excludes::Excludes;
+use self::metadata::{NameCache, node_from_metadata};
+use crate::blobs::load_tree;
+use crate::error::{Error, Result};
+use crate::format::blob::BlobKind;
+use crate::format::snapshot::{Snapshot, Source, SourceKind, Summary};
+use crate::format::tree::{Extent, Node, NodeKind, Timestamp, Tree};
+use crate::id::{BlobId, SnapshotId};
+use crate::index::Index;
+use crate::packer::BlobSaver;
+use crate::progress::Progress;
+use crate::repo::Repository;
+use crate::snapshots::{SnapshotFilter, latest_matching};
+
+/// Which snapshot to compare against to skip unchanged files.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ParentChoice {
+    /// The latest snapshot of the same host, paths and source identity.
+    #[default]
+    Latest,
+    /// None: read every file.
+    None,
+    /// This snapshot.
+    Snapshot(SnapshotId),
+}
+
+/// What to back up and how.
+#[derive(Debug, Clone, Default)]
+pub struct BackupOptions {
+    /// Paths to back up; made absolute.
+    pub paths: Vec<PathBuf>,
+    /// Exclude patterns.
+    pub excludes: Vec<String>,
+    /// Do not descend into other filesystems.
+    pub one_file_system: bool,
+    /// Tags for the snapshot.
+    pub tags: Vec<String>,
+    /// Host name to record; the machine's when `None`.
+    pub host: Option<String>,
+    /// Change-detection parent.
+    pub parent: ParentChoice,
+    /// Source identity (Kubernetes volume and so on).
+    pub source: Source,
+}
+
+/// What a backup produced.
+#[derive(Debug, Clone)]
+pub struct BackupOutcome {
+    /// The new snapshot's id.
+    pub id: SnapshotId,
+    /// The snapshot.
+    pub snapshot: Snapshot,
+    /// Entries that could not be read, or changed while read.
+    pub warnings: Vec<Warning>,
+}
+
+/// Lexically absolute path: joined to the working directory, `.` and `..` resolved without
+/// following symlinks.
+pub fn absolute(path: &Path) -> Result<PathBuf> {
+    let abs = std::path::absolute(path)
+        .map_err(|e| Error::io(format!("cannot resolve {}", path.display()), e))?;
+    let mut out = PathBuf::from("/");
+    for c in abs.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// The backup paths arranged as a tree of names, so that several paths share a root tree.
+#[derive(Debug, Default)]
+struct PathTrie {
+    target: bool,
+    children: BTreeMap<Vec<u8>, PathTrie>,
+}
+
+impl PathTrie {
+    fn insert(&mut self, path: &Path) {
+        let mut node = self;
+        for c in path.components() {
+            if node.target {
+                return; // an ancestor is already backed up whole
+            }
+            if let Component::Normal(n) = c {
+                node = node.children.entry(n.as_bytes().to_vec()).or_default();
+            }
+        }
+        node.target = true;
+        node.children.clear();
+    }
+}
+
+/// Backs up file trees and writes a snapshot.
+pub fn backup(
+    repo: &Repository,
+    index: &Index,
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<BackupOutcome> {
+    if opts.paths.is_empty() {
+        return Err(Error::invalid("no paths to back up"));
+    }
+    let started = chrono::Utc::now();
+    let clock = Instant::now();
+    let mut paths = Vec::new();
+    for p in &opts.paths {
+        let abs = absolute(p)?;
+        std::fs::symlink_metadata(&abs).map_err(|e| {
+            Error::io(
+                format!("backup path {} is not accessible", abs.display()),
+                e,
+            )
+        })?;
+        paths.push(abs);
+    }
+    paths.sort();
+    paths.dedup();
+    let path_strings: Vec<String> = paths
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let host = opts.host.clone().unwrap_or_else(crate::sysinfo::hostname);
+    let source = Source {
+        kind: SourceKind::Filesystem,
+        ..opts.source.clone()
+    };
+    let parent = find_parent(repo, opts, &host, &path_strings, &source)?;
+    let parent_root = match &parent {
+        Some((_, snap)) => Some(load_tree(repo, index, &snap.tree)?),
+        None => None,
+    };
+
+    let archiver = Archiver {
+        repo,
+        index,
+        saver: BlobSaver::new(repo, index),
+        excludes: Excludes::new(&opts.excludes)?,
+        one_file_system: opts.one_file_system,
+        progress,
+        names: NameCache::default(),
+        warnings: Mutex::default(),
+        counters: Counters::default(),
+    };
+    progress.start("backup", None);
+    let mut trie = PathTrie::default();
+    for p in &paths {
+        trie.insert(p);
+    }
+    let root = if trie.target {
+        let dev = std::fs::symlink_metadata("/").map(|m| m.dev()).unwrap_or(0);
+        archiver.dir_tree(Path::new("/"), parent_root, dev)?
+    } else {
+        virtual_dir(&archiver, Path::new("/"), &trie, parent_root.as_ref())?
+    };
+    progress.finish();
+    finish(
+        repo,
+        &archiver,
+        root,
+        started,
+        clock,
+        host,
+        path_strings,
+        opts,
+        source,
+        parent.map(|p| p.0),
+    )
+}
+
+/// Stores a directory that lies on the way to backup paths but is not backed up whole: only
+/// the children that lead to backup paths are included.
+fn virtual_dir(
+    a: &Archiver<'_>,
+    path: &Path,
+    trie: &PathTrie,
+    parent: Option<&Tree>,
+) -> Result<BlobId> {
+    let mut nodes = Vec::new();
+    for (name, child) in &trie.children {
+        let child_path = path.join(std::ffi::OsStr::from_bytes(name));
+        let parent_node = parent.and_then(|t| t.find(name));
+        if child.target {
+            let dev = std::fs::symlink_metadata(&child_path)
+                .map(|m| m.dev())
+                .unwrap_or(0);
+            if let Some(node) = a.entry_node(&child_path, name, parent_node, dev)? {
+                nodes.push(node);
+            }
+            continue;
+        }
+        let meta = std::fs::symlink_metadata(&child_path)
+            .map_err(|e| Error::io(format!("cannot stat {}", child_path.display()), e))?;
+        let mut node = node_from_metadata(name, &meta, &a.names);
+        let parent_sub = parent_node
+            .and_then(|n| n.subtree())
+            .and_then(|id| load_tree(a.repo, a.index, &id).ok());
+        node.kind = NodeKind::Dir {
+            subtree: virtual_dir(a, &child_path, child, parent_sub.as_ref())?,
+        };
+        nodes.push(node);
+    }
+    a.save_tree(Tree { nodes })
+}
+
+fn find_parent(
+    repo: &Repository,
+    opts: &BackupOptions,
+    host: &str,
+    paths: &[String],
+    source: &Source,
+) -> Result<Option<(SnapshotId, Snapshot)>> {
+    match &opts.parent {
+        ParentChoice::None => Ok(None),
+        ParentChoice::Snapshot(id) => Ok(Some((*id, repo.load_file::<Snapshot>(id)?))),
+        ParentChoice::Latest => {
+            let filter = SnapshotFilter {
+                hosts: vec![host.to_string()],
+                exact_paths: Some(paths.to_vec()),
+                source: Some(source.clone()),
+                ..Default::default()
+            };
+            latest_matching(repo, &filter)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    repo: &Repository,
+    a: &Archiver<'_>,
+    root: BlobId,
+    started: chrono::DateTime<chrono::Utc>,
+    clock: Instant,
+    host: String,
+    paths: Vec<String>,
+    opts: &BackupOptions,
+    source: Source,
+    parent: Option<SnapshotId>,
+) -> Result<BackupOutcome> {
+    // Ordering: packs, then index (flush), then the snapshot.
+    a.saver.flush()?;
+    let warnings = std::mem::take(
+        &mut *a
+            .warnings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    let c = &a.counters;
+    let s = &a.saver.stats;
+    let summary = Summary {
+        files_new: c.files_new.load(Ordering::Relaxed),
+        files_changed: c.files_changed.load(Ordering::Relaxed),
+        files_unmodified: c.files_unmodified.load(Ordering::Relaxed),
+        dirs: c.dirs.load(Ordering::Relaxed),
+        others: c.others.load(Ordering::Relaxed),
+        total_bytes: c.total_bytes.load(Ordering::Relaxed),
+        bytes_read: c.bytes_read.load(Ordering::Relaxed),
+        data_blobs_new: s.data_blobs.load(Ordering::Relaxed),
+        tree_blobs_new: s.tree_blobs.load(Ordering::Relaxed),
+        new_bytes_raw: s.raw_bytes.load(Ordering::Relaxed),
+        new_bytes_stored: s.stored_bytes.load(Ordering::Relaxed),
+        started: rfc3339(started),
+        finished: rfc3339(chrono::Utc::now()),
+        duration_secs: clock.elapsed().as_secs_f64(),
+        warnings: warnings.len() as u64,
+        warning_samples: warnings
+            .iter()
+            .take(100)
+            .map(|w| format!("{}: {}", w.path.display(), w.message))
+            .collect(),
+    };
+    let snapshot = Snapshot {
+        time: rfc3339(started),
+        host,
+        username: crate::sysinfo::username(),
+        paths,
+        tags: opts.tags.clone(),
+        tree: root,
+        parent,
+        source,
+        incomplete: !warnings.is_empty(),
+        summary,
+        program: format!("kairn {}", env!("CARGO_PKG_VERSION")),
+    };
+    let id = repo.save_file(&snapshot)?;
+    Ok(BackupOutcome {
+        id,
+        snapshot,
+        warnings,
+    })
+}
+
+fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// Backs up one stream (standard input) as a file called `filename`.
+pub fn backup_stream(
+    repo: &Repository,
+    index: &Index,
+    reader: &mut dyn Read,
+    filename: &str,
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<BackupOutcome> {
+    crate::format::tree::validate_name(filename.as_bytes())
+        .map_err(|_| Error::invalid(format!("{filename:?} is not a valid file name")))?;
+    let started = chrono::Utc::now();
+    let clock = Instant::now();
+    let archiver = Archiver {
+        repo,
+        index,
+        saver: BlobSaver::new(repo, index),
+        excludes: Excludes::none(),
+        one_file_system: false,
+        progress,
+        names: NameCache::default(),
+        warnings: Mutex::default(),
+        counters: Counters::default(),
+    };
+    progress.start("backup", None);
+    let mut content = Vec::new();
+    let result = repo.chunker().for_each_chunk(reader, |chunk| {
+        let id = repo.keys().blob_id(chunk);
+        archiver.saver.save(BlobKind::Data, id, chunk)?;
+        content.push(Extent::Data {
+            id,
+            len: chunk.len() as u32,
+        });
+        progress.bytes(chunk.len() as u64);
+        Ok(())
+    });
+    let size = match result {
+        Err(e) => return Err(Error::io("cannot read standard input", e)),
+        Ok(Err(e)) => return Err(e),
+        Ok(Ok(n)) => n,
+    };
+    let now = Timestamp {
+        secs: started.timestamp(),
+        nanos: started.timestamp_subsec_nanos(),
+    };
+    let uid = nix::unistd::getuid().as_raw();
+    let gid = nix::unistd::getgid().as_raw();
+    let node = Node {
+        name: filename.as_bytes().to_vec(),
+        kind: NodeKind::File { size, content },
+        mode: 0o644,
+        uid,
+        gid,
+        user: crate::sysinfo::username(),
+        group: String::new(),
+        mtime: now,
+        atime: now,
+        ctime: now,
+        inode: 0,
+        device: 0,
+        links: 1,
+        xattrs: Vec::new(),
+    };
+    archiver.counters.files_new.store(1, Ordering::Relaxed);
+    archiver.counters.total_bytes.store(size, Ordering::Relaxed);
+    archiver.counters.bytes_read.store(size, Ordering::Relaxed);
+    let root = archiver.save_tree(Tree { nodes: vec![node] })?;
+    progress.finish();
+    let host = opts.host.clone().unwrap_or_else(crate::sysinfo::hostname);
+    let source = Source {
+        kind: SourceKind::Stdin,
+        ..opts.source.clone()
+    };
+    let paths = vec![format!("/{filename}")];
+    finish(
+        repo, &archiver, root, started, clock, host, paths, opts, source, None,
+    )
+}

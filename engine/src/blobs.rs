@@ -1,0 +1,47 @@
+//! Reading blobs and trees through the index, verified.
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::format::FileKind;
+use crate::format::blob::{BlobKind, open_blob};
+use crate::format::tree::Tree;
+use crate::id::BlobId;
+use crate::index::Index;
+use crate::repo::Repository;
+
+/// Reads, decrypts and verifies one blob.
+pub fn read_blob(repo: &Repository, index: &Index, kind: BlobKind, id: &BlobId) -> Result<Vec<u8>> {
+    let loc = index.get(id).ok_or_else(|| {
+        Error::new(
+            ErrorKind::NotFound,
+            format!("{kind:?} blob {} is not in the index", id.short()),
+        )
+    })?;
+    if loc.kind != kind {
+        return Err(Error::corrupt(format!(
+            "blob {} is a {:?} blob, not {kind:?}",
+            id.short(),
+            loc.kind
+        )));
+    }
+    let (pack, _) = index.pack(loc.pack);
+    let stored = repo.backend().read_range(
+        FileKind::Pack,
+        &pack.to_hex(),
+        u64::from(loc.offset),
+        u64::from(loc.length),
+    )?;
+    open_blob(repo.keys(), kind, id, &stored, loc.raw_length as usize)
+        .map_err(|e| e.with_context("pack", pack.short()))
+}
+
+/// Loads and decodes a tree.
+pub fn load_tree(repo: &Repository, index: &Index, id: &BlobId) -> Result<Tree> {
+    let bytes = read_blob(repo, index, BlobKind::Tree, id)?;
+    Tree::decode(&bytes).map_err(|e| e.with_context("tree", id.short()))
+}
+
+/// Encodes a tree and returns its bytes with its id.
+pub fn tree_blob(repo: &Repository, tree: &Tree) -> Result<(BlobId, Vec<u8>)> {
+    let bytes = tree.encode()?;
+    Ok((repo.keys().blob_id(&bytes), bytes))
+}

@@ -1,0 +1,140 @@
+//! Snapshots: one backup's root tree and what describes it. JSON inside a sealed file (type 2).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::id::{BlobId, SnapshotId};
+
+/// What kind of source a snapshot holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceKind {
+    /// A file tree read from a filesystem.
+    #[default]
+    Filesystem,
+    /// One stream read from standard input.
+    Stdin,
+    /// A raw block device or image.
+    BlockDevice,
+    /// An etcd snapshot stream.
+    Etcd,
+    /// A set of Kubernetes resource manifests.
+    Manifests,
+}
+
+/// Where the data came from: the host, and for Kubernetes volumes their identity.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Source {
+    /// The kind of source.
+    pub kind: SourceKind,
+    /// Kubernetes cluster name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// Namespace of the PVC.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// PersistentVolumeClaim name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pvc: Option<String>,
+    /// PersistentVolume name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pv: Option<String>,
+    /// Node the volume was read on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Pod that mounted the volume.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+}
+
+/// What a backup did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Summary {
+    /// Files seen for the first time.
+    pub files_new: u64,
+    /// Files whose metadata changed since the parent, re-read.
+    pub files_changed: u64,
+    /// Files unchanged since the parent, not read.
+    pub files_unmodified: u64,
+    /// Directories.
+    pub dirs: u64,
+    /// Symlinks, devices, FIFOs and sockets.
+    pub others: u64,
+    /// Logical bytes of all files in the snapshot.
+    pub total_bytes: u64,
+    /// Bytes read from the source.
+    pub bytes_read: u64,
+    /// New data blobs stored.
+    pub data_blobs_new: u64,
+    /// New tree blobs stored.
+    pub tree_blobs_new: u64,
+    /// Plaintext bytes of the new blobs.
+    pub new_bytes_raw: u64,
+    /// Bytes added to the repository after deduplication, compression and encryption.
+    pub new_bytes_stored: u64,
+    /// When the backup started, RFC 3339.
+    pub started: String,
+    /// When it ended, RFC 3339.
+    pub finished: String,
+    /// Wall time in seconds.
+    pub duration_secs: f64,
+    /// Number of warnings (unreadable files, files changed while read).
+    pub warnings: u64,
+    /// The first warnings, for `repo snapshots --json` and `repo cat snapshot`.
+    pub warning_samples: Vec<String>,
+}
+
+/// A snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// When the backup started, RFC 3339 with nanoseconds.
+    pub time: String,
+    /// Host name.
+    pub host: String,
+    /// User that ran the backup.
+    pub username: String,
+    /// The paths given to the backup, absolute.
+    pub paths: Vec<String>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Root tree.
+    pub tree: BlobId,
+    /// The snapshot used for change detection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<SnapshotId>,
+    /// Source identity.
+    #[serde(default)]
+    pub source: Source,
+    /// True when some files could not be read or changed while read; see the summary.
+    #[serde(default)]
+    pub incomplete: bool,
+    /// Statistics.
+    #[serde(default)]
+    pub summary: Summary,
+    /// The program that wrote the snapshot.
+    #[serde(default)]
+    pub program: String,
+}
+
+impl Snapshot {
+    /// JSON bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Parses JSON bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| Error::corrupt("snapshot does not decode").with_source(e))
+    }
+
+    /// The time as a parsed timestamp.
+    pub fn datetime(&self) -> Result<chrono::DateTime<chrono::Utc>> {
+        chrono::DateTime::parse_from_rfc3339(&self.time)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .map_err(|e| Error::corrupt(format!("snapshot time {:?}", self.time)).with_source(e))
+    }
+}

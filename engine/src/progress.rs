@@ -1,0 +1,24 @@
+//! Progress reporting. The engine never prints: it tells a [`Progress`] what happens, and each
+//! binary decides how to show it (a terminal bar, a resource status, nothing).
+
+use std::path::Path;
+
+/// Receives progress events. Every method has a do-nothing default.
+pub trait Progress: Send + Sync {
+    /// A phase begins, with the amount of work when known.
+    fn start(&self, _phase: &str, _total_bytes: Option<u64>) {}
+    /// Bytes of the current phase were processed.
+    fn bytes(&self, _n: u64) {}
+    /// A file of the current phase was finished.
+    fn file_done(&self, _path: &Path) {}
+    /// Something went wrong with one item, and the operation goes on.
+    fn warning(&self, _path: &Path, _message: &str) {}
+    /// The current phase ended.
+    fn finish(&self) {}
+}
+
+/// Reports nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {}

@@ -1,0 +1,333 @@
+//! The repository: a backend plus the master keys and config. It turns typed files into sealed,
+//! hash-named objects and back, verifying every read. It holds no pipeline logic.
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::backend::Backend;
+use crate::chunker::{Chunker, ChunkerParams};
+use crate::crypto::{KdfParams, MasterKeys};
+use crate::error::{Error, ErrorKind, Result};
+use crate::format::FileKind;
+use crate::format::config::Config;
+use crate::format::index::IndexFile;
+use crate::format::keyfile::KeyFile;
+use crate::format::sealed::{self, SealedType};
+use crate::format::snapshot::Snapshot;
+use crate::id::{Id, IndexId, KeyId, SnapshotId};
+
+/// Options for a new repository.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// Chunk size bounds.
+    pub chunk_sizes: ChunkerParams,
+    /// zstd level.
+    pub compression_level: i32,
+    /// Target pack size.
+    pub pack_size: u32,
+    /// Cost of the first key.
+    pub kdf: KdfParams,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        Self {
+            chunk_sizes: ChunkerParams::default(),
+            compression_level: 3,
+            pack_size: 16 << 20,
+            kdf: KdfParams::default(),
+        }
+    }
+}
+
+/// A stored file type that is sealed and named by its hash.
+pub trait RepoFile: Sized {
+    /// Where it is stored.
+    const KIND: FileKind;
+    /// Its sealed-file type byte.
+    const SEALED: SealedType;
+    /// Its typed id.
+    type Id: From<Id> + AsRef<Id> + Copy;
+    /// The payload bytes.
+    fn to_payload(&self) -> Vec<u8>;
+    /// Parses payload bytes.
+    fn from_payload(bytes: &[u8]) -> Result<Self>;
+}
+
+impl RepoFile for Snapshot {
+    const KIND: FileKind = FileKind::Snapshot;
+    const SEALED: SealedType = SealedType::Snapshot;
+    type Id = SnapshotId;
+    fn to_payload(&self) -> Vec<u8> {
+        self.encode()
+    }
+    fn from_payload(bytes: &[u8]) -> Result<Self> {
+        Self::decode(bytes)
+    }
+}
+
+impl RepoFile for IndexFile {
+    const KIND: FileKind = FileKind::Index;
+    const SEALED: SealedType = SealedType::Index;
+    type Id = IndexId;
+    fn to_payload(&self) -> Vec<u8> {
+        self.encode()
+    }
+    fn from_payload(bytes: &[u8]) -> Result<Self> {
+        Self::decode(bytes)
+    }
+}
+
+/// An open repository.
+pub struct Repository {
+    backend: Arc<dyn Backend>,
+    keys: MasterKeys,
+    config: Config,
+    key_id: KeyId,
+    chunker: Chunker,
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Repository({})", self.backend.location())
+    }
+}
+
+/// Verifies that `bytes` hash to `name`.
+pub fn verify_name(kind: FileKind, name: &str, bytes: &[u8]) -> Result<()> {
+    let actual = Id::hash_of(bytes).to_hex();
+    if actual != name {
+        return Err(Error::corrupt(format!(
+            "{} {} is damaged: its content hashes to {}",
+            kind.name(),
+            &name[..name.len().min(8)],
+            &actual[..8]
+        )));
+    }
+    Ok(())
+}
+
+impl Repository {
+    /// Creates a repository in an empty store, with one key for `password`.
+    pub fn init(backend: Arc<dyn Backend>, password: &[u8], opts: &InitOptions) -> Result<Self> {
+        match backend.size(FileKind::Config, "config") {
+            Ok(_) => {
+                return Err(Error::new(
+                    ErrorKind::AlreadyExists,
+                    format!("a repository already exists at {}", backend.location()),
+                ));
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let config = Config::new(opts.chunk_sizes, opts.compression_level, opts.pack_size)?;
+        let keys = MasterKeys::generate();
+        backend.create()?;
+        let key_id = add_key_file(backend.as_ref(), &keys, password, opts.kdf)?;
+        let sealed = sealed::seal(
+            &keys,
+            SealedType::Config,
+            &config.encode(),
+            config.compression_level,
+        );
+        // The config is written last: a store without it is not a repository yet.
+        backend.write(FileKind::Config, "config", sealed)?;
+        let chunker = Chunker::new(config.chunk_sizes, keys.chunker_key())?;
+        Ok(Self {
+            backend,
+            keys,
+            config,
+            key_id,
+            chunker,
+        })
+    }
+
+    /// Opens a repository with a password.
+    pub fn open(backend: Arc<dyn Backend>, password: &[u8]) -> Result<Self> {
+        let config_bytes = match backend.read(FileKind::Config, "config") {
+            Ok(b) => b,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(Error::new(
+                    ErrorKind::RepositoryNotFound,
+                    format!("there is no kairn repository at {}", backend.location()),
+                ));
+            }
+            Err(e) => return Err(e),
+        };
+        sealed::check_header(&config_bytes, SealedType::Config)?;
+        let (keys, key_id) = unlock(backend.as_ref(), password)?;
+        let payload = sealed::open(&keys, SealedType::Config, &config_bytes)
+            .map_err(|e| Error::corrupt(format!("the repository config is damaged: {e}")))?;
+        let config = Config::decode(&payload)?;
+        let chunker = Chunker::new(config.chunk_sizes, keys.chunker_key())?;
+        Ok(Self {
+            backend,
+            keys,
+            config,
+            key_id,
+            chunker,
+        })
+    }
+
+    /// The storage.
+    pub fn backend(&self) -> &dyn Backend {
+        self.backend.as_ref()
+    }
+
+    /// The master keys.
+    pub fn keys(&self) -> &MasterKeys {
+        &self.keys
+    }
+
+    /// The config.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The key file that opened this repository.
+    pub fn key_id(&self) -> KeyId {
+        self.key_id
+    }
+
+    /// The repository's keyed chunker.
+    pub fn chunker(&self) -> &Chunker {
+        &self.chunker
+    }
+
+    /// Seals and stores a file, returning its id. Storing identical bytes twice is harmless.
+    pub fn save_file<F: RepoFile>(&self, file: &F) -> Result<F::Id> {
+        let bytes = sealed::seal(
+            &self.keys,
+            F::SEALED,
+            &file.to_payload(),
+            self.config.compression_level,
+        );
+        let id = Id::hash_of(&bytes);
+        match self.backend.write(F::KIND, &id.to_hex(), bytes) {
+            Ok(()) => Ok(F::Id::from(id)),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(F::Id::from(id)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Loads a file, checking its hash, authenticity and encoding.
+    pub fn load_file<F: RepoFile>(&self, id: &F::Id) -> Result<F> {
+        let name = id.as_ref().to_hex();
+        let bytes = self.backend.read(F::KIND, &name)?;
+        verify_name(F::KIND, &name, &bytes)?;
+        let payload = sealed::open(&self.keys, F::SEALED, &bytes)
+            .map_err(|e| e.with_context(F::KIND.name(), &name[..8]))?;
+        F::from_payload(&payload).map_err(|e| e.with_context(F::KIND.name(), &name[..8]))
+    }
+
+    /// The ids of all files of a type.
+    pub fn list_ids<F: RepoFile>(&self) -> Result<Vec<F::Id>> {
+        Ok(list_ids(self.backend.as_ref(), F::KIND)?
+            .into_iter()
+            .map(F::Id::from)
+            .collect())
+    }
+
+    /// Loads every snapshot, newest last. Fails on the first damaged one.
+    pub fn load_snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
+        let ids = self.list_ids::<Snapshot>()?;
+        let mut snaps: Vec<(SnapshotId, Snapshot)> = ids
+            .par_iter()
+            .map(|id| self.load_file::<Snapshot>(id).map(|s| (*id, s)))
+            .collect::<Result<_>>()?;
+        snaps.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        Ok(snaps)
+    }
+
+    /// Adds a key file for another password.
+    pub fn add_key(&self, password: &[u8], kdf: KdfParams) -> Result<KeyId> {
+        add_key_file(self.backend.as_ref(), &self.keys, password, kdf)
+    }
+
+    /// Lists key files.
+    pub fn list_keys(&self) -> Result<Vec<(KeyId, KeyFile)>> {
+        let mut out = Vec::new();
+        for id in list_ids(self.backend.as_ref(), FileKind::Key)? {
+            let name = id.to_hex();
+            let bytes = self.backend.read(FileKind::Key, &name)?;
+            verify_name(FileKind::Key, &name, &bytes)?;
+            out.push((KeyId(id), KeyFile::decode(&bytes)?));
+        }
+        out.sort_by(|a, b| a.1.created.cmp(&b.1.created));
+        Ok(out)
+    }
+
+    /// Removes a key file. The last key, and the key in use, cannot be removed.
+    pub fn remove_key(&self, id: KeyId) -> Result<()> {
+        if id == self.key_id {
+            return Err(Error::invalid(
+                "refusing to remove the key that opened the repository",
+            ));
+        }
+        let keys = list_ids(self.backend.as_ref(), FileKind::Key)?;
+        if !keys.contains(&id.0) {
+            return Err(Error::new(ErrorKind::NotFound, format!("no key {id}")));
+        }
+        self.backend.delete(FileKind::Key, &id.to_hex())
+    }
+}
+
+fn list_ids(backend: &dyn Backend, kind: FileKind) -> Result<Vec<Id>> {
+    backend
+        .list(kind)?
+        .into_iter()
+        .map(|(name, _)| Id::from_hex(&name))
+        .collect()
+}
+
+fn add_key_file(
+    backend: &dyn Backend,
+    keys: &MasterKeys,
+    password: &[u8],
+    kdf: KdfParams,
+) -> Result<KeyId> {
+    let kf = KeyFile::create(
+        keys,
+        password,
+        kdf,
+        &crate::sysinfo::hostname(),
+        &crate::sysinfo::username(),
+    )?;
+    let bytes = kf.encode();
+    let id = Id::hash_of(&bytes);
+    backend.write(FileKind::Key, &id.to_hex(), bytes)?;
+    Ok(KeyId(id))
+}
+
+/// Tries every key file. A damaged key file is skipped if another opens; if none opens, a wrong
+/// password is reported unless every key file was damaged.
+fn unlock(backend: &dyn Backend, password: &[u8]) -> Result<(MasterKeys, KeyId)> {
+    let ids = list_ids(backend, FileKind::Key)?;
+    if ids.is_empty() {
+        return Err(Error::corrupt("the repository has no key files"));
+    }
+    let mut damaged: Option<Error> = None;
+    let mut wrong = false;
+    for id in ids {
+        let name = id.to_hex();
+        let attempt = backend
+            .read(FileKind::Key, &name)
+            .and_then(|bytes| verify_name(FileKind::Key, &name, &bytes).map(|()| bytes))
+            .and_then(|bytes| KeyFile::decode(&bytes))
+            .and_then(|kf| kf.open(password));
+        match attempt {
+            Ok(keys) => return Ok((keys, KeyId(id))),
+            Err(e) if e.kind() == ErrorKind::WrongPassword => wrong = true,
+            Err(e) if e.kind() == ErrorKind::UnsupportedVersion => return Err(e),
+            Err(e) => damaged = Some(e.with_context("key", &name[..8])),
+        }
+    }
+    match (wrong, damaged) {
+        (false, Some(e)) => Err(e),
+        _ => Err(Error::new(
+            ErrorKind::WrongPassword,
+            "wrong password: no key file opens with it",
+        )),
+    }
+}
