@@ -1,1 +1,144 @@
-fn main() {}
+//! `repo`: initialise, back up to, inspect and restore from a Kairn repository.
+
+mod args;
+mod cmd;
+mod exit;
+mod output;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A command-line mistake that is not clap's own: exits with [`exit::USAGE`].
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// A command finished, but not everything succeeded: exit with this code after printing.
+#[derive(Debug)]
+pub struct Partial {
+    /// The exit code.
+    pub code: u8,
+    /// What to say.
+    pub message: String,
+}
+
+impl std::fmt::Display for Partial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Partial {}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "repo",
+    version,
+    about = "Kairn: encrypted, deduplicating backups",
+    max_term_width = 100
+)]
+struct Cli {
+    #[command(flatten)]
+    global: args::Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a new repository.
+    Init(cmd::init::InitArgs),
+    /// Back up files and directories (or standard input) into a new snapshot.
+    Backup(cmd::backup::BackupArgs),
+    /// List snapshots.
+    Snapshots(cmd::snapshots::SnapshotsArgs),
+    /// List the files of a snapshot.
+    Ls(cmd::ls::LsArgs),
+    /// Restore a snapshot, or a part of it, into a directory.
+    Restore(cmd::restore::RestoreArgs),
+    /// Write a file to stdout, or a directory as a tar stream.
+    Dump(cmd::dump::DumpArgs),
+    /// Show what changed between two snapshots.
+    Diff(cmd::diff::DiffArgs),
+    /// Print a repository object, decrypted, as JSON.
+    Cat(cmd::cat::CatArgs),
+    /// Show sizes, deduplication and compression.
+    Stats(cmd::stats::StatsArgs),
+    /// Manage the passwords (key files) of the repository.
+    #[command(subcommand)]
+    Key(cmd::key::KeyCommand),
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Init(a) => cmd::init::run(g, a),
+        Command::Backup(a) => cmd::backup::run(g, a),
+        Command::Snapshots(a) => cmd::snapshots::run(g, a),
+        Command::Ls(a) => cmd::ls::run(g, a),
+        Command::Restore(a) => cmd::restore::run(g, a),
+        Command::Dump(a) => cmd::dump::run(g, a),
+        Command::Diff(a) => cmd::diff::run(g, a),
+        Command::Cat(a) => cmd::cat::run(g, a),
+        Command::Stats(a) => cmd::stats::run(g, a),
+        Command::Key(a) => cmd::key::run(g, a),
+    }
+}
+
+fn exit_code(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if let Some(p) = cause.downcast_ref::<Partial>() {
+            return p.code;
+        }
+        if cause.downcast_ref::<UsageError>().is_some() {
+            return exit::USAGE;
+        }
+        if let Some(e) = cause.downcast_ref::<engine::Error>() {
+            return exit::for_kind(e.kind());
+        }
+        if let Some(e) = cause.downcast_ref::<std::io::Error>()
+            && engine::error::is_no_space(e)
+        {
+            return exit::NO_SPACE;
+        }
+    }
+    exit::ERROR
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KAIRN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(err) if is_broken_pipe(&err) => ExitCode::from(exit::OK),
+        Err(err) => {
+            let code = exit_code(&err);
+            if err.downcast_ref::<Partial>().is_none() || !err.to_string().is_empty() {
+                eprintln!("repo: {err:#}");
+            }
+            ExitCode::from(code)
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Global options: where the repository is and how to get the password.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use engine::backend::{Backend, OpendalBackend};
+use engine::index::Index;
+use engine::repo::Repository;
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Repository location: a local directory.
+    #[arg(short = 'r', long = "repo", env = "KAIRN_REPOSITORY", global = true)]
+    pub repo: Option<String>,
+
+    /// Read the password from the first line of this file.
+    #[arg(long, env = "KAIRN_PASSWORD_FILE", global = true)]
+    pub password_file: Option<PathBuf>,
+
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// No progress bar, fewer messages.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+impl Global {
+    /// The storage backend for the repository location.
+    pub fn backend(&self) -> Result<Arc<dyn Backend>> {
+        let Some(location) = &self.repo else {
+            bail!(crate::UsageError(
+                "no repository given: use -r/--repo or set KAIRN_REPOSITORY".into()
+            ));
+        };
+        let path = location.strip_prefix("local:").unwrap_or(location);
+        if path.contains("://") {
+            bail!(crate::UsageError(format!(
+                "unsupported repository location {location:?}: only local paths for now"
+            )));
+        }
+        Ok(Arc::new(OpendalBackend::local(std::path::Path::new(path))?))
+    }
+
+    /// The password from a file, `KAIRN_PASSWORD`, or a prompt on a terminal.
+    pub fn password(&self, prompt: &str) -> Result<Vec<u8>> {
+        if let Some(file) = &self.password_file {
+            return read_password_file(file);
+        }
+        if let Ok(p) = std::env::var("KAIRN_PASSWORD") {
+            return Ok(p.into_bytes());
+        }
+        if std::io::stdin().is_terminal() {
+            let p = rpassword::prompt_password(prompt).context("cannot read the password")?;
+            return Ok(p.into_bytes());
+        }
+        bail!(crate::UsageError(
+            "no password given: use --password-file, KAIRN_PASSWORD_FILE or KAIRN_PASSWORD, or run on a terminal".into()
+        ))
+    }
+
+    /// Opens the repository.
+    pub fn open(&self) -> Result<Repository> {
+        let backend = self.backend()?;
+        let password = self.password("repository password: ")?;
+        Ok(Repository::open(backend, &password)?)
+    }
+
+    /// Opens the repository and loads its index.
+    pub fn open_indexed(&self) -> Result<(Repository, Index)> {
+        let repo = self.open()?;
+        let index = Index::load(&repo)?;
+        Ok((repo, index))
+    }
+}
+
+/// First line of a password file, without its line ending.
+pub fn read_password_file(file: &std::path::Path) -> Result<Vec<u8>> {
+    let text = std::fs::read(file)
+        .with_context(|| format!("cannot read password file {}", file.display()))?;
+    let line = text.split(|&b| b == b'\n').next().unwrap_or_default();
+    Ok(line.strip_suffix(b"\r").unwrap_or(line).to_vec())
+}
+
+/// Asks for a new password twice on a terminal, or reads it from a file.
+pub fn new_password(file: Option<&std::path::Path>, global: &Global) -> Result<Vec<u8>> {
+    if let Some(file) = file {
+        return read_password_file(file);
+    }
+    if std::io::stdin().is_terminal()
+        && global.password_file.is_none()
+        && std::env::var("KAIRN_PASSWORD").is_err()
+    {
+        let a = rpassword::prompt_password("new password: ")?;
+        let b = rpassword::prompt_password("repeat new password: ")?;
+        if a != b {
+            bail!("the passwords do not match");
+        }
+        if a.is_empty() {
+            bail!("an empty password is not allowed");
+        }
+        return Ok(a.into_bytes());
+    }
+    global.password("new password: ")
+}

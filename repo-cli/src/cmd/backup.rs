@@ -1,0 +1,142 @@
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use engine::backup::{BackupOptions, ParentChoice, backup, backup_stream};
+
+use crate::args::Global;
+use crate::progress::CliProgress;
+use crate::{Partial, exit, output};
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Files and directories to back up.
+    paths: Vec<PathBuf>,
+    /// Exclude paths matching this glob (a name pattern, or an absolute path pattern with `/`).
+    #[arg(short = 'e', long = "exclude", value_name = "PATTERN")]
+    excludes: Vec<String>,
+    /// Read exclude patterns from a file, one per line (`#` starts a comment).
+    #[arg(long, value_name = "FILE")]
+    exclude_file: Vec<PathBuf>,
+    /// Do not cross into other filesystems.
+    #[arg(short = 'x', long)]
+    one_file_system: bool,
+    /// Tag the snapshot (repeatable).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// Record this host name instead of the machine's.
+    #[arg(long)]
+    host: Option<String>,
+    /// Compare against this snapshot to skip unchanged files.
+    #[arg(long, conflicts_with = "force")]
+    parent: Option<String>,
+    /// Read every file, ignoring any parent snapshot.
+    #[arg(long)]
+    force: bool,
+    /// Back up standard input as one file.
+    #[arg(long, requires = "stdin_filename")]
+    stdin: bool,
+    /// The file name to give standard input in the snapshot.
+    #[arg(long, value_name = "NAME")]
+    stdin_filename: Option<String>,
+}
+
+fn read_exclude_file(path: &PathBuf) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read exclude file {}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect())
+}
+
+pub fn run(g: &Global, a: BackupArgs) -> Result<()> {
+    if a.stdin != a.paths.is_empty() {
+        if a.stdin {
+            bail!(crate::UsageError("--stdin takes no paths".into()));
+        }
+        bail!(crate::UsageError(
+            "nothing to back up: give paths, or --stdin".into()
+        ));
+    }
+    let mut excludes = a.excludes.clone();
+    for f in &a.exclude_file {
+        excludes.extend(read_exclude_file(f)?);
+    }
+    let (repo, index) = g.open_indexed()?;
+    let parent = match (&a.parent, a.force) {
+        (_, true) => ParentChoice::None,
+        (Some(name), _) => {
+            ParentChoice::Snapshot(engine::snapshots::find(&repo, name, &Default::default())?.0)
+        }
+        (None, false) => ParentChoice::Latest,
+    };
+    let opts = BackupOptions {
+        paths: a.paths.clone(),
+        excludes,
+        one_file_system: a.one_file_system,
+        tags: a.tags.clone(),
+        host: a.host.clone(),
+        parent,
+        ..Default::default()
+    };
+    let progress = CliProgress::new(g.quiet || g.json, !g.json);
+    let outcome = if a.stdin {
+        let name = a.stdin_filename.as_deref().unwrap_or("stdin");
+        backup_stream(
+            &repo,
+            &index,
+            &mut std::io::stdin().lock(),
+            name,
+            &opts,
+            &progress,
+        )?
+    } else {
+        backup(&repo, &index, &opts, &progress)?
+    };
+    let s = &outcome.snapshot.summary;
+    if g.json {
+        output::json(&serde_json::json!({
+            "snapshot": outcome.id.to_hex(),
+            "parent": outcome.snapshot.parent.map(|p| p.to_hex()),
+            "summary": s,
+            "warnings": outcome.warnings.iter().map(|w| serde_json::json!({
+                "path": w.path.to_string_lossy(), "message": w.message,
+            })).collect::<Vec<_>>(),
+        }))?;
+    } else if !g.quiet {
+        if let Some(p) = outcome.snapshot.parent {
+            output::line(format!("parent snapshot {}", p.short()))?;
+        }
+        output::line(format!(
+            "files: {} new, {} changed, {} unmodified; {} dirs",
+            s.files_new, s.files_changed, s.files_unmodified, s.dirs
+        ))?;
+        output::line(format!(
+            "read {} of {}; added {} to the repository ({} before compression)",
+            output::bytes(s.bytes_read),
+            output::bytes(s.total_bytes),
+            output::bytes(s.new_bytes_stored),
+            output::bytes(s.new_bytes_raw)
+        ))?;
+        output::line(format!(
+            "snapshot {} saved in {:.2}s",
+            outcome.id.short(),
+            s.duration_secs
+        ))?;
+    }
+    if !outcome.warnings.is_empty() {
+        return Err(Partial {
+            code: exit::INCOMPLETE_BACKUP,
+            message: format!(
+                "snapshot {} is incomplete: {} file(s) could not be read or changed while read",
+                outcome.id.short(),
+                outcome.warnings.len()
+            ),
+        }
+        .into());
+    }
+    Ok(())
+}

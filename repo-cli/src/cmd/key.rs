@@ -1,0 +1,103 @@
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use engine::id::KeyId;
+
+use crate::args::{Global, new_password};
+use crate::cmd::init::KdfArgs;
+use crate::output;
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Add a password.
+    Add(NewKeyArgs),
+    /// List the key files.
+    List,
+    /// Remove a key file (not the one in use).
+    Remove {
+        /// The key's id or a unique prefix.
+        id: String,
+    },
+    /// Change the password in use: add a new key, then remove the old one.
+    Passwd(NewKeyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NewKeyArgs {
+    /// Read the new password from this file instead of prompting.
+    #[arg(long)]
+    new_password_file: Option<PathBuf>,
+    #[command(flatten)]
+    kdf: KdfArgs,
+}
+
+pub fn run(g: &Global, cmd: KeyCommand) -> Result<()> {
+    let repo = g.open()?;
+    match cmd {
+        KeyCommand::Add(a) => {
+            let password = new_password(a.new_password_file.as_deref(), g)?;
+            let id = repo.add_key(&password, a.kdf.params())?;
+            output::line(format!("added key {}", id.short()))?;
+        }
+        KeyCommand::Passwd(a) => {
+            let password = new_password(a.new_password_file.as_deref(), g)?;
+            let id = repo.add_key(&password, a.kdf.params())?;
+            let old = repo.key_id();
+            repo.backend()
+                .delete(engine::format::FileKind::Key, &old.to_hex())?;
+            output::line(format!(
+                "password changed: new key {}, removed key {}",
+                id.short(),
+                old.short()
+            ))?;
+        }
+        KeyCommand::List => {
+            let keys = repo.list_keys()?;
+            if g.json {
+                let items: Vec<_> = keys
+                    .iter()
+                    .map(|(id, k)| serde_json::json!({
+                        "id": id.to_hex(), "current": *id == repo.key_id(), "created": k.created,
+                        "host": k.host, "username": k.username, "kdf": k.kdf_params,
+                    }))
+                    .collect();
+                return output::json(&items);
+            }
+            output::line(format!(
+                " {:<8}  {:<16}  {:<12}  {}",
+                "ID", "Host", "User", "Created"
+            ))?;
+            for (id, k) in keys {
+                let mark = if id == repo.key_id() { "*" } else { " " };
+                output::line(format!(
+                    "{mark}{:<8}  {:<16}  {:<12}  {}",
+                    id.short(),
+                    k.host,
+                    k.username,
+                    k.created
+                ))?;
+            }
+        }
+        KeyCommand::Remove { id } => {
+            let matches: Vec<KeyId> = repo
+                .list_keys()?
+                .into_iter()
+                .map(|(k, _)| k)
+                .filter(|k| k.to_hex().starts_with(&id))
+                .collect();
+            match matches.as_slice() {
+                [one] => {
+                    repo.remove_key(*one)?;
+                    output::line(format!("removed key {}", one.short()))?;
+                }
+                [] => anyhow::bail!(engine::Error::new(
+                    engine::ErrorKind::NotFound,
+                    format!("no key {id}")
+                )),
+                _ => anyhow::bail!(crate::UsageError(format!("key prefix {id} is ambiguous"))),
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,26 @@
+//! One file per subcommand: parse its arguments into engine options, call the engine, print.
+
+pub mod backup;
+pub mod cat;
+pub mod diff;
+pub mod dump;
+pub mod init;
+pub mod key;
+pub mod ls;
+pub mod restore;
+pub mod snapshots;
+pub mod stats;
+
+/// Parses `SNAPSHOT[:PATH]` and loads the snapshot.
+pub fn resolve(
+    repo: &engine::repo::Repository,
+    spec: &str,
+) -> anyhow::Result<(
+    engine::id::SnapshotId,
+    engine::format::snapshot::Snapshot,
+    String,
+)> {
+    let (name, path) = engine::locate::split_spec(spec);
+    let (id, snap) = engine::snapshots::find(repo, name, &Default::default())?;
+    Ok((id, snap, path.to_string()))
+}

@@ -1,0 +1,84 @@
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use engine::locate::locate;
+use engine::restore::{RestoreOptions, restore};
+
+use crate::args::Global;
+use crate::cmd::resolve;
+use crate::progress::CliProgress;
+use crate::{Partial, exit, output};
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// SNAPSHOT[:SUBPATH]; `latest` is the newest snapshot.
+    snapshot: String,
+    /// Directory to restore into (created if missing).
+    #[arg(short, long)]
+    target: PathBuf,
+    /// Restore only paths matching this pattern (repeatable).
+    #[arg(short, long = "include", value_name = "PATTERN")]
+    include: Vec<String>,
+    /// Skip paths matching this pattern (repeatable).
+    #[arg(short, long = "exclude", value_name = "PATTERN")]
+    exclude: Vec<String>,
+    /// Re-read every restored file and check it against the snapshot.
+    #[arg(long)]
+    verify: bool,
+}
+
+pub fn run(g: &Global, a: RestoreArgs) -> Result<()> {
+    let (repo, index) = g.open_indexed()?;
+    let (id, snap, path) = resolve(&repo, &a.snapshot)?;
+    let start = locate(&repo, &index, snap.tree, &path)?;
+    let opts = RestoreOptions {
+        include: a.include,
+        exclude: a.exclude,
+        verify: a.verify,
+        owner: None,
+    };
+    let progress = CliProgress::new(g.quiet || g.json, false);
+    let report = restore(&repo, &index, &start, &a.target, &opts, &progress)?;
+    if g.json {
+        output::json(&serde_json::json!({
+            "snapshot": id.to_hex(),
+            "files": report.files, "dirs": report.dirs, "others": report.others, "bytes": report.bytes,
+            "verified": report.verified,
+            "errors": report.errors.iter().map(|e| serde_json::json!({"path": e.path.to_string_lossy(), "message": e.message})).collect::<Vec<_>>(),
+            "warnings": report.warnings.iter().map(|e| serde_json::json!({"path": e.path.to_string_lossy(), "message": e.message})).collect::<Vec<_>>(),
+        }))?;
+    } else {
+        for w in &report.warnings {
+            eprintln!("warning: {}: {}", w.path.display(), w.message);
+        }
+        for e in &report.errors {
+            eprintln!("error: {}: {}", e.path.display(), e.message);
+        }
+        if !g.quiet {
+            output::line(format!(
+                "restored snapshot {} to {}: {} files, {} dirs, {} others, {}",
+                id.short(),
+                a.target.display(),
+                report.files,
+                report.dirs,
+                report.others,
+                output::bytes(report.bytes)
+            ))?;
+            if a.verify {
+                output::line(format!("verified {} files", report.verified))?;
+            }
+        }
+    }
+    if !report.errors.is_empty() {
+        return Err(Partial {
+            code: exit::DAMAGED_DATA,
+            message: format!(
+                "{} file(s) could not be restored; every other file was",
+                report.errors.len()
+            ),
+        }
+        .into());
+    }
+    Ok(())
+}

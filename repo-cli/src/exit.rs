@@ -1,0 +1,39 @@
+//! Exit codes, one per outcome a script may want to branch on. Documented in README.md.
+
+use engine::ErrorKind;
+
+/// Success.
+pub const OK: u8 = 0;
+/// A fatal error not covered below.
+pub const ERROR: u8 = 1;
+/// The command line was wrong (clap's own code).
+pub const USAGE: u8 = 2;
+/// Backup: the snapshot was written, but some source files could not be read (or kept changing).
+pub const INCOMPLETE_BACKUP: u8 = 3;
+/// Restore, dump or check: some files could not be restored because data is missing or damaged.
+pub const DAMAGED_DATA: u8 = 4;
+/// There is no repository at the given location.
+pub const NO_REPOSITORY: u8 = 10;
+/// `init` found a repository already there.
+pub const ALREADY_EXISTS: u8 = 11;
+/// No key of the repository opens with the password.
+pub const WRONG_PASSWORD: u8 = 12;
+/// The repository uses a newer format version than this build reads.
+pub const UNSUPPORTED_VERSION: u8 = 13;
+/// A repository file failed authentication or its hash: the repository is damaged.
+pub const CORRUPT: u8 = 14;
+/// The disk (or the storage) is full.
+pub const NO_SPACE: u8 = 15;
+
+/// The exit code for an engine error.
+pub fn for_kind(kind: ErrorKind) -> u8 {
+    match kind {
+        ErrorKind::RepositoryNotFound => NO_REPOSITORY,
+        ErrorKind::AlreadyExists => ALREADY_EXISTS,
+        ErrorKind::WrongPassword => WRONG_PASSWORD,
+        ErrorKind::UnsupportedVersion => UNSUPPORTED_VERSION,
+        ErrorKind::Corrupt => CORRUPT,
+        ErrorKind::NoSpace => NO_SPACE,
+        _ => ERROR,
+    }
+}

@@ -1,0 +1,32 @@
+//! Writing to stdout without panicking on a closed pipe (`repo ls | head`).
+
+use std::io::Write;
+
+/// Writes one line to stdout.
+pub fn line(text: impl AsRef<str>) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_ref().as_bytes())?;
+    out.write_all(b"\n")
+}
+
+/// Writes a JSON value as one line.
+pub fn json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    line(serde_json::to_string(value)?)?;
+    Ok(())
+}
+
+/// Human-readable byte count: 1.5 GiB.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.2} {}", UNITS[unit])
+    }
+}
