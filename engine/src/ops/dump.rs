@@ -141,7 +141,15 @@ pub fn dump_tar(
         };
         result.map_err(io_err)
     };
-    crate::ops::ls::walk(repo, index, start, "", true, &mut add)?;
+    let prefix = match start {
+        Located::Node(node) if node.is_dir() => {
+            let name = format!("/{}", node.display_name());
+            add(&name, node)?;
+            name
+        }
+        _ => String::new(),
+    };
+    crate::ops::ls::walk(repo, index, start, &prefix, true, &mut add)?;
     builder
         .into_inner()
         .map_err(io_err)?

@@ -95,11 +95,12 @@ pub fn restore(
     progress.finish();
 
     let mut report = plan.finish_files()?;
-    meta::apply_all(&plan, owner, &mut report);
+    // Verify before metadata: reading must not disturb the access times restored afterwards.
     if opts.verify {
         progress.start("verify", Some(report.bytes));
         verify::verify_all(repo, &plan, &mut report, progress);
         progress.finish();
     }
+    meta::apply_all(&plan, owner, &mut report);
     Ok(report)
 }
