@@ -68,6 +68,8 @@ pub(crate) struct Plan {
     pub packs: Vec<PackWork>,
     /// File index → why it could not be restored.
     pub failures: Mutex<BTreeMap<usize, String>>,
+    /// Directories whose listing could not be read: everything below them is lost.
+    pub lost_dirs: Vec<RestoreProblem>,
     pub warnings: Vec<RestoreProblem>,
 }
 
@@ -105,6 +107,7 @@ impl Plan {
         );
         let mut report = RestoreReport {
             warnings: std::mem::take(&mut self.warnings),
+            errors: std::mem::take(&mut self.lost_dirs),
             ..Default::default()
         };
         for (i, job) in self.files.iter().enumerate() {
@@ -174,6 +177,7 @@ pub(crate) fn build(
             others: Vec::new(),
             packs: Vec::new(),
             failures: Mutex::default(),
+            lost_dirs: Vec::new(),
             warnings: Vec::new(),
         },
         created_dirs: HashSet::new(),
@@ -223,21 +227,22 @@ impl Builder<'_> {
             let tree = match load_tree(self.repo, self.index, &tree_id) {
                 Ok(t) => t,
                 Err(e) => {
+                    if e.kind() != crate::ErrorKind::Corrupt
+                        && e.kind() != crate::ErrorKind::NotFound
+                    {
+                        return Err(e);
+                    }
                     let shown = if rel_dir.as_os_str().is_empty() {
                         PathBuf::from("/")
                     } else {
                         rel_dir.clone()
                     };
-                    self.plan.warnings.push(RestoreProblem {
-                        path: shown.clone(),
-                        message: format!("directory contents lost: {e}"),
+                    let message = format!("directory contents lost: {e}");
+                    self.plan.lost_dirs.push(RestoreProblem {
+                        path: shown,
+                        message,
                     });
-                    if e.kind() == crate::ErrorKind::Corrupt
-                        || e.kind() == crate::ErrorKind::NotFound
-                    {
-                        continue;
-                    }
-                    return Err(e);
+                    continue;
                 }
             };
             for node in tree.nodes.into_iter().rev() {
