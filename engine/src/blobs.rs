@@ -16,6 +16,12 @@ pub fn read_blob(repo: &Repository, index: &Index, kind: BlobKind, id: &BlobId) 
             format!("{kind:?} blob {} is not in the index", id.short()),
         )
     })?;
+    if kind == BlobKind::Tree && loc.raw_length as usize > crate::format::tree::MAX_TREE_LEN {
+        return Err(Error::corrupt(format!(
+            "tree {} claims an implausible size",
+            id.short()
+        )));
+    }
     if loc.kind != kind {
         return Err(Error::corrupt(format!(
             "blob {} is a {:?} blob, not {kind:?}",
@@ -43,5 +49,5 @@ pub fn load_tree(repo: &Repository, index: &Index, id: &BlobId) -> Result<Tree> 
 /// Encodes a tree and returns its bytes with its id.
 pub fn tree_blob(repo: &Repository, tree: &Tree) -> Result<(BlobId, Vec<u8>)> {
     let bytes = tree.encode()?;
-    Ok((repo.keys().blob_id(&bytes), bytes))
+    Ok((repo.keys().tree_id(&bytes), bytes))
 }

@@ -60,9 +60,24 @@ impl MasterKeys {
         out
     }
 
-    /// The keyed BLAKE3 id of a blob's plaintext.
-    pub fn blob_id(&self, plaintext: &[u8]) -> BlobId {
+    /// The id of a data blob: BLAKE3 keyed with the id key.
+    pub fn data_id(&self, plaintext: &[u8]) -> BlobId {
         BlobId(Id(*blake3::keyed_hash(&self.id, plaintext).as_bytes()))
+    }
+
+    /// The id of a tree blob: BLAKE3 keyed with a key derived from the id key, so that a data
+    /// chunk can never share an id with a tree of the same bytes.
+    pub fn tree_id(&self, plaintext: &[u8]) -> BlobId {
+        let key = blake3::derive_key("kairn tree id v1", &self.id);
+        BlobId(Id(*blake3::keyed_hash(&key, plaintext).as_bytes()))
+    }
+
+    /// The id of a blob of `kind`.
+    pub fn blob_id(&self, kind: crate::format::blob::BlobKind, plaintext: &[u8]) -> BlobId {
+        match kind {
+            crate::format::blob::BlobKind::Data => self.data_id(plaintext),
+            crate::format::blob::BlobKind::Tree => self.tree_id(plaintext),
+        }
     }
 
     /// The chunker key, from which the gear table is derived.
@@ -219,6 +234,7 @@ mod tests {
         let a = MasterKeys::generate();
         let b = MasterKeys::generate();
         assert!(b.open(b"x", &a.seal(b"x", b"secret")).is_err());
-        assert_ne!(a.blob_id(b"same"), b.blob_id(b"same"));
+        assert_ne!(a.data_id(b"same"), b.data_id(b"same"));
+        assert_ne!(a.data_id(b"same"), a.tree_id(b"same"));
     }
 }

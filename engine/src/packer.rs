@@ -162,8 +162,8 @@ impl<'a> BlobSaver<'a> {
         if file.packs.is_empty() {
             return Ok(());
         }
-        let id = self.repo.save_file(file)?;
-        self.stats.stored_bytes.fetch_add(0, Ordering::Relaxed);
+        let (id, size) = self.repo.save_file_sized(file)?;
+        self.stats.stored_bytes.fetch_add(size, Ordering::Relaxed);
         lock(&self.written_index).push(id);
         Ok(())
     }

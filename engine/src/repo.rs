@@ -121,6 +121,17 @@ impl Repository {
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
+        if !backend.list(FileKind::Key)?.is_empty() || !backend.list(FileKind::Snapshot)?.is_empty()
+        {
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!(
+                    "{} holds key or snapshot files but no config (an interrupted init?): \
+                     remove them or choose another location",
+                    backend.location()
+                ),
+            ));
+        }
         let config = Config::new(opts.chunk_sizes, opts.compression_level, opts.pack_size)?;
         let keys = MasterKeys::generate();
         backend.create()?;
@@ -160,6 +171,11 @@ impl Repository {
         let payload = sealed::open(&keys, SealedType::Config, &config_bytes)
             .map_err(|e| Error::corrupt(format!("the repository config is damaged: {e}")))?;
         let config = Config::decode(&payload)?;
+        if config.version != config_bytes[4] {
+            return Err(Error::corrupt(
+                "the config's version disagrees with its header",
+            ));
+        }
         let chunker = Chunker::new(config.chunk_sizes, keys.chunker_key())?;
         Ok(Self {
             backend,
@@ -197,16 +213,18 @@ impl Repository {
 
     /// Seals and stores a file, returning its id. Storing identical bytes twice is harmless.
     pub fn save_file<F: RepoFile>(&self, file: &F) -> Result<F::Id> {
-        let bytes = sealed::seal(
-            &self.keys,
-            F::SEALED,
-            &file.to_payload(),
-            self.config.compression_level,
-        );
+        self.save_file_sized(file).map(|(id, _)| id)
+    }
+
+    /// Like [`Self::save_file`], also returning the stored size.
+    pub fn save_file_sized<F: RepoFile>(&self, file: &F) -> Result<(F::Id, u64)> {
+        let level = self.config.compression_level;
+        let bytes = sealed::seal(&self.keys, F::SEALED, &file.to_payload(), level);
         let id = Id::hash_of(&bytes);
+        let size = bytes.len() as u64;
         match self.backend.write(F::KIND, &id.to_hex(), bytes) {
-            Ok(()) => Ok(F::Id::from(id)),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(F::Id::from(id)),
+            Ok(()) => Ok((F::Id::from(id), size)),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok((F::Id::from(id), size)),
             Err(e) => Err(e),
         }
     }
@@ -308,6 +326,7 @@ fn unlock(backend: &dyn Backend, password: &[u8]) -> Result<(MasterKeys, KeyId)>
         return Err(Error::corrupt("the repository has no key files"));
     }
     let mut damaged: Option<Error> = None;
+    let mut newer: Option<Error> = None;
     let mut wrong = false;
     for id in ids {
         let name = id.to_hex();
@@ -319,12 +338,13 @@ fn unlock(backend: &dyn Backend, password: &[u8]) -> Result<(MasterKeys, KeyId)>
         match attempt {
             Ok(keys) => return Ok((keys, KeyId(id))),
             Err(e) if e.kind() == ErrorKind::WrongPassword => wrong = true,
-            Err(e) if e.kind() == ErrorKind::UnsupportedVersion => return Err(e),
+            Err(e) if e.kind() == ErrorKind::UnsupportedVersion => newer = Some(e),
             Err(e) => damaged = Some(e.with_context("key", &name[..8])),
         }
     }
-    match (wrong, damaged) {
-        (false, Some(e)) => Err(e),
+    match (newer, wrong, damaged) {
+        (Some(e), _, _) => Err(e),
+        (None, false, Some(e)) => Err(e),
         _ => Err(Error::new(
             ErrorKind::WrongPassword,
             "wrong password: no key file opens with it",

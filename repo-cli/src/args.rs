@@ -31,8 +31,13 @@ pub struct Global {
 }
 
 impl Global {
-    /// The storage backend for the repository location.
+    /// The storage backend of an existing repository.
     pub fn backend(&self) -> Result<Arc<dyn Backend>> {
+        self.backend_at(false)
+    }
+
+    /// The storage backend for the repository location, created when `create` is set.
+    pub fn backend_at(&self, create: bool) -> Result<Arc<dyn Backend>> {
         let Some(location) = &self.repo else {
             bail!(crate::UsageError(
                 "no repository given: use -r/--repo or set KAIRN_REPOSITORY".into()
@@ -44,7 +49,13 @@ impl Global {
                 "unsupported repository location {location:?}: only local paths for now"
             )));
         }
-        Ok(Arc::new(OpendalBackend::local(std::path::Path::new(path))?))
+        let path = std::path::Path::new(path);
+        let backend = if create {
+            OpendalBackend::local_create(path)?
+        } else {
+            OpendalBackend::local(path)?
+        };
+        Ok(Arc::new(backend))
     }
 
     /// The password from a file, `KAIRN_PASSWORD`, or a prompt on a terminal.

@@ -21,8 +21,31 @@ pub struct OpendalBackend {
 pub const TMP_DIR: &str = "tmp";
 
 impl OpendalBackend {
-    /// A repository in a local directory. Writes go to `<root>/tmp`, are synced, then renamed.
+    /// A repository in a local directory that must exist. Writes go to `<root>/tmp`, are
+    /// synced, then renamed.
     pub fn local(root: &std::path::Path) -> Result<Self> {
+        match std::fs::metadata(root) {
+            Ok(m) if m.is_dir() => Self::local_create(root),
+            Ok(_) => Err(Error::new(
+                ErrorKind::RepositoryNotFound,
+                format!(
+                    "there is no kairn repository at {}: not a directory",
+                    root.display()
+                ),
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::new(
+                ErrorKind::RepositoryNotFound,
+                format!(
+                    "there is no kairn repository at {}: it does not exist",
+                    root.display()
+                ),
+            )),
+            Err(e) => Err(Error::io(format!("cannot access {}", root.display()), e)),
+        }
+    }
+
+    /// A repository in a local directory, created when missing (for `init`).
+    pub fn local_create(root: &std::path::Path) -> Result<Self> {
         let root_str = root
             .to_str()
             .ok_or_else(|| Error::invalid("repository path must be UTF-8"))?;
@@ -187,8 +210,10 @@ impl Backend for OpendalBackend {
                 continue;
             }
             let name = entry.name().to_string();
-            if name.len() != 64 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
-                continue; // not ours: a stray file, never an object
+            let canonical =
+                name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+            if !canonical || entry.path() != kind.path(&name) {
+                continue; // not ours: a stray or misplaced file, never an object
             }
             let size = match entry.metadata().content_length() {
                 0 => self.size(kind, &name).unwrap_or(0),

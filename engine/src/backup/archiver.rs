@@ -218,14 +218,9 @@ impl<'a> Archiver<'a> {
                         "file changed while it was read; stored as last read".into(),
                     );
                 }
-                let fresh = node_from_metadata(&node.name, &read.meta, &self.names);
-                node.mtime = fresh.mtime;
-                node.ctime = fresh.ctime;
-                node.atime = fresh.atime;
-                node.mode = fresh.mode;
-                node.uid = fresh.uid;
-                node.gid = fresh.gid;
-                node.links = fresh.links;
+                let xattrs = std::mem::take(&mut node.xattrs);
+                node = node_from_metadata(&node.name, &read.meta, &self.names);
+                node.xattrs = xattrs;
                 node.kind = NodeKind::File {
                     size: read.size,
                     content: read.extents,

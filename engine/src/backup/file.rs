@@ -55,8 +55,7 @@ pub fn read_file(
                 "no longer a regular file",
             )));
         }
-        let (extents, size, bytes_read) =
-            store_content(repo, saver, file_ref(&file), &before, progress)?;
+        let (extents, size, bytes_read) = store_content(repo, saver, &file, &before, progress)?;
         let after = file.metadata().map_err(ReadFailure::Source)?;
         let stable = before.len() == after.len()
             && before.mtime() == after.mtime()
@@ -77,10 +76,6 @@ pub fn read_file(
         last = Some(content);
     }
     last.ok_or_else(|| ReadFailure::Source(std::io::Error::other("file could not be read")))
-}
-
-fn file_ref(f: &File) -> &File {
-    f
 }
 
 fn open_no_follow(path: &Path) -> std::io::Result<File> {
@@ -137,7 +132,7 @@ fn store_content(
                         extents: &mut Vec<Extent>|
      -> std::result::Result<u64, ReadFailure> {
         let result = repo.chunker().for_each_chunk(reader, |chunk| {
-            let id = repo.keys().blob_id(chunk);
+            let id = repo.keys().data_id(chunk);
             saver.save(BlobKind::Data, id, chunk)?;
             extents.push(Extent::Data {
                 id,
@@ -154,6 +149,8 @@ fn store_content(
     };
     match data_regions(file, meta) {
         None => {
+            // data_regions may have moved the offset before giving up.
+            file.seek(SeekFrom::Start(0)).map_err(ReadFailure::Source)?;
             let n = chunk_region(&mut file, &mut extents)?;
             bytes_read += n;
             size += n;

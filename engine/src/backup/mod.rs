@@ -18,7 +18,7 @@ use std::time::Instant;
 pub use self::archiver::Warning;
 use self::archiver::{Archiver, Counters};
 pub use self::excludes::Excludes;
-use self::metadata::{NameCache, node_from_metadata};
+use self::metadata::{NameCache, node_from_metadata, read_xattrs};
 use crate::blobs::load_tree;
 use crate::error::{Error, Result};
 use crate::format::blob::BlobKind;
@@ -212,9 +212,11 @@ fn virtual_dir(
             }
             continue;
         }
-        let meta = std::fs::symlink_metadata(&child_path)
+        // A directory on the way to a backup path; a symlink there is followed, as the path was.
+        let meta = std::fs::metadata(&child_path)
             .map_err(|e| Error::io(format!("cannot stat {}", child_path.display()), e))?;
         let mut node = node_from_metadata(name, &meta, &a.names);
+        node.xattrs = read_xattrs(&child_path).unwrap_or_default();
         let parent_sub = parent_node
             .and_then(|n| n.subtree())
             .and_then(|id| load_tree(a.repo, a.index, &id).ok());
@@ -345,7 +347,7 @@ pub fn backup_stream(
     progress.start("backup", None);
     let mut content = Vec::new();
     let result = repo.chunker().for_each_chunk(reader, |chunk| {
-        let id = repo.keys().blob_id(chunk);
+        let id = repo.keys().data_id(chunk);
         archiver.saver.save(BlobKind::Data, id, chunk)?;
         content.push(Extent::Data {
             id,

@@ -64,7 +64,7 @@ pub fn open_blob(
         .open(&blob_aad(kind, id), stored)
         .map_err(|e| e.with_context("blob", id.short()))?;
     let data = compress::decode(&plain, raw_len).map_err(|e| e.with_context("blob", id.short()))?;
-    if keys.blob_id(&data) != *id {
+    if keys.blob_id(kind, &data) != *id {
         return Err(
             Error::corrupt("blob content does not match its id").with_context("blob", id.short())
         );

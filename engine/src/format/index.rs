@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::format::pack::PackEntry;
 use crate::id::{IndexId, PackId};
 
@@ -35,8 +35,7 @@ impl IndexFile {
 
     /// Decodes postcard bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
-        postcard::from_bytes(bytes)
-            .map_err(|e| Error::corrupt("index file does not decode").with_source(e))
+        crate::format::decode_exact(bytes, "index file")
     }
 
     /// Number of blobs listed.

@@ -70,6 +70,19 @@ impl FileKind {
     }
 }
 
+/// Decodes postcard bytes that must be consumed entirely (trailing bytes are corruption).
+pub fn decode_exact<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> crate::Result<T> {
+    let (value, rest) = postcard::take_from_bytes(bytes)
+        .map_err(|e| crate::Error::corrupt(format!("{what} does not decode")).with_source(e))?;
+    if !rest.is_empty() {
+        return Err(crate::Error::corrupt(format!(
+            "{what} has {} trailing bytes",
+            rest.len()
+        )));
+    }
+    Ok(value)
+}
+
 /// Refuses a version byte newer than [`FORMAT_VERSION`], and the unused version 0.
 pub fn check_version(found: u8, what: &str) -> crate::Result<()> {
     if found == 0 || found > FORMAT_VERSION {

@@ -139,8 +139,7 @@ pub fn parse_trailer(trailer: &[u8], pack_len: u64) -> Result<u32> {
 /// without overlap.
 pub fn open_header(keys: &MasterKeys, sealed: &[u8], blob_area_len: u64) -> Result<PackHeader> {
     let plain = keys.open(&header_aad(), sealed)?;
-    let header: PackHeader = postcard::from_bytes(&plain)
-        .map_err(|e| Error::corrupt("pack header does not decode").with_source(e))?;
+    let header: PackHeader = crate::format::decode_exact(&plain, "pack header")?;
     let mut end = 0u64;
     for e in &header.entries {
         let start = u64::from(e.offset);
@@ -181,7 +180,7 @@ mod tests {
         let mut scratch = Vec::new();
         let blobs: Vec<Vec<u8>> = vec![b"one".to_vec(), vec![7u8; 5000], Vec::new()];
         for data in &blobs {
-            let id = keys.blob_id(data);
+            let id = keys.data_id(data);
             b.add_with(BlobKind::Data, id, data.len() as u32, |out| {
                 seal_blob(&keys, BlobKind::Data, &id, data, 3, &mut scratch, out);
             })

@@ -211,8 +211,7 @@ impl Tree {
         if bytes.len() > MAX_TREE_LEN {
             return Err(Error::corrupt("tree blob is implausibly large"));
         }
-        let tree: Self = postcard::from_bytes(bytes)
-            .map_err(|e| Error::corrupt("tree does not decode").with_source(e))?;
+        let tree: Self = crate::format::decode_exact(bytes, "tree")?;
         tree.validate()?;
         Ok(tree)
     }
@@ -227,6 +226,15 @@ impl Tree {
         }
         for node in &self.nodes {
             validate_name(&node.name)?;
+            if [node.mtime, node.atime, node.ctime]
+                .iter()
+                .any(|t| t.nanos >= 1_000_000_000)
+            {
+                return Err(Error::corrupt(format!(
+                    "{:?} has an invalid timestamp",
+                    node.display_name()
+                )));
+            }
             if let NodeKind::File { size, content } = &node.kind {
                 let sum: u64 = content.iter().map(Extent::len).sum();
                 if sum != *size {

@@ -34,7 +34,12 @@ pub(crate) fn verify_all(
             })
         })
         .collect();
-    report.verified = plan.files.len() as u64 - failed.len() as u64 - problems.len() as u64;
+    let checked = plan
+        .files
+        .iter()
+        .filter(|job| !failed.contains(&job.rel))
+        .count();
+    report.verified = checked.saturating_sub(problems.len()) as u64;
     report.errors.extend(problems);
 }
 
@@ -57,7 +62,7 @@ fn verify_file(
             buf.resize(*len as usize, 0);
             file.read_exact_at(&mut buf, offset)
                 .map_err(|e| format!("verify: read failed: {e}"))?;
-            if repo.keys().blob_id(&buf) != *id {
+            if repo.keys().data_id(&buf) != *id {
                 return Err(format!(
                     "verify: content at offset {offset} does not match blob {}",
                     id.short()

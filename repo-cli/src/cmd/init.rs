@@ -50,7 +50,7 @@ impl KdfArgs {
 }
 
 pub fn run(g: &Global, a: InitArgs) -> Result<()> {
-    let backend = g.backend()?;
+    let backend = g.backend_at(true)?;
     let password = new_password(None, g)?;
     if password.is_empty() {
         anyhow::bail!(crate::UsageError("an empty password is not allowed".into()));
