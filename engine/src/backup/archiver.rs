@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use super::excludes::Excludes;
 use super::file::{ReadFailure, read_file};
-use super::metadata::{NameCache, node_from_metadata, read_xattrs};
+use super::metadata::{NameCache, list_dir, node_from_metadata, read_xattrs};
 use crate::blobs::{load_tree, tree_blob};
 use crate::error::Result;
 use crate::format::blob::BlobKind;
@@ -102,21 +102,10 @@ impl<'a> Archiver<'a> {
         parent_tree: Option<Tree>,
         root_dev: u64,
     ) -> Result<BlobId> {
-        let mut names: Vec<Vec<u8>> = match std::fs::read_dir(path) {
-            Ok(rd) => rd
-                .filter_map(|entry| match entry {
-                    Ok(e) => Some(e.file_name().as_bytes().to_vec()),
-                    Err(e) => {
-                        self.warn(path, format!("cannot list directory: {e}"));
-                        None
-                    }
-                })
-                .collect(),
-            Err(e) => {
-                self.warn(path, format!("cannot list directory: {e}"));
-                Vec::new()
-            }
-        };
+        let mut names = list_dir(path).unwrap_or_else(|e| {
+            self.warn(path, format!("cannot list directory: {e}"));
+            Vec::new()
+        });
         names.sort();
         let nodes: Vec<Option<Node>> = names
             .par_iter()

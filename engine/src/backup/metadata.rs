@@ -128,3 +128,23 @@ pub fn read_xattrs(path: &Path) -> std::io::Result<Vec<Xattr>> {
 fn is_unsupported(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(c) if c == nix::libc::ENOTSUP || c == nix::libc::ENODATA)
 }
+
+/// The names in a directory, read without updating the directory's access time (so that a
+/// backup does not itself change the metadata it records).
+pub fn list_dir(path: &Path) -> std::io::Result<Vec<Vec<u8>>> {
+    use nix::fcntl::OFlag;
+    use nix::sys::stat::Mode;
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let mut dir = match nix::dir::Dir::open(path, flags | OFlag::O_NOATIME, Mode::empty()) {
+        Err(nix::errno::Errno::EPERM) => nix::dir::Dir::open(path, flags, Mode::empty()),
+        other => other,
+    }?;
+    let mut names = Vec::new();
+    for entry in dir.iter() {
+        let name = entry?.file_name().to_bytes().to_vec();
+        if name != b"." && name != b".." {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
