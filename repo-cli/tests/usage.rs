@@ -1,6 +1,8 @@
 //! Command-line usage errors. (Also makes `cargo test` build the `repo` binary, which the
 //! end-to-end tests in `tests/` run.)
 
+#![allow(clippy::unwrap_used)]
+
 use std::process::Command;
 
 fn repo() -> Command {
