@@ -275,3 +275,25 @@ fn a_full_disk_exits_15_with_a_clear_message() {
         "no snapshot after a failed backup"
     );
 }
+
+#[test]
+fn one_file_system_keeps_the_mount_point_but_not_what_is_mounted_there() {
+    let cli = Cli::init();
+    let src = cli.dir.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("here"), b"same filesystem").unwrap();
+    let Some(mnt) = SmallFs::mount(&src.join("mnt"), "1m") else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    fs::write(mnt.0.join("elsewhere"), b"other filesystem").unwrap();
+    cli.ok(&["backup", "--one-file-system", src.to_str().unwrap()]);
+    let listing = cli.ok(&["ls", "latest"]);
+    assert!(
+        listing.contains("/src/here") && listing.contains("/src/mnt\n"),
+        "{listing}"
+    );
+    assert!(!listing.contains("elsewhere"), "{listing}");
+    cli.ok(&["backup", src.to_str().unwrap()]);
+    assert!(cli.ok(&["ls", "latest"]).contains("/src/mnt/elsewhere"));
+}
