@@ -9,28 +9,60 @@ pub const RAW: u8 = 0;
 /// Marker: the payload is a zstd frame.
 pub const ZSTD: u8 = 1;
 
+/// A zstd context and an output buffer, kept per thread: creating a context per blob showed
+/// in profiles.
+struct Zstd {
+    level: i32,
+    compressor: zstd::bulk::Compressor<'static>,
+    buf: Vec<u8>,
+}
+
+thread_local! {
+    static ZSTD_STATE: std::cell::RefCell<Option<Zstd>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Compresses `data` at `level` and appends the result to `out`, if it is smaller than `data`.
+fn compress_smaller(data: &[u8], level: i32, out: &mut Vec<u8>) -> bool {
+    ZSTD_STATE.with(|cell| {
+        let Ok(mut slot) = cell.try_borrow_mut() else {
+            return false;
+        };
+        if slot.as_ref().is_none_or(|z| z.level != level) {
+            *slot = zstd::bulk::Compressor::new(level)
+                .ok()
+                .map(|compressor| Zstd {
+                    level,
+                    compressor,
+                    buf: Vec::new(),
+                });
+        }
+        let Some(z) = slot.as_mut() else { return false };
+        // zstd writes from the start of a Vec and fails when the output would not fit: a buffer
+        // of the input's size both bounds memory and rejects results that are not smaller.
+        z.buf.clear();
+        z.buf.reserve(data.len());
+        match z.compressor.compress_to_buffer(data, &mut z.buf) {
+            Ok(n) if n < data.len() => {
+                out.extend_from_slice(&z.buf[..n]);
+                true
+            }
+            _ => false,
+        }
+    })
+}
+
 /// Appends `marker ‖ payload` for `data` to `out`, compressing at `level` when that is smaller.
 pub fn encode_into(data: &[u8], level: i32, out: &mut Vec<u8>) {
-    let start = out.len();
-    out.push(ZSTD);
-    let bound = zstd::zstd_safe::compress_bound(data.len());
-    out.reserve(bound);
-    let mut compressed = false;
     if level != 0 && !data.is_empty() {
-        let spare = out.len();
-        out.resize(spare + bound, 0);
-        match zstd::bulk::compress_to_buffer(data, &mut out[spare..], level) {
-            Ok(n) if n < data.len() => {
-                out.truncate(spare + n);
-                compressed = true;
-            }
-            _ => out.truncate(spare),
+        let start = out.len();
+        out.push(ZSTD);
+        if compress_smaller(data, level, out) {
+            return;
         }
+        out.truncate(start);
     }
-    if !compressed {
-        out[start] = RAW;
-        out.extend_from_slice(data);
-    }
+    out.push(RAW);
+    out.extend_from_slice(data);
 }
 
 /// Decodes `marker ‖ payload`, refusing output larger than `expected_len` (a zip bomb).
