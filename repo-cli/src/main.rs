@@ -71,6 +71,8 @@ enum Command {
     Diff(cmd::diff::DiffArgs),
     /// Print a repository object, decrypted, as JSON.
     Cat(cmd::cat::CatArgs),
+    /// Verify the repository: structure, and with --read-data every stored byte.
+    Check(cmd::check::CheckArgs),
     /// Show sizes, deduplication and compression.
     Stats(cmd::stats::StatsArgs),
     /// Manage the passwords (key files) of the repository.
@@ -90,6 +92,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Diff(a) => cmd::diff::run(g, a),
         Command::Cat(a) => cmd::cat::run(g, a),
         Command::Stats(a) => cmd::stats::run(g, a),
+        Command::Check(a) => cmd::check::run(g, a),
         Command::Key(a) => cmd::key::run(g, a),
     }
 }

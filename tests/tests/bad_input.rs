@@ -287,3 +287,41 @@ fn a_missing_tree_pack_is_reported_not_silently_skipped() {
     assert_ne!(code(&out), 0, "{}", stderr(&out));
     assert!(stderr(&out).contains("missing"), "{}", stderr(&out));
 }
+
+#[test]
+fn check_finds_missing_truncated_and_flipped_packs() {
+    let (cli, _src, by_pack) = multi_pack_repo();
+    let out = cli.ok(&["check", "--read-data"]);
+    assert!(out.contains("no problems found"), "{out}");
+    let packs: Vec<&PathBuf> = by_pack.keys().collect();
+
+    // A flipped byte: only reading the data finds it.
+    let len = fs::metadata(packs[0]).unwrap().len() as usize;
+    flip_byte(packs[0], len / 2);
+    assert!(
+        cli.run(&["check"]).status.success(),
+        "the structure is still intact"
+    );
+    let out = cli.run(&["check", "--read-data"]);
+    assert_eq!(code(&out), 4);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("is damaged"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // A truncated and a missing pack: the structure check finds both and names the snapshot.
+    truncate(packs[1], 100);
+    fs::remove_file(packs[2]).unwrap();
+    let out = cli.run(&["check"]);
+    assert_eq!(code(&out), 4);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("is missing") && text.contains("bytes, the index says"),
+        "{text}"
+    );
+    assert!(
+        text.contains("(snapshots "),
+        "affected snapshots are named: {text}"
+    );
+}

@@ -1,0 +1,65 @@
+use anyhow::Result;
+use clap::Args;
+use engine::check::{CheckOptions, check};
+
+use crate::args::Global;
+use crate::progress::CliProgress;
+use crate::{Partial, exit, output};
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Also read every pack and verify every blob.
+    #[arg(long)]
+    read_data: bool,
+}
+
+pub fn run(g: &Global, a: CheckArgs) -> Result<()> {
+    let repo = g.open()?;
+    let progress = CliProgress::new(g.quiet || g.json, false);
+    let report = check(
+        &repo,
+        &CheckOptions {
+            read_data: a.read_data,
+        },
+        &progress,
+    )?;
+    if g.json {
+        output::json(&report)?;
+    } else {
+        for p in &report.problems {
+            let snaps = if p.snapshots.is_empty() {
+                String::new()
+            } else {
+                format!(" (snapshots {})", p.snapshots.join(", "))
+            };
+            output::line(format!("error: {}{snaps}", p.message))?;
+        }
+        if !g.quiet {
+            output::line(format!(
+                "checked {} snapshots, {} trees{}; {} unindexed packs (harmless leftovers)",
+                report.snapshots,
+                report.trees,
+                if a.read_data {
+                    format!(
+                        ", read {} packs and verified {} blobs",
+                        report.packs_read, report.blobs_verified
+                    )
+                } else {
+                    String::new()
+                },
+                report.unindexed_packs
+            ))?;
+        }
+    }
+    if !report.problems.is_empty() {
+        return Err(Partial {
+            code: exit::DAMAGED_DATA,
+            message: format!("{} problem(s) found", report.problems.len()),
+        }
+        .into());
+    }
+    if !g.quiet && !g.json {
+        output::line("no problems found")?;
+    }
+    Ok(())
+}
