@@ -128,13 +128,18 @@ fn seal_with_nonce(
     pt: &[u8],
     out: &mut Vec<u8>,
 ) {
+    use chacha20poly1305::aead::AeadInPlace;
     let cipher = XChaCha20Poly1305::new(key.into());
-    let ct = cipher
-        .encrypt(XNonce::from_slice(nonce), Payload { msg: pt, aad })
-        .unwrap_or_default(); // encryption cannot fail for inputs below 256 GiB
-    out.reserve(NONCE_LEN + ct.len());
+    out.reserve(NONCE_LEN + pt.len() + TAG_LEN);
     out.extend_from_slice(nonce);
-    out.extend_from_slice(&ct);
+    let start = out.len();
+    out.extend_from_slice(pt);
+    // In place, so sealing a blob straight into a pack needs no buffer of its own. Encryption
+    // cannot fail for inputs below 256 GiB.
+    match cipher.encrypt_in_place_detached(XNonce::from_slice(nonce), aad, &mut out[start..]) {
+        Ok(tag) => out.extend_from_slice(&tag),
+        Err(_) => out.truncate(start - NONCE_LEN),
+    }
 }
 
 /// Opens a box sealed under `key`; `None` when authentication fails or the box is too short.

@@ -8,9 +8,10 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::compress::encode_into;
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::FileKind;
-use crate::format::blob::{BlobKind, seal_blob};
+use crate::format::blob::{BlobKind, blob_aad};
 use crate::format::index::{IndexFile, IndexPack};
 use crate::format::pack::PackBuilder;
 use crate::id::{BlobId, IndexId};
@@ -81,27 +82,20 @@ impl<'a> BlobSaver<'a> {
             u32::try_from(plaintext.len()).map_err(|_| Error::internal("blob over 4 GiB"))?;
         let level = self.repo.config().compression_level;
         let keys = self.repo.keys();
-        let mut sealed = Vec::with_capacity(plaintext.len() + 64);
-        SCRATCH.with(|s| {
-            seal_blob(
-                keys,
-                kind,
-                &id,
-                plaintext,
-                level,
-                &mut s.borrow_mut(),
-                &mut sealed,
-            )
-        });
-        let full = {
+        let aad = blob_aad(kind, &id);
+        // Compress outside the lock (the costly part), then seal straight into the pack.
+        let full = SCRATCH.with(|cell| -> Result<Option<PackBuilder>> {
+            let mut scratch = cell.borrow_mut();
+            scratch.clear();
+            encode_into(plaintext, level, &mut scratch);
             let mut builder = lock(self.builder(kind));
-            builder.add_with(kind, id, raw_len, |out| out.extend_from_slice(&sealed))?;
-            if builder.len() >= self.repo.config().pack_size as usize {
-                Some(std::mem::take(&mut *builder))
-            } else {
-                None
+            if builder.is_empty() {
+                builder.reserve(self.pack_capacity());
             }
-        };
+            builder.add_with(kind, id, raw_len, |out| keys.seal_into(&aad, &scratch, out))?;
+            Ok((builder.len() >= self.repo.config().pack_size as usize)
+                .then(|| std::mem::take(&mut *builder)))
+        })?;
         match kind {
             BlobKind::Data => self.stats.data_blobs.fetch_add(1, Ordering::Relaxed),
             BlobKind::Tree => self.stats.tree_blobs.fetch_add(1, Ordering::Relaxed),
@@ -113,6 +107,12 @@ impl<'a> BlobSaver<'a> {
             self.write_pack(builder)?;
         }
         Ok(true)
+    }
+
+    /// A pack's final size: the target, plus the largest blob that can cross it, plus the header.
+    fn pack_capacity(&self) -> usize {
+        let cfg = self.repo.config();
+        cfg.pack_size as usize + cfg.chunk_sizes.max_size as usize + (1 << 20)
     }
 
     fn builder(&self, kind: BlobKind) -> &Mutex<PackBuilder> {

@@ -93,6 +93,11 @@ impl PackBuilder {
         Ok(())
     }
 
+    /// Reserves room for `additional` more bytes.
+    pub fn reserve(&mut self, additional: usize) {
+        self.bytes.reserve_exact(additional);
+    }
+
     /// Bytes of blobs so far.
     pub fn len(&self) -> usize {
         self.bytes.len()
