@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::blobs::load_tree;
 use crate::error::Result;
 use crate::format::FileKind;
-use crate::format::blob::{BlobKind, open_blob};
+use crate::format::blob::{BlobKind, open_blob_in_place};
 use crate::format::index::IndexFile;
 use crate::format::pack::read_header_from_bytes;
 use crate::format::snapshot::Snapshot;
@@ -246,7 +246,7 @@ fn read_data(repo: &Repository, index: &Index, report: &mut CheckReport, progres
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .push(problem(m))
             };
-            let bytes = match repo.backend().read(FileKind::Pack, &name) {
+            let mut bytes = match repo.backend().read(FileKind::Pack, &name) {
                 Ok(b) => b,
                 Err(e) => return fail(format!("pack {}: {e}", pack.short())),
             };
@@ -274,8 +274,9 @@ fn read_data(repo: &Repository, index: &Index, report: &mut CheckReport, progres
                 }
             }
             for e in &header.entries {
-                let stored = &bytes[e.offset as usize..(e.offset + e.length) as usize];
-                match open_blob(repo.keys(), e.kind, &e.id, stored, e.raw_length as usize) {
+                let stored = &mut bytes[e.offset as usize..(e.offset + e.length) as usize];
+                match open_blob_in_place(repo.keys(), e.kind, &e.id, stored, e.raw_length as usize)
+                {
                     Ok(_) => {
                         verified.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }

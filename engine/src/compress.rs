@@ -65,6 +65,17 @@ pub fn encode_into(data: &[u8], level: i32, out: &mut Vec<u8>) {
     out.extend_from_slice(data);
 }
 
+/// Decodes `marker ‖ payload` without copying a raw payload; refuses output of any length but
+/// `expected_len` (and so a zip bomb).
+pub fn decode_borrowed(stored: &[u8], expected_len: usize) -> Result<std::borrow::Cow<'_, [u8]>> {
+    match stored.split_first() {
+        Some((&RAW, payload)) if payload.len() == expected_len => {
+            Ok(std::borrow::Cow::Borrowed(payload))
+        }
+        _ => decode(stored, expected_len).map(std::borrow::Cow::Owned),
+    }
+}
+
 /// Decodes `marker ‖ payload`, refusing output larger than `expected_len` (a zip bomb).
 pub fn decode(stored: &[u8], expected_len: usize) -> Result<Vec<u8>> {
     let (&marker, payload) = stored

@@ -311,3 +311,46 @@ fn tar_names(bytes: &[u8]) -> Vec<String> {
     }
     names
 }
+
+#[test]
+fn thousands_of_tiny_files_restore_under_a_low_descriptor_limit() {
+    // Found by the benchmark: one pack segment of tiny files targets thousands of files, and the
+    // restore kept every one of them open.
+    let cli = Cli::init();
+    let src = cli.dir.path().join("tiny");
+    for d in 0..4 {
+        fs::create_dir_all(src.join(format!("{d}"))).unwrap();
+        for f in 0..750 {
+            fs::write(
+                src.join(format!("{d}/{f}.txt")),
+                format!("tiny file {d}/{f}\n"),
+            )
+            .unwrap();
+        }
+    }
+    cli.backup(&src);
+    let target = cli.dir.path().join("out");
+    let out = std::process::Command::new("prlimit")
+        .arg("--nofile=256")
+        .arg(kairn_e2e::repo_bin())
+        .args([
+            "-r",
+            cli.repo.to_str().unwrap(),
+            "--password-file",
+            cli.password_file.to_str().unwrap(),
+        ])
+        .args([
+            "restore",
+            &format!("latest:{}", src.display()),
+            "--target",
+            target.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_same(&scan(&src), &scan(&target));
+}

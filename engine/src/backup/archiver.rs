@@ -62,6 +62,27 @@ fn add(c: &AtomicU64, n: u64) {
 }
 
 impl<'a> Archiver<'a> {
+    /// An archiver with a fresh blob saver over `index`.
+    pub(crate) fn new(
+        repo: &'a Repository,
+        index: &'a Index,
+        excludes: Excludes,
+        one_file_system: bool,
+        progress: &'a dyn Progress,
+    ) -> Self {
+        Self {
+            repo,
+            index,
+            saver: BlobSaver::new(repo, index),
+            excludes,
+            one_file_system,
+            progress,
+            names: NameCache::default(),
+            warnings: Mutex::default(),
+            counters: Counters::default(),
+        }
+    }
+
     pub(crate) fn warn(&self, path: &Path, message: String) {
         self.progress.warning(path, &message);
         self.warnings

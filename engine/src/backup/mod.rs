@@ -11,14 +11,13 @@ use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use self::archiver::Archiver;
 pub use self::archiver::Warning;
-use self::archiver::{Archiver, Counters};
 pub use self::excludes::Excludes;
-use self::metadata::{NameCache, node_from_metadata, read_xattrs};
+use self::metadata::{node_from_metadata, read_xattrs};
 use crate::blobs::load_tree;
 use crate::error::{Error, Result};
 use crate::format::blob::BlobKind;
@@ -26,7 +25,6 @@ use crate::format::snapshot::{Snapshot, Source, SourceKind, Summary};
 use crate::format::tree::{Extent, Node, NodeKind, Timestamp, Tree};
 use crate::id::{BlobId, SnapshotId};
 use crate::index::Index;
-use crate::packer::BlobSaver;
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::snapshots::{SnapshotFilter, latest_matching};
@@ -154,17 +152,13 @@ pub fn backup(
         None => None,
     };
 
-    let archiver = Archiver {
+    let archiver = Archiver::new(
         repo,
         index,
-        saver: BlobSaver::new(repo, index),
-        excludes: Excludes::new(&opts.excludes)?,
-        one_file_system: opts.one_file_system,
+        Excludes::new(&opts.excludes)?,
+        opts.one_file_system,
         progress,
-        names: NameCache::default(),
-        warnings: Mutex::default(),
-        counters: Counters::default(),
-    };
+    );
     progress.start("backup", None);
     let mut trie = PathTrie::default();
     for p in &paths {
@@ -333,17 +327,7 @@ pub fn backup_stream(
         .map_err(|_| Error::invalid(format!("{filename:?} is not a valid file name")))?;
     let started = chrono::Utc::now();
     let clock = Instant::now();
-    let archiver = Archiver {
-        repo,
-        index,
-        saver: BlobSaver::new(repo, index),
-        excludes: Excludes::none(),
-        one_file_system: false,
-        progress,
-        names: NameCache::default(),
-        warnings: Mutex::default(),
-        counters: Counters::default(),
-    };
+    let archiver = Archiver::new(repo, index, Excludes::none(), false, progress);
     progress.start("backup", None);
     let mut content = Vec::new();
     let result = repo.chunker().for_each_chunk(reader, |chunk| {

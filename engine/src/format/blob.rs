@@ -52,6 +52,28 @@ pub fn seal_blob(
     keys.seal_into(&blob_aad(kind, id), scratch, out);
 }
 
+/// Like [`open_blob`], decrypting in place in `stored`: a raw blob is returned as a slice of
+/// it, with no copy; a compressed one is decompressed into a new buffer.
+pub fn open_blob_in_place<'b>(
+    keys: &MasterKeys,
+    kind: BlobKind,
+    id: &BlobId,
+    stored: &'b mut [u8],
+    raw_len: usize,
+) -> Result<std::borrow::Cow<'b, [u8]>> {
+    let plain = keys
+        .open_in_place(&blob_aad(kind, id), stored)
+        .map_err(|e| e.with_context("blob", id.short()))?;
+    let data = compress::decode_borrowed(plain, raw_len)
+        .map_err(|e| e.with_context("blob", id.short()))?;
+    if keys.blob_id(kind, &data) != *id {
+        return Err(
+            Error::corrupt("blob content does not match its id").with_context("blob", id.short())
+        );
+    }
+    Ok(data)
+}
+
 /// Opens a stored blob, decompresses it and checks that its keyed hash is `id`.
 pub fn open_blob(
     keys: &MasterKeys,

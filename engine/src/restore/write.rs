@@ -12,13 +12,16 @@ use super::fs::open_for_write;
 use super::plan::{BlobNeed, PackWork, Plan};
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::FileKind;
-use crate::format::blob::{BlobKind, open_blob};
+use crate::format::blob::{BlobKind, open_blob_in_place};
 use crate::index::Index;
 use crate::progress::Progress;
 use crate::repo::Repository;
 
 /// Blobs closer than this are read in one request.
 const COALESCE_GAP: u64 = 256 * 1024;
+/// Files a worker keeps open at once: a segment of tiny files targets thousands of them, and the
+/// descriptor limit may be as low as 1,024 for the whole process.
+const MAX_OPEN_FILES: usize = 64;
 /// No single read is larger than this.
 const MAX_READ: u64 = 64 << 20;
 
@@ -69,7 +72,7 @@ fn restore_pack(
             .map(|b| u64::from(b.offset) + u64::from(b.length))
             .max()
             .unwrap_or(start);
-        let bytes = match repo
+        let mut bytes = match repo
             .backend()
             .read_range(FileKind::Pack, &name, start, end - start)
         {
@@ -85,8 +88,8 @@ fn restore_pack(
         };
         for need in seg {
             let at = (u64::from(need.offset) - start) as usize;
-            let stored = &bytes[at..at + need.length as usize];
-            let data = match open_blob(
+            let stored = &mut bytes[at..at + need.length as usize];
+            let data = match open_blob_in_place(
                 repo.keys(),
                 BlobKind::Data,
                 &need.id,
@@ -108,6 +111,9 @@ fn restore_pack(
                     continue;
                 }
                 let job = &plan.files[t.file as usize];
+                if open_files.len() >= MAX_OPEN_FILES && !open_files.contains_key(&t.file) {
+                    open_files.clear();
+                }
                 let file = match open_files.entry(t.file) {
                     std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
                     std::collections::hash_map::Entry::Vacant(v) => {
@@ -131,10 +137,6 @@ fn restore_pack(
                 }
                 progress.bytes(data.len() as u64);
             }
-        }
-        // Bound open descriptors per worker.
-        if open_files.len() > 256 {
-            open_files.clear();
         }
     }
     Ok(())
