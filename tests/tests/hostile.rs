@@ -14,7 +14,7 @@ use engine::locate::Located;
 use engine::packer::BlobSaver;
 use engine::progress::NoProgress;
 use engine::repo::{InitOptions, Repository};
-use engine::restore::{RestoreOptions, restore};
+use engine::restore::{RestoreOptions, RestoreReport, restore};
 
 fn repo() -> Repository {
     let opts = InitOptions {
@@ -45,6 +45,24 @@ fn node(name: &[u8], kind: NodeKind) -> Node {
         links: 1,
         xattrs: vec![],
     }
+}
+
+/// Restores a root tree with default options.
+fn restore_root(
+    repo: &Repository,
+    index: &Index,
+    root: engine::id::BlobId,
+    target: &std::path::Path,
+) -> RestoreReport {
+    restore(
+        repo,
+        index,
+        &Located::Root(root),
+        target,
+        &RestoreOptions::default(),
+        &NoProgress,
+    )
+    .unwrap()
 }
 
 /// Stores a tree as the attacker would: encoded without the writer's validation.
@@ -104,15 +122,7 @@ fn unsafe_names_never_reach_the_filesystem() {
     let index = Index::load(&repo).unwrap();
     for (bad, root) in bad_names.iter().zip(roots) {
         let target = tempfile::tempdir().unwrap();
-        let report = restore(
-            &repo,
-            &index,
-            &Located::Root(root),
-            target.path(),
-            &RestoreOptions::default(),
-            &NoProgress,
-        )
-        .unwrap();
+        let report = restore_root(&repo, &index, root, target.path());
         assert_eq!(
             report.errors.len(),
             1,
@@ -164,15 +174,7 @@ fn a_symlink_at_the_destination_is_replaced_not_followed() {
     .unwrap();
     fs::write(outside.path().join("plain-victim"), b"untouched").unwrap();
 
-    let report = restore(
-        &repo,
-        &index,
-        &Located::Root(root_id),
-        target.path(),
-        &RestoreOptions::default(),
-        &NoProgress,
-    )
-    .unwrap();
+    let report = restore_root(&repo, &index, root_id, target.path());
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert!(
         fs::symlink_metadata(target.path().join("dir"))
@@ -213,15 +215,7 @@ fn a_tree_claiming_a_huge_file_is_refused() {
     saver.flush().unwrap();
     let index = Index::load(&repo).unwrap();
     let target = tempfile::tempdir().unwrap();
-    let report = restore(
-        &repo,
-        &index,
-        &Located::Root(root_id),
-        target.path(),
-        &RestoreOptions::default(),
-        &NoProgress,
-    )
-    .unwrap();
+    let report = restore_root(&repo, &index, root_id, target.path());
     assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
     assert!(!target.path().join("huge").exists());
 }
