@@ -41,6 +41,16 @@ pub struct Cli {
 /// Cheap Argon2id settings so tests do not spend seconds in key derivation.
 pub const CHEAP_KDF: [&str; 4] = ["--kdf-memory-kib", "64", "--kdf-iterations", "1"];
 
+/// `init` arguments for 16/64/256 KiB chunks, so that a few MB of test data make many chunks.
+pub const SMALL_CHUNKS: [&str; 6] = [
+    "--chunk-min",
+    "16384",
+    "--chunk-avg",
+    "65536",
+    "--chunk-max",
+    "262144",
+];
+
 impl Cli {
     /// A fresh, initialised repository with password `correct horse`.
     pub fn init() -> Self {

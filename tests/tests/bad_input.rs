@@ -131,16 +131,7 @@ fn damaged_config_key_index_and_snapshot_exit_14() {
 /// Builds a repository whose data spans several packs, and returns, for each data pack, the
 /// files that need it.
 fn multi_pack_repo() -> (Cli, PathBuf, BTreeMap<PathBuf, BTreeSet<String>>) {
-    let cli = Cli::init_with(&[
-        "--pack-size-mib",
-        "1",
-        "--chunk-min",
-        "16384",
-        "--chunk-avg",
-        "65536",
-        "--chunk-max",
-        "262144",
-    ]);
+    let cli = Cli::init_with(&[&["--pack-size-mib", "1"][..], &kairn_e2e::SMALL_CHUNKS].concat());
     let src = cli.dir.path().join("src");
     fs::create_dir_all(&src).unwrap();
     for i in 0..8u64 {

@@ -15,14 +15,7 @@ fn added(cli: &Cli, path: &std::path::Path) -> (u64, serde_json::Value) {
 }
 
 fn small_chunks() -> Cli {
-    Cli::init_with(&[
-        "--chunk-min",
-        "16384",
-        "--chunk-avg",
-        "65536",
-        "--chunk-max",
-        "262144",
-    ])
+    Cli::init_with(&kairn_e2e::SMALL_CHUNKS)
 }
 
 #[test]

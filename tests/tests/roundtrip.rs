@@ -141,14 +141,7 @@ fn build_tree(root: &Path) -> PathBuf {
 
 #[test]
 fn every_kind_of_entry_and_metadata_survives_backup_and_restore() {
-    let cli = Cli::init_with(&[
-        "--chunk-min",
-        "16384",
-        "--chunk-avg",
-        "65536",
-        "--chunk-max",
-        "262144",
-    ]);
+    let cli = Cli::init_with(&kairn_e2e::SMALL_CHUNKS);
     let src = cli.dir.path().join("src");
     let sparse = build_tree(&src);
     let _socket = std::os::unix::net::UnixListener::bind(src.join("socket")).unwrap();
