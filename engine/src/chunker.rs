@@ -132,11 +132,23 @@ impl Chunker {
     pub fn for_each_chunk<R: Read>(
         &self,
         reader: R,
-        f: impl FnMut(&[u8]) -> Result<()>,
+        mut f: impl FnMut(&[u8]) -> Result<()>,
+    ) -> std::io::Result<std::result::Result<u64, Error>> {
+        self.for_each_batch(reader, |batch| batch.iter().try_for_each(|c| f(c)))
+    }
+
+    /// Like [`Chunker::for_each_chunk`], but hands over every chunk that is complete in the
+    /// buffer at once, in order, so the caller can process them in parallel: one large file then
+    /// keeps every core busy, while reading and cutting stay sequential (they are the cheap part).
+    pub fn for_each_batch<R: Read>(
+        &self,
+        reader: R,
+        f: impl FnMut(&[&[u8]]) -> Result<()>,
     ) -> std::io::Result<std::result::Result<u64, Error>> {
         CHUNK_BUFFER.with(|cell| match cell.try_borrow_mut() {
             Ok(mut buf) => self.chunk_with(&mut buf, reader, f),
-            // Re-entered on this thread (a callback that chunks): use a private buffer.
+            // Re-entered on this thread (a rayon worker that stole another file's work while
+            // waiting on a batch): use a private buffer.
             Err(_) => self.chunk_with(&mut Vec::new(), reader, f),
         })
     }
@@ -145,7 +157,7 @@ impl Chunker {
         &self,
         buf: &mut Vec<u8>,
         mut reader: R,
-        mut f: impl FnMut(&[u8]) -> Result<()>,
+        mut f: impl FnMut(&[&[u8]]) -> Result<()>,
     ) -> std::io::Result<std::result::Result<u64, Error>> {
         let max = self.params.max_size as usize;
         if buf.len() < 2 * max {
@@ -153,6 +165,7 @@ impl Chunker {
         }
         let buf = &mut buf[..2 * max];
         let (mut start, mut end, mut eof, mut total) = (0usize, 0usize, false, 0u64);
+        let mut cuts: Vec<(usize, usize)> = Vec::new();
         loop {
             while !eof && end < buf.len() {
                 match reader.read(&mut buf[end..]) {
@@ -165,12 +178,17 @@ impl Chunker {
                     Err(e) => return Err(e),
                 }
             }
+            cuts.clear();
             while end - start >= max || (eof && end > start) {
                 let n = self.cut(&buf[start..end]);
-                if let Err(e) = f(&buf[start..start + n]) {
+                cuts.push((start, n));
+                start += n;
+            }
+            if !cuts.is_empty() {
+                let batch: Vec<&[u8]> = cuts.iter().map(|&(s, n)| &buf[s..s + n]).collect();
+                if let Err(e) = f(&batch) {
                     return Ok(Err(e));
                 }
-                start += n;
             }
             if eof {
                 return Ok(Ok(total));
@@ -243,6 +261,23 @@ mod tests {
             "{} chunks",
             parts.len()
         );
+    }
+
+    #[test]
+    fn batches_hold_the_same_chunks_in_order() {
+        let c = Chunker::new(small(), &[7; 32]).unwrap();
+        let data = xorshift(2, 700_001);
+        let mut batched = Vec::new();
+        let mut batches = 0;
+        c.for_each_batch(&data[..], |batch| {
+            batches += 1;
+            batched.extend(batch.iter().map(|b| b.to_vec()));
+            Ok(())
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(batched, chunks(&c, &data));
+        assert!(batches > 1 && batches < batched.len(), "{batches} batches");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use nix::unistd::{Whence, lseek};
+use rayon::prelude::*;
 
 use crate::error::Error;
 use crate::format::blob::BlobKind;
@@ -131,14 +132,21 @@ fn store_content(
     let chunk_region = |reader: &mut dyn Read,
                         extents: &mut Vec<Extent>|
      -> std::result::Result<u64, ReadFailure> {
-        let result = repo.chunker().for_each_chunk(reader, |chunk| {
-            let id = repo.keys().data_id(chunk);
-            saver.save(BlobKind::Data, id, chunk)?;
-            extents.push(Extent::Data {
+        let result = repo.chunker().for_each_batch(reader, |batch| {
+            // Ids, compression and sealing of one batch run on every core; extents stay in order.
+            let ids = batch
+                .par_iter()
+                .map(|chunk| {
+                    let id = repo.keys().data_id(chunk);
+                    saver.save(BlobKind::Data, id, chunk)?;
+                    progress.bytes(chunk.len() as u64);
+                    Ok(id)
+                })
+                .collect::<crate::error::Result<Vec<_>>>()?;
+            extents.extend(batch.iter().zip(ids).map(|(chunk, id)| Extent::Data {
                 id,
                 len: chunk.len() as u32,
-            });
-            progress.bytes(chunk.len() as u64);
+            }));
             Ok(())
         });
         match result {
