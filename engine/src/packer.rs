@@ -50,7 +50,9 @@ pub struct BlobSaver<'a> {
 }
 
 thread_local! {
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Per thread: the compressed blob, then the sealed one.
+    static SCRATCH: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 impl<'a> BlobSaver<'a> {
@@ -83,16 +85,19 @@ impl<'a> BlobSaver<'a> {
         let level = self.repo.config().compression_level;
         let keys = self.repo.keys();
         let aad = blob_aad(kind, &id);
-        // Compress outside the lock (the costly part), then seal straight into the pack.
+        // Compress and seal outside the lock: sealing under it made one large file's blobs
+        // queue on a single core. Under the lock there is only a copy.
         let full = SCRATCH.with(|cell| -> Result<Option<PackBuilder>> {
-            let mut scratch = cell.borrow_mut();
-            scratch.clear();
-            encode_into(plaintext, level, &mut scratch);
+            let (compressed, sealed) = &mut *cell.borrow_mut();
+            compressed.clear();
+            encode_into(plaintext, level, compressed);
+            sealed.clear();
+            keys.seal_into(&aad, compressed, sealed);
             let mut builder = lock(self.builder(kind));
             if builder.is_empty() {
                 builder.reserve(self.pack_capacity());
             }
-            builder.add_with(kind, id, raw_len, |out| keys.seal_into(&aad, &scratch, out))?;
+            builder.add_with(kind, id, raw_len, |out| out.extend_from_slice(sealed))?;
             Ok((builder.len() >= self.repo.config().pack_size as usize)
                 .then(|| std::mem::take(&mut *builder)))
         })?;
