@@ -29,15 +29,29 @@ pub fn read_blob(repo: &Repository, index: &Index, kind: BlobKind, id: &BlobId) 
             loc.kind
         )));
     }
-    let (pack, _) = index.pack(loc.pack);
-    let stored = repo.backend().read_range(
-        FileKind::Pack,
-        &pack.to_hex(),
-        u64::from(loc.offset),
-        u64::from(loc.length),
-    )?;
-    open_blob(repo.keys(), kind, id, &stored, loc.raw_length as usize)
-        .map_err(|e| e.with_context("pack", pack.short()))
+    let (pack, pack_size) = index.pack(loc.pack);
+    let (offset, length) = (u64::from(loc.offset), u64::from(loc.length));
+    let opened = if kind == BlobKind::Tree && repo.tree_packs().admits(pack_size) {
+        let whole = repo.tree_packs().get_or_load(&pack, || {
+            repo.backend().read(FileKind::Pack, &pack.to_hex())
+        })?;
+        let stored = usize::try_from(offset + length)
+            .ok()
+            .and_then(|end| whole.get(offset as usize..end))
+            .ok_or_else(|| {
+                Error::corrupt(format!(
+                    "pack is {} bytes, shorter than the index says",
+                    whole.len()
+                ))
+            });
+        stored.and_then(|stored| open_blob(repo.keys(), kind, id, stored, loc.raw_length as usize))
+    } else {
+        let stored = repo
+            .backend()
+            .read_range(FileKind::Pack, &pack.to_hex(), offset, length)?;
+        open_blob(repo.keys(), kind, id, &stored, loc.raw_length as usize)
+    };
+    opened.map_err(|e| e.with_context("pack", pack.short()))
 }
 
 /// Loads and decodes a tree.

@@ -34,6 +34,7 @@ pub mod id;
 pub mod index;
 pub mod locate;
 pub mod ops;
+pub mod pack_cache;
 pub mod packer;
 pub mod progress;
 pub mod repo;

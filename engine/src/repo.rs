@@ -16,6 +16,7 @@ use crate::format::keyfile::KeyFile;
 use crate::format::sealed::{self, SealedType};
 use crate::format::snapshot::Snapshot;
 use crate::id::{Id, IndexId, KeyId, SnapshotId};
+use crate::pack_cache::PackCache;
 
 /// Options for a new repository.
 #[derive(Debug, Clone)]
@@ -86,7 +87,11 @@ pub struct Repository {
     config: Config,
     key_id: KeyId,
     chunker: Chunker,
+    tree_packs: PackCache,
 }
+
+/// Bytes of whole tree packs kept in memory while walking snapshots.
+const TREE_PACK_CACHE_BYTES: usize = 48 << 20;
 
 impl std::fmt::Debug for Repository {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -151,6 +156,7 @@ impl Repository {
             config,
             key_id,
             chunker,
+            tree_packs: PackCache::new(TREE_PACK_CACHE_BYTES),
         })
     }
 
@@ -183,12 +189,18 @@ impl Repository {
             config,
             key_id,
             chunker,
+            tree_packs: PackCache::new(TREE_PACK_CACHE_BYTES),
         })
     }
 
     /// The storage.
     pub fn backend(&self) -> &dyn Backend {
         self.backend.as_ref()
+    }
+
+    /// Whole tree packs recently read; see [`crate::pack_cache`].
+    pub fn tree_packs(&self) -> &PackCache {
+        &self.tree_packs
     }
 
     /// The master keys.
