@@ -3,11 +3,13 @@
 same run. See BENCHMARKS.md.
 
     python3 benches/e2e/harness.py [--datasets pg,src,random,sparse,tiny] [--tools ...] [--work DIR]
+                                   [--repeat N]
 
 For every dataset it runs, for each tool in turn: first backup, incremental backup (after the
 same change for every tool), re-backup with nothing changed, full restore, and a check that
 reads all data. Each command runs under GNU time; the table gives wall and CPU seconds, peak
-RSS, repository size, and Kairn's ratio to the best peer. The compression bound is
+RSS, repository size, and Kairn's ratio to the best peer. With --repeat N the whole sequence runs
+N times from fresh repositories and every figure is the median of the N runs. The compression bound is
 `tar | zstd -3 -T0` over the same bytes.
 
 Settings are made equivalent: encryption on everywhere; zstd level 3 (restic `auto`, its only
@@ -18,6 +20,7 @@ import argparse
 import json
 import os
 import random
+import statistics
 import shutil
 import subprocess
 import sys
@@ -313,21 +316,56 @@ def run_dataset(name, work, tools, results):
     results.append({"dataset": name, "tool": "logical size", "phase": "", "size": logical})
 
 
-def table(results):
-    lines = ["| dataset | phase | tool | wall s | CPU s | peak RSS MiB | repo MiB | Kairn / best peer (wall) |",
-             "|---|---|---|---:|---:|---:|---:|---:|"]
-    for (d, ph) in dict.fromkeys((r["dataset"], r["phase"]) for r in results if r["phase"]):
-        rows = [r for r in results if r["dataset"] == d and r["phase"] == ph]
-        peers = [r for r in rows if r["tool"] in ("restic", "rustic", "borg")]
-        best = min((r["wall"] for r in peers), default=None)
-        for r in rows:
-            ratio = ""
-            if r["tool"] == "kairn" and best:
-                ratio = f"{r['wall'] / best:.2f}"
-            fmt = lambda v, f: "" if v is None else f.format(v)
-            lines.append(f"| {d} | {ph} | {r['tool']} | {fmt(r['wall'], '{:.2f}')} | {fmt(r['cpu'], '{:.2f}')} | "
-                         f"{fmt(r['rss'] and r['rss'] / 1024, '{:.0f}')} | {fmt(r['size'] and r['size'] / 2**20, '{:.1f}')} | {ratio} |")
+def medians(results):
+    """One row per (dataset, phase, tool), each figure the median over the rounds."""
+    groups = {}
+    for r in results:
+        groups.setdefault((r["dataset"], r["phase"], r["tool"]), []).append(r)
+    rows = []
+    for (d, ph, tool), rs in groups.items():
+        med = lambda k: statistics.median(r[k] for r in rs) if rs[0].get(k) is not None else None
+        rows.append({"dataset": d, "phase": ph, "tool": tool, "n": len(rs), "wall": med("wall"),
+                     "cpu": med("cpu"), "rss": med("rss"), "size": med("size")})
+    return rows
+
+
+def fmt(v, f):
+    return "" if v is None else f.format(v)
+
+
+def table(rows):
+    lines = ["| dataset | phase | tool | runs | wall s | CPU s | peak RSS MiB | repo MiB | Kairn / best peer (wall) |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for (d, ph) in dict.fromkeys((r["dataset"], r["phase"]) for r in rows if r["phase"]):
+        group = [r for r in rows if r["dataset"] == d and r["phase"] == ph]
+        best = min((r["wall"] for r in group if r["tool"] in PEERS), default=None)
+        for r in group:
+            ratio = f"{r['wall'] / best:.2f}" if r["tool"] == "kairn" and best else ""
+            lines.append(f"| {d} | {ph} | {r['tool']} | {r['n']} | {fmt(r['wall'], '{:.2f}')} | "
+                         f"{fmt(r['cpu'], '{:.2f}')} | {fmt(r['rss'] and r['rss'] / 1024, '{:.0f}')} | "
+                         f"{fmt(r['size'] and r['size'] / 2**20, '{:.1f}')} | {ratio} |")
     return "\n".join(lines)
+
+
+def summary(rows):
+    """Kairn against the best peer: wall ratio, peak RSS, and repository size ratio."""
+    lines = ["| dataset | phase | Kairn / best peer (wall) | Kairn RSS MiB | lowest peer RSS MiB | "
+             "Kairn repo / smallest peer repo |", "|---|---|---:|---:|---:|---:|"]
+    for (d, ph) in dict.fromkeys((r["dataset"], r["phase"]) for r in rows if r["phase"]):
+        group = [r for r in rows if r["dataset"] == d and r["phase"] == ph]
+        kairn = next((r for r in group if r["tool"] == "kairn"), None)
+        peers = [r for r in group if r["tool"] in PEERS]
+        if not kairn or not peers:
+            continue
+        best = min(r["wall"] for r in peers)
+        low_rss = min(r["rss"] for r in peers)
+        small = min(r["size"] for r in peers)
+        lines.append(f"| {d} | {ph} | {kairn['wall'] / best:.2f} | {kairn['rss'] / 1024:.0f} | "
+                     f"{low_rss / 1024:.0f} | {kairn['size'] / small:.3f} |")
+    return "\n".join(lines)
+
+
+PEERS = ("restic", "rustic", "borg")
 
 
 def main():
@@ -335,6 +373,7 @@ def main():
     ap.add_argument("--datasets", default="src,random,pg,sparse,tiny")
     ap.add_argument("--tools", default="kairn,restic,rustic,borg")
     ap.add_argument("--work", default="/var/tmp/kairn-bench")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds per dataset; figures are medians")
     ap.add_argument("--json", help="also write the raw results here")
     a = ap.parse_args()
     work = Path(a.work)
@@ -343,10 +382,14 @@ def main():
     results = []
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     for d in a.datasets.split(","):
-        run_dataset(d, work, a.tools.split(","), results)
+        for _ in range(a.repeat):
+            run_dataset(d, work, a.tools.split(","), results)
+    rows = medians(results)
     print()
-    print(f"machine: {os.cpu_count()} cores, {os.uname().release}; run {started}")
-    print(table(results))
+    print(f"machine: {os.cpu_count()} cores, {os.uname().release}; run {started}; medians of {a.repeat}")
+    print(summary(rows))
+    print()
+    print(table(rows))
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=1))
 
