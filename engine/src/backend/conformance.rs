@@ -56,6 +56,25 @@ fn suite(b: &dyn Backend) {
         ErrorKind::NotFound
     );
     assert!(b.list(FileKind::Pack).unwrap().is_empty());
+
+    // Exclusive create: of many racing callers exactly one wins, and the winner's bytes stay.
+    let wins: Vec<bool> = std::thread::scope(|s| {
+        let racers: Vec<_> = (0..8u8)
+            .map(|i| {
+                s.spawn(
+                    move || match b.create_exclusive(FileKind::Fence, &name(9), vec![i; 64]) {
+                        Ok(()) => true,
+                        Err(e) if e.kind() == ErrorKind::AlreadyExists => false,
+                        Err(e) => panic!("racer {i}: {e}"),
+                    },
+                )
+            })
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    assert_eq!(wins.iter().filter(|w| **w).count(), 1, "{wins:?}");
+    let winner = wins.iter().position(|w| *w).unwrap() as u8;
+    assert_eq!(b.read(FileKind::Fence, &name(9)).unwrap(), vec![winner; 64]);
 }
 
 #[test]
@@ -68,6 +87,21 @@ fn local_backend_keeps_the_contract() {
     let dir = tempfile::tempdir().unwrap();
     let b = OpendalBackend::local(dir.path()).unwrap();
     suite(&b);
+    // Storage time: a later object is not older than an earlier one.
+    b.write(FileKind::Session, &name(3), b"first".to_vec())
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    b.write(FileKind::Session, &name(4), b"second".to_vec())
+        .unwrap();
+    let (t3, t4) = (
+        b.modified(FileKind::Session, &name(3)).unwrap(),
+        b.modified(FileKind::Session, &name(4)).unwrap(),
+    );
+    assert!(t3 > 1_600_000_000_000 && t4 >= t3, "{t3} {t4}");
+    assert_eq!(
+        b.modified(FileKind::Session, &name(5)).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
     assert!(
         std::fs::read_dir(dir.path().join("tmp"))
             .unwrap()

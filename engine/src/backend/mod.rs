@@ -18,6 +18,12 @@
 //!   [`Error::is_retryable`] true may succeed when called again, any other will not.
 //! - **Listing** returns every object of a kind that was written before the call began, with its
 //!   size. Objects being written concurrently may or may not appear.
+//! - **Exclusive create.** [`Backend::create_exclusive`] is a true compare-and-set on absence:
+//!   of any number of concurrent callers for one name, exactly one succeeds. It is what fences a
+//!   writer against a prune (repo-format.md §14.1). A concurrent reader may see the object
+//!   before its content is complete, so callers decide on existence, not on content.
+//! - **Storage time.** [`Backend::modified`] is the store's own last-modified time of an
+//!   object. Times of one store are compared only with each other, never with a local clock.
 
 mod opendal;
 
@@ -51,6 +57,13 @@ pub trait Backend: Send + Sync {
 
     /// Removes an object. Removing a missing object is `Ok` (so that a retry is harmless).
     fn delete(&self, kind: FileKind, name: &str) -> Result<()>;
+
+    /// Creates an object only if no object of that name exists, atomically with respect to
+    /// every other caller; fails with `AlreadyExists` otherwise.
+    fn create_exclusive(&self, kind: FileKind, name: &str, data: Vec<u8>) -> Result<()>;
+
+    /// The store's last-modified time of an object, in milliseconds since the Unix epoch.
+    fn modified(&self, kind: FileKind, name: &str) -> Result<i64>;
 }
 
 /// Builds a `NotFound` error for an object.

@@ -12,6 +12,9 @@ use crate::format::FileKind;
 /// A repository store on any OpenDAL service, driven synchronously.
 pub struct OpendalBackend {
     op: blocking::Operator,
+    /// Writes in place with `O_CREAT|O_EXCL` on the local filesystem, where `op` stages in
+    /// `tmp/` and renames (which cannot refuse an existing target atomically).
+    exclusive: Option<blocking::Operator>,
     location: String,
     // Keeps the runtime that drives the blocking operator alive as long as the backend.
     _runtime: Arc<tokio::runtime::Runtime>,
@@ -55,28 +58,35 @@ impl OpendalBackend {
             .root(root_str)
             .atomic_write_dir(&tmp_str);
         let op = Operator::new(builder).map_err(map_err)?;
-        Self::with_operator(op, root.display().to_string())
+        let in_place =
+            Operator::new(opendal::services::Fs::default().root(root_str)).map_err(map_err)?;
+        Self::with_operators(op, Some(in_place), root.display().to_string())
     }
 
     /// A repository held in memory, for tests.
     pub fn memory() -> Result<Self> {
         let op = Operator::new(opendal::services::Memory::default()).map_err(map_err)?;
-        Self::with_operator(op, "memory".into())
+        Self::with_operators(op, None, "memory".into())
     }
 
-    fn with_operator(op: Operator, location: String) -> Result<Self> {
+    fn with_operators(op: Operator, exclusive: Option<Operator>, location: String) -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("kairn-storage")
             .enable_all()
             .build()
             .map_err(|e| Error::io("cannot start the storage runtime", e))?;
-        let op = {
+        let (op, exclusive) = {
             let _guard = runtime.enter();
-            blocking::Operator::new(op).map_err(map_err)?
+            let exclusive = match exclusive {
+                Some(e) => Some(blocking::Operator::new(e).map_err(map_err)?),
+                None => None,
+            };
+            (blocking::Operator::new(op).map_err(map_err)?, exclusive)
         };
         Ok(Self {
             op,
+            exclusive,
             location,
             _runtime: Arc::new(runtime),
         })
@@ -230,5 +240,39 @@ impl Backend for OpendalBackend {
             Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(map_err_at(e, kind, name)),
         }
+    }
+
+    fn create_exclusive(&self, kind: FileKind, name: &str, data: Vec<u8>) -> Result<()> {
+        let opts = WriteOptions {
+            if_not_exists: true,
+            ..Default::default()
+        };
+        let path = kind.path(name);
+        let op = self.exclusive.as_ref().unwrap_or(&self.op);
+        if let Some((dir, _)) = path.rsplit_once('/') {
+            op.create_dir(&format!("{dir}/")).map_err(map_err)?;
+        }
+        op.write_options(&path, data, opts)
+            .map(|_| ())
+            .map_err(|e| map_err(e).with_context("object", path))
+    }
+
+    fn modified(&self, kind: FileKind, name: &str) -> Result<i64> {
+        let meta = self
+            .op
+            .stat(&kind.path(name))
+            .map_err(|e| map_err_at(e, kind, name))?;
+        let time = meta.last_modified().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Backend,
+                "the storage does not report modification times",
+            )
+        })?;
+        let since_epoch = std::time::SystemTime::from(time)
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|_| {
+                Error::new(ErrorKind::Backend, "the storage reports a time before 1970")
+            })?;
+        Ok(i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX))
     }
 }
