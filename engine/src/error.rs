@@ -29,6 +29,9 @@ pub enum ErrorKind {
     NoSpace,
     /// The repository storage failed in a way that is not `NotFound`.
     Backend,
+    /// This writer's session was expired by a prune (or could not keep its heartbeat), so it
+    /// must not publish what it wrote; re-running it is safe.
+    SessionExpired,
     /// An invariant of the engine itself was broken: a bug.
     Internal,
 }
@@ -46,6 +49,7 @@ impl ErrorKind {
             Self::Io => "i/o error",
             Self::NoSpace => "no space left",
             Self::Backend => "storage error",
+            Self::SessionExpired => "session expired",
             Self::Internal => "internal error",
         }
     }

@@ -147,3 +147,15 @@ typed_id!(
     /// A key file: BLAKE3 of its stored bytes.
     KeyId
 );
+typed_id!(
+    /// A session heartbeat file: BLAKE3 of its stored bytes.
+    HeartbeatId
+);
+typed_id!(
+    /// A garbage list: BLAKE3 of its stored bytes.
+    GarbageId
+);
+typed_id!(
+    /// A writer's session: 32 random bytes.
+    SessionId
+);

@@ -167,6 +167,7 @@ impl<'a> BlobSaver<'a> {
         if file.packs.is_empty() {
             return Ok(());
         }
+        self.repo.check_session()?;
         let (id, size) = self.repo.save_file_sized(file)?;
         self.stats.stored_bytes.fetch_add(size, Ordering::Relaxed);
         lock(&self.written_index).push(id);

@@ -1,7 +1,7 @@
 //! The repository: a backend plus the master keys and config. It turns typed files into sealed,
 //! hash-named objects and back, verifying every read. It holds no pipeline logic.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rayon::prelude::*;
 
@@ -15,8 +15,10 @@ use crate::format::index::IndexFile;
 use crate::format::keyfile::KeyFile;
 use crate::format::sealed::{self, SealedType};
 use crate::format::snapshot::Snapshot;
+use crate::id::SessionId;
 use crate::id::{Id, IndexId, KeyId, SnapshotId};
 use crate::pack_cache::PackCache;
+use crate::session::Session;
 
 /// Options for a new repository.
 #[derive(Debug, Clone)]
@@ -88,6 +90,7 @@ pub struct Repository {
     key_id: KeyId,
     chunker: Chunker,
     tree_packs: PackCache,
+    session: Mutex<Option<Session>>,
 }
 
 /// Bytes of whole tree packs kept in memory while walking snapshots.
@@ -157,6 +160,7 @@ impl Repository {
             key_id,
             chunker,
             tree_packs: PackCache::new(TREE_PACK_CACHE_BYTES),
+            session: Mutex::new(None),
         })
     }
 
@@ -190,12 +194,62 @@ impl Repository {
             key_id,
             chunker,
             tree_packs: PackCache::new(TREE_PACK_CACHE_BYTES),
+            session: Mutex::new(None),
         })
     }
 
     /// The storage.
     pub fn backend(&self) -> &dyn Backend {
         self.backend.as_ref()
+    }
+
+    /// Starts a writer session (repo-format.md §14.1) that index and snapshot writes through
+    /// this handle are then fenced by. Call it before loading the index.
+    pub fn begin_session(&self, kind: &str, expiry: std::time::Duration) -> Result<SessionId> {
+        let session = Session::start(self, kind, expiry)?;
+        let id = session.id();
+        if let Some(old) = lock(&self.session).replace(session) {
+            old.end()?;
+        }
+        Ok(id)
+    }
+
+    /// Ends the session, removing its heartbeats and fence.
+    pub fn end_session(&self) -> Result<()> {
+        match lock(&self.session).take() {
+            Some(s) => s.end(),
+            None => Ok(()),
+        }
+    }
+
+    /// The session's storage time now; see [`Session::storage_now`].
+    pub fn session_storage_now(&self) -> Result<Option<i64>> {
+        lock(&self.session)
+            .as_ref()
+            .map(Session::storage_now)
+            .transpose()
+    }
+
+    /// The running session's id.
+    pub fn session_id(&self) -> Option<SessionId> {
+        lock(&self.session).as_ref().map(Session::id)
+    }
+
+    /// Before publishing an index file: fails when the session may have been expired.
+    pub fn check_session(&self) -> Result<()> {
+        lock(&self.session)
+            .as_ref()
+            .map_or(Ok(()), Session::check_alive)
+    }
+
+    /// Before writing a snapshot: commits the session, or fails if a prune expired it.
+    pub fn commit_session(&self) -> Result<()> {
+        lock(&self.session).as_ref().map_or(Ok(()), Session::commit)
+    }
+
+    /// The storage, shared (for threads that outlive a borrow, like the heartbeat).
+    pub fn backend_arc(&self) -> Arc<dyn Backend> {
+        self.backend.clone()
     }
 
     /// Whole tree packs recently read; see [`crate::pack_cache`].
@@ -262,10 +316,16 @@ impl Repository {
     /// Loads every snapshot, newest last. Fails on the first damaged one.
     pub fn load_snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
         let ids = self.list_ids::<Snapshot>()?;
-        let mut snaps: Vec<(SnapshotId, Snapshot)> = ids
+        // A snapshot listed but then not found was forgotten meanwhile: it is simply gone.
+        let loaded: Vec<Option<(SnapshotId, Snapshot)>> = ids
             .par_iter()
-            .map(|id| self.load_file::<Snapshot>(id).map(|s| (*id, s)))
+            .map(|id| match self.load_file::<Snapshot>(id) {
+                Ok(s) => Ok(Some((*id, s))),
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            })
             .collect::<Result<_>>()?;
+        let mut snaps: Vec<(SnapshotId, Snapshot)> = loaded.into_iter().flatten().collect();
         snaps.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
         Ok(snaps)
     }
@@ -362,4 +422,8 @@ fn unlock(backend: &dyn Backend, password: &[u8]) -> Result<(MasterKeys, KeyId)>
             "wrong password: no key file opens with it",
         )),
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }

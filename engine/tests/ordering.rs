@@ -61,7 +61,20 @@ impl Backend for Recording {
         self.inner.list(kind)
     }
     fn delete(&self, kind: FileKind, name: &str) -> Result<()> {
-        self.inner.delete(kind, name)
+        self.inner.delete(kind, name)?;
+        self.log
+            .lock()
+            .unwrap()
+            .push((kind, format!("deleted {name}")));
+        Ok(())
+    }
+    fn create_exclusive(&self, kind: FileKind, name: &str, data: Vec<u8>) -> Result<()> {
+        self.inner.create_exclusive(kind, name, data)?;
+        self.log.lock().unwrap().push((kind, name.to_string()));
+        Ok(())
+    }
+    fn modified(&self, kind: FileKind, name: &str) -> Result<i64> {
+        self.inner.modified(kind, name)
     }
 }
 
@@ -130,6 +143,10 @@ fn packs_then_index_then_snapshot() {
     let snaps: Vec<usize> = (0..log.len())
         .filter(|&i| log[i].0 == FileKind::Snapshot)
         .collect();
+    let packs: Vec<usize> = packs
+        .into_iter()
+        .filter(|&i| !log[i].1.starts_with("deleted"))
+        .collect();
     assert!(packs.len() >= 3, "{log:?}");
     assert_eq!(snaps.len(), 1);
     assert_eq!(
@@ -194,4 +211,60 @@ fn a_failed_write_anywhere_leaves_no_snapshot_and_no_dangling_index_entry() {
         assert_eq!(repo.load_snapshots().unwrap().len(), 1);
         assert!(outcome.warnings.is_empty());
     }
+}
+
+#[test]
+fn a_session_beats_first_fences_its_commit_and_cleans_up_after_the_snapshot() {
+    let (rec, repo, src) = setup();
+    repo.begin_session("backup", std::time::Duration::from_secs(600))
+        .unwrap();
+    run(&repo, src.path()).unwrap();
+    repo.end_session().unwrap();
+    let log = rec.log.lock().unwrap().clone();
+    let at = |kind: FileKind, deleted: bool| {
+        log.iter()
+            .position(|(k, n)| *k == kind && n.starts_with("deleted") == deleted)
+            .unwrap_or_else(|| panic!("no {kind:?} (deleted: {deleted}) in {log:?}"))
+    };
+    let first_beat = at(FileKind::Session, false);
+    let first_pack = at(FileKind::Pack, false);
+    let fence = at(FileKind::Fence, false);
+    let snapshot = at(FileKind::Snapshot, false);
+    let beat_gone = at(FileKind::Session, true);
+    let fence_gone = at(FileKind::Fence, true);
+    let last_index = log
+        .iter()
+        .rposition(|(k, _)| *k == FileKind::Index)
+        .unwrap();
+    assert_eq!(first_beat, 0, "the heartbeat is the first write: {log:?}");
+    assert!(first_pack < last_index && last_index < fence, "{log:?}");
+    assert_eq!(
+        snapshot,
+        fence + 1,
+        "the snapshot right after the fence: {log:?}"
+    );
+    assert!(snapshot < beat_gone && beat_gone < fence_gone, "{log:?}");
+    assert!(rec.list(FileKind::Session).unwrap().is_empty());
+    assert!(rec.list(FileKind::Fence).unwrap().is_empty());
+}
+
+#[test]
+fn an_expired_session_cannot_commit_and_writes_no_snapshot() {
+    let (rec, repo, src) = setup();
+    let session = repo
+        .begin_session("backup", std::time::Duration::from_secs(600))
+        .unwrap();
+    // What a prune does to a stale session: it takes the fence first.
+    assert!(
+        engine::session::create_fence(&repo, session, engine::session::Outcome::Expire).unwrap()
+    );
+    let err = run(&repo, src.path()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::SessionExpired, "{err}");
+    assert!(repo.load_snapshots().unwrap().is_empty());
+    assert_eq!(
+        engine::session::fence_outcome(&repo, session).unwrap(),
+        Some(engine::session::Outcome::Expire)
+    );
+    drop(repo);
+    let _ = rec;
 }

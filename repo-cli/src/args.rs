@@ -28,6 +28,12 @@ pub struct Global {
     /// No progress bar, fewer messages.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+
+    /// Seconds without a stored heartbeat after which a prune may expire a writer's session
+    /// (repo-format.md §14.1). Writers beat every sixth of it.
+    #[arg(long, env = "KAIRN_SESSION_EXPIRY", global = true, value_name = "SECONDS",
+          default_value_t = engine::session::DEFAULT_EXPIRY.as_secs(), hide_short_help = true)]
+    pub session_expiry: u64,
 }
 
 impl Global {
@@ -82,6 +88,20 @@ impl Global {
         Ok(Repository::open(backend, &password)?)
     }
 
+    /// The session expiry.
+    pub fn expiry(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.session_expiry.max(6))
+    }
+
+    /// Opens the repository, starts a writer session, then loads the index (in that order:
+    /// repo-format.md §14.1).
+    pub fn open_for_writing(&self, kind: &str) -> Result<(Repository, Index)> {
+        let repo = self.open()?;
+        repo.begin_session(kind, self.expiry())?;
+        let index = Index::load(&repo)?;
+        Ok((repo, index))
+    }
+
     /// Opens the repository and loads its index.
     pub fn open_indexed(&self) -> Result<(Repository, Index)> {
         let repo = self.open()?;
@@ -118,4 +138,25 @@ pub fn new_password(file: Option<&std::path::Path>, global: &Global) -> Result<V
         return Ok(a.into_bytes());
     }
     global.password("new password: ")
+}
+
+/// Parses a size like `500M`, `10G`, `1T` or a plain number of bytes (powers of 1024).
+pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let s = s.trim();
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = digits.parse().map_err(|_| format!("bad size {s:?}"))?;
+    let shift = match unit
+        .to_ascii_uppercase()
+        .trim_end_matches("IB")
+        .trim_end_matches('B')
+    {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return Err(format!("bad size unit in {s:?}: use K, M, G or T")),
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("size {s:?} is too large"))
 }

@@ -24,6 +24,9 @@ pub const UNSUPPORTED_VERSION: u8 = 13;
 pub const CORRUPT: u8 = 14;
 /// The disk (or the storage) is full.
 pub const NO_SPACE: u8 = 15;
+/// A prune expired this writer's session, or its heartbeats stopped reaching the storage:
+/// nothing was published, and running it again is safe.
+pub const SESSION_EXPIRED: u8 = 16;
 
 /// The exit code for an engine error.
 pub fn for_kind(kind: ErrorKind) -> u8 {
@@ -34,6 +37,7 @@ pub fn for_kind(kind: ErrorKind) -> u8 {
         ErrorKind::UnsupportedVersion => UNSUPPORTED_VERSION,
         ErrorKind::Corrupt => CORRUPT,
         ErrorKind::NoSpace => NO_SPACE,
+        ErrorKind::SessionExpired => SESSION_EXPIRED,
         _ => ERROR,
     }
 }

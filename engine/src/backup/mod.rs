@@ -146,9 +146,21 @@ pub fn backup(
         kind: SourceKind::Filesystem,
         ..opts.source.clone()
     };
-    let parent = find_parent(repo, opts, &host, &path_strings, &source)?;
+    // The parent only saves reading unchanged files: if it cannot be used (forgotten, or newer
+    // than the index this backup loaded), everything is read instead.
+    let mut parent = find_parent(repo, opts, &host, &path_strings, &source)?;
     let parent_root = match &parent {
-        Some((_, snap)) => Some(load_tree(repo, index, &snap.tree)?),
+        Some((id, snap)) => match load_tree(repo, index, &snap.tree) {
+            Ok(tree) => Some(tree),
+            Err(e) => {
+                tracing::warn!(
+                    "parent snapshot {} unusable, reading everything: {e}",
+                    id.short()
+                );
+                parent = None;
+                None
+            }
+        },
         None => None,
     };
 
@@ -302,6 +314,7 @@ fn finish(
         summary,
         program: format!("kairn {}", env!("CARGO_PKG_VERSION")),
     };
+    repo.commit_session()?;
     let id = repo.save_file(&snapshot)?;
     Ok(BackupOutcome {
         id,

@@ -26,16 +26,25 @@ pub enum FileKind {
     Index,
     /// Packs of blobs, `data/<first two hex digits>/<id>`.
     Pack,
+    /// Heartbeats of running writers, `sessions/<id>` (§14.1).
+    Session,
+    /// Commit-or-expire fences of sessions, `fences/<session id>` (§14.1).
+    Fence,
+    /// A prune's pending deletions, `garbage/<id>` (§14.1).
+    Garbage,
 }
 
 impl FileKind {
     /// Every kind, in the order `init` creates their directories.
-    pub const ALL: [FileKind; 5] = [
+    pub const ALL: [FileKind; 8] = [
         Self::Config,
         Self::Key,
         Self::Snapshot,
         Self::Index,
         Self::Pack,
+        Self::Session,
+        Self::Fence,
+        Self::Garbage,
     ];
 
     /// The directory of this kind, relative to the repository root (`""` for the config).
@@ -46,6 +55,9 @@ impl FileKind {
             Self::Snapshot => "snapshots",
             Self::Index => "index",
             Self::Pack => "data",
+            Self::Session => "sessions",
+            Self::Fence => "fences",
+            Self::Garbage => "garbage",
         }
     }
 
@@ -66,6 +78,9 @@ impl FileKind {
             Self::Snapshot => "snapshot",
             Self::Index => "index",
             Self::Pack => "pack",
+            Self::Session => "session heartbeat",
+            Self::Fence => "session fence",
+            Self::Garbage => "garbage list",
         }
     }
 }

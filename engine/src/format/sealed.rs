@@ -33,6 +33,12 @@ pub enum SealedType {
     Snapshot = 2,
     /// An index file.
     Index = 3,
+    /// A session heartbeat.
+    Session = 4,
+    /// A session fence.
+    Fence = 5,
+    /// A prune's garbage list.
+    Garbage = 6,
 }
 
 fn header(ty: SealedType) -> [u8; HEADER_LEN] {

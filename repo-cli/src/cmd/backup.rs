@@ -65,7 +65,7 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<()> {
     for f in &a.exclude_file {
         excludes.extend(read_exclude_file(f)?);
     }
-    let (repo, index) = g.open_indexed()?;
+    let (repo, index) = g.open_for_writing("backup")?;
     let parent = match (&a.parent, a.force) {
         (_, true) => ParentChoice::None,
         (Some(name), _) => {
@@ -96,6 +96,7 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<()> {
     } else {
         backup(&repo, &index, &opts, &progress)?
     };
+    repo.end_session()?;
     let s = &outcome.snapshot.summary;
     if g.json {
         output::json(&serde_json::json!({
