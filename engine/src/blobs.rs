@@ -3,8 +3,9 @@
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::FileKind;
 use crate::format::blob::{BlobKind, open_blob};
+use crate::format::pack::{PackHeader, TRAILER_LEN, open_header, parse_trailer};
 use crate::format::tree::Tree;
-use crate::id::BlobId;
+use crate::id::{BlobId, PackId};
 use crate::index::Index;
 use crate::repo::Repository;
 
@@ -64,4 +65,25 @@ pub fn load_tree(repo: &Repository, index: &Index, id: &BlobId) -> Result<Tree> 
 pub fn tree_blob(repo: &Repository, tree: &Tree) -> Result<(BlobId, Vec<u8>)> {
     let bytes = tree.encode()?;
     Ok((repo.keys().tree_id(&bytes), bytes))
+}
+
+/// Reads and opens a pack's header from storage: the trailer, then the sealed header.
+pub fn read_pack_header(repo: &Repository, pack: &PackId, size: u64) -> Result<PackHeader> {
+    let name = pack.to_hex();
+    let trailer_len = TRAILER_LEN as u64;
+    if size < trailer_len {
+        return Err(Error::corrupt(format!(
+            "pack {} is shorter than its trailer",
+            pack.short()
+        )));
+    }
+    let trailer =
+        repo.backend()
+            .read_range(FileKind::Pack, &name, size - trailer_len, trailer_len)?;
+    let header_len = u64::from(parse_trailer(&trailer, size)?);
+    let start = size - trailer_len - header_len;
+    let sealed = repo
+        .backend()
+        .read_range(FileKind::Pack, &name, start, header_len)?;
+    open_header(repo.keys(), &sealed, start).map_err(|e| e.with_context("pack", pack.short()))
 }

@@ -78,6 +78,13 @@ enum Command {
     /// Manage the passwords (key files) of the repository.
     #[command(subcommand)]
     Key(cmd::key::KeyCommand),
+    /// Remove snapshots by a retention policy or by id (the data stays until a prune).
+    Forget(cmd::forget::ForgetArgs),
+    /// Delete data no snapshot uses; safe while backups run.
+    Prune(cmd::prune::PruneCommand),
+    /// Repair the repository.
+    #[command(subcommand)]
+    Repair(cmd::repair::RepairCommand),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -94,6 +101,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stats(a) => cmd::stats::run(g, a),
         Command::Check(a) => cmd::check::run(g, a),
         Command::Key(a) => cmd::key::run(g, a),
+        Command::Forget(a) => cmd::forget::run(g, a),
+        Command::Prune(a) => cmd::prune::run(g, a),
+        Command::Repair(a) => cmd::repair::run(g, a),
     }
 }
 

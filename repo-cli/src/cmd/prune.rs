@@ -1,0 +1,106 @@
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Args;
+use engine::prune::{PruneOptions, PruneReport, prune};
+use engine::repo::Repository;
+
+use crate::args::Global;
+use crate::output;
+use crate::progress::CliProgress;
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Repack partly used packs until at most this percent of the stored bytes is unused.
+    #[arg(long, value_name = "PERCENT", default_value_t = 5.0)]
+    max_unused: f64,
+    /// Repack at most this many bytes in one run (like 10G or 500M).
+    #[arg(long, value_name = "SIZE", value_parser = crate::args::parse_size)]
+    max_repack_size: Option<u64>,
+    /// Wait for running writers to finish (or expire) and delete in this run, instead of
+    /// leaving the deletion to the next prune.
+    #[arg(long)]
+    wait: bool,
+    /// Show what would be done; change nothing.
+    #[arg(long = "dry-run-prune", hide = true)]
+    dry_run_prune: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneCommand {
+    #[command(flatten)]
+    args: PruneArgs,
+    /// Show what would be done; change nothing.
+    #[arg(short = 'n', long)]
+    dry_run: bool,
+}
+
+pub fn run(g: &Global, mut a: PruneCommand) -> Result<()> {
+    a.args.dry_run_prune |= a.dry_run;
+    let repo = g.open()?;
+    let report = prune_with(g, &repo, &a.args)?;
+    if g.json {
+        return output::json(&report);
+    }
+    if !g.quiet {
+        print_report(&report)?;
+    }
+    Ok(())
+}
+
+/// Runs a prune in a session of its own.
+pub fn prune_with(g: &Global, repo: &Repository, a: &PruneArgs) -> Result<PruneReport> {
+    repo.begin_session("prune", g.expiry())?;
+    let opts = PruneOptions {
+        max_unused_percent: a.max_unused,
+        max_repack_bytes: a.max_repack_size,
+        expiry: g.expiry(),
+        wait: a.wait,
+        poll: (g.expiry() / 12).clamp(Duration::from_millis(500), Duration::from_secs(30)),
+        dry_run: a.dry_run_prune,
+    };
+    let progress = CliProgress::new(g.quiet || g.json, !g.json);
+    let report = prune(repo, &opts, &progress)?;
+    repo.end_session()?;
+    Ok(report)
+}
+
+pub fn print_report(r: &PruneReport) -> Result<()> {
+    output::line(format!(
+        "{} snapshots use {} blobs; {} blobs unused",
+        r.snapshots, r.used_blobs, r.unused_blobs
+    ))?;
+    output::line(format!(
+        "chose {} unused and {} unindexed pack(s) of {}, repacked {} pack(s) ({})",
+        r.unused_packs,
+        r.unindexed_packs,
+        r.packs,
+        r.repacked_packs,
+        output::bytes(r.repacked_bytes)
+    ))?;
+    output::line(format!(
+        "deleted {} pack(s) ({}); wrote {} and removed {} index file(s)",
+        r.deleted_packs,
+        output::bytes(r.deleted_bytes),
+        r.index_files_written,
+        r.index_files_deleted
+    ))?;
+    for p in &r.pending {
+        output::line(format!(
+            "{} pack(s) will be deleted by a later prune, once these writers end:",
+            p.packs
+        ))?;
+        for w in &p.waiting_for {
+            let state = if w.committing { ", committing" } else { "" };
+            output::line(format!(
+                "  session {} ({} on {}, pid {}, last heartbeat {} s ago{state})",
+                w.session.short(),
+                w.kind,
+                w.host,
+                w.pid,
+                w.idle_secs
+            ))?;
+        }
+    }
+    Ok(())
+}
