@@ -29,6 +29,97 @@ use crate::repo::{Repository, verify_name};
 pub struct CheckOptions {
     /// Read and verify every pack.
     pub read_data: bool,
+    /// Read and verify only these packs (implies reading data).
+    pub subset: Option<Subset>,
+}
+
+/// Which packs `--read-data-subset` reads.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Subset {
+    /// Group `n` of `m` (1-based): the packs whose id, as a number, is `n - 1` modulo `m`. The
+    /// `m` groups together cover every pack, so `m` runs check everything.
+    Group {
+        /// Which group.
+        n: u32,
+        /// How many groups.
+        m: u32,
+    },
+    /// A random share of the packs, in percent.
+    Percent(f64),
+    /// Random packs up to this many bytes.
+    Bytes(u64),
+}
+
+impl std::str::FromStr for Subset {
+    type Err = crate::error::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || {
+            crate::error::Error::invalid(format!(
+                "bad subset {s:?}: use N/M (like 2/5), P% (like 10%) or a size (like 500M)"
+            ))
+        };
+        if let Some((n, m)) = s.split_once('/') {
+            let (n, m): (u32, u32) = (n.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+            if n == 0 || m == 0 || n > m {
+                return Err(bad());
+            }
+            return Ok(Self::Group { n, m });
+        }
+        if let Some(p) = s.strip_suffix('%') {
+            let p: f64 = p.parse().map_err(|_| bad())?;
+            if !(p > 0.0 && p <= 100.0) {
+                return Err(bad());
+            }
+            return Ok(Self::Percent(p));
+        }
+        let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        let shift = match unit.to_ascii_uppercase().as_str() {
+            "" | "B" => 0,
+            "K" | "KB" | "KIB" => 10,
+            "M" | "MB" | "MIB" => 20,
+            "G" | "GB" | "GIB" => 30,
+            "T" | "TB" | "TIB" => 40,
+            _ => return Err(bad()),
+        };
+        Ok(Self::Bytes(n.checked_mul(1 << shift).ok_or_else(bad)?))
+    }
+}
+
+impl Subset {
+    /// The positions of the chosen packs among `packs`.
+    fn choose(&self, packs: &[(PackId, u64)]) -> Vec<u32> {
+        use rand::seq::SliceRandom;
+        let all = 0..packs.len() as u32;
+        match *self {
+            Self::Group { n, m } => all
+                .filter(|&i| {
+                    let id = &packs[i as usize].0.0.0;
+                    u32::from_be_bytes([id[0], id[1], id[2], id[3]]) % m == n - 1
+                })
+                .collect(),
+            Self::Percent(p) => {
+                let mut v: Vec<u32> = all.collect();
+                v.shuffle(&mut rand::rng());
+                let keep = ((v.len() as f64 * p / 100.0).ceil() as usize).min(v.len());
+                v.truncate(keep);
+                v
+            }
+            Self::Bytes(limit) => {
+                let mut v: Vec<u32> = all.collect();
+                v.shuffle(&mut rand::rng());
+                let mut total = 0u64;
+                v.into_iter()
+                    .take_while(|&i| {
+                        let fits = total < limit;
+                        total += packs[i as usize].1;
+                        fits
+                    })
+                    .collect()
+            }
+        }
+    }
 }
 
 /// One thing found wrong.
@@ -51,8 +142,11 @@ pub struct CheckReport {
     pub packs_read: u64,
     /// Blobs decrypted and verified (with `read_data`).
     pub blobs_verified: u64,
-    /// Packs in storage that no index names (left by an interrupted backup; harmless).
+    /// Packs in storage that no index names: left by an interrupted writer, or being written
+    /// by a running one. Harmless; prune removes them.
     pub unindexed_packs: u64,
+    /// Packs named by more than one index file (left by an interrupted prune; harmless).
+    pub duplicate_packs: u64,
     /// Everything wrong.
     pub problems: Vec<Problem>,
 }
@@ -73,9 +167,15 @@ pub fn check(
     let mut report = CheckReport::default();
     progress.start("index", None);
     let mut builder = IndexBuilder::default();
+    let mut listings: HashMap<PackId, u32> = HashMap::new();
     for id in repo.list_ids::<IndexFile>()? {
         match repo.load_file::<IndexFile>(&id) {
-            Ok(file) => builder.add_file(&file),
+            Ok(file) => {
+                for p in &file.packs {
+                    *listings.entry(p.id).or_default() += 1;
+                }
+                builder.add_file(&file)
+            }
             Err(e) => report
                 .problems
                 .push(problem(format!("index file {}: {e}", id.short()))),
@@ -104,19 +204,88 @@ pub fn check(
         }
     }
     report.unindexed_packs = stored.keys().filter(|p| !indexed.contains(*p)).count() as u64;
+    report.duplicate_packs = listings.values().filter(|n| **n > 1).count() as u64;
     progress.finish();
 
     progress.start("snapshots", None);
     check_snapshots(repo, &index, &bad_packs, &mut report)?;
     progress.finish();
 
-    if opts.read_data {
-        let total: u64 = index.packs().iter().map(|(_, s)| s).sum();
+    if opts.read_data || opts.subset.is_some() {
+        let chosen: Vec<u32> = match &opts.subset {
+            Some(subset) => subset.choose(index.packs()),
+            None => (0..index.packs().len() as u32).collect(),
+        };
+        let chosen: Vec<u32> = chosen
+            .into_iter()
+            .filter(|&i| !bad_packs.contains(&index.pack(i).0))
+            .collect();
+        let total: u64 = chosen.iter().map(|&i| index.pack(i).1).sum();
         progress.start("read data", Some(total));
-        read_data(repo, &index, &mut report, progress);
+        let damaged = read_data(repo, &index, &chosen, &mut report, progress);
         progress.finish();
+        if !damaged.is_empty() {
+            attach_snapshots(repo, &index, damaged, &mut report)?;
+        }
     }
     Ok(report)
+}
+
+/// Names the snapshots that use the blobs each read-data problem damaged.
+fn attach_snapshots(
+    repo: &Repository,
+    index: &Index,
+    damaged: Vec<(String, Vec<BlobId>)>,
+    report: &mut CheckReport,
+) -> Result<()> {
+    let wanted: HashSet<BlobId> = damaged
+        .iter()
+        .flat_map(|(_, b)| b.iter().copied())
+        .collect();
+    let mut users: HashMap<BlobId, BTreeSet<String>> = HashMap::new();
+    for (snap_id, snap) in repo.load_snapshots()? {
+        let mut seen = HashSet::new();
+        let mut stack = vec![snap.tree];
+        while let Some(t) = stack.pop() {
+            if !seen.insert(t) {
+                continue;
+            }
+            if wanted.contains(&t) {
+                users.entry(t).or_default().insert(snap_id.short());
+            }
+            let Ok(tree) = load_tree(repo, index, &t) else {
+                continue;
+            };
+            for node in tree.nodes {
+                match node.kind {
+                    NodeKind::Dir { subtree } => stack.push(subtree),
+                    NodeKind::File { content, .. } => {
+                        for e in content {
+                            if let Extent::Data { id, .. } = e
+                                && wanted.contains(&id)
+                            {
+                                users.entry(id).or_default().insert(snap_id.short());
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    for (message, blobs) in damaged {
+        let snapshots: BTreeSet<String> = blobs
+            .iter()
+            .filter_map(|b| users.get(b))
+            .flatten()
+            .cloned()
+            .collect();
+        report.problems.push(Problem {
+            message,
+            snapshots: snapshots.into_iter().collect(),
+        });
+    }
+    Ok(())
 }
 
 fn check_snapshots(
@@ -226,7 +395,15 @@ fn walk_snapshot(
     Ok(())
 }
 
-fn read_data(repo: &Repository, index: &Index, report: &mut CheckReport, progress: &dyn Progress) {
+/// Reads the chosen packs and verifies every blob; returns each problem with the blobs it
+/// damaged.
+fn read_data(
+    repo: &Repository,
+    index: &Index,
+    chosen: &[u32],
+    report: &mut CheckReport,
+    progress: &dyn Progress,
+) -> Vec<(String, Vec<BlobId>)> {
     // Index entries per pack, to compare with each pack's own header.
     let mut by_pack: HashMap<u32, Vec<(BlobId, crate::index::BlobLocation)>> = HashMap::new();
     for (id, loc) in index.iter() {
@@ -235,60 +412,64 @@ fn read_data(repo: &Repository, index: &Index, report: &mut CheckReport, progres
     let problems = Mutex::new(Vec::new());
     let verified = std::sync::atomic::AtomicU64::new(0);
     let read = std::sync::atomic::AtomicU64::new(0);
-    (0..index.packs().len() as u32)
-        .into_par_iter()
-        .for_each(|pos| {
-            let (pack, size) = index.pack(pos);
-            let name = pack.to_hex();
-            let fail = |m: String| {
-                problems
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .push(problem(m))
-            };
-            let mut bytes = match repo.backend().read(FileKind::Pack, &name) {
-                Ok(b) => b,
-                Err(e) => return fail(format!("pack {}: {e}", pack.short())),
-            };
-            read.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            progress.bytes(size);
-            if let Err(e) = verify_name(FileKind::Pack, &name, &bytes) {
-                return fail(e.to_string());
-            }
-            let header = match read_header_from_bytes(repo.keys(), &bytes) {
-                Ok(h) => h,
-                Err(e) => return fail(format!("pack {} header: {e}", pack.short())),
-            };
-            let in_header: HashMap<BlobId, _> = header.entries.iter().map(|e| (e.id, e)).collect();
-            for (id, loc) in by_pack.get(&pos).map(Vec::as_slice).unwrap_or_default() {
-                match in_header.get(id) {
-                    Some(e)
-                        if e.offset == loc.offset
-                            && e.length == loc.length
-                            && e.kind == loc.kind => {}
-                    _ => fail(format!(
+    chosen.par_iter().for_each(|&pos| {
+        let (pack, size) = index.pack(pos);
+        let name = pack.to_hex();
+        let indexed: Vec<BlobId> = by_pack
+            .get(&pos)
+            .map(|v| v.iter().map(|(id, _)| *id).collect())
+            .unwrap_or_default();
+        let fail_blobs = |m: String, blobs: Vec<BlobId>| {
+            problems
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((m, blobs))
+        };
+        let fail = |m: String| fail_blobs(m, indexed.clone());
+        let mut bytes = match repo.backend().read(FileKind::Pack, &name) {
+            Ok(b) => b,
+            Err(e) => return fail(format!("pack {}: {e}", pack.short())),
+        };
+        read.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        progress.bytes(size);
+        if let Err(e) = verify_name(FileKind::Pack, &name, &bytes) {
+            return fail(e.to_string());
+        }
+        let header = match read_header_from_bytes(repo.keys(), &bytes) {
+            Ok(h) => h,
+            Err(e) => return fail(format!("pack {} header: {e}", pack.short())),
+        };
+        let in_header: HashMap<BlobId, _> = header.entries.iter().map(|e| (e.id, e)).collect();
+        for (id, loc) in by_pack.get(&pos).map(Vec::as_slice).unwrap_or_default() {
+            match in_header.get(id) {
+                Some(e)
+                    if e.offset == loc.offset && e.length == loc.length && e.kind == loc.kind => {}
+                _ => fail_blobs(
+                    format!(
                         "blob {} is not where the index says in pack {}",
                         id.short(),
                         pack.short()
-                    )),
-                }
+                    ),
+                    vec![*id],
+                ),
             }
-            for e in &header.entries {
-                let stored = &mut bytes[e.offset as usize..(e.offset + e.length) as usize];
-                match open_blob_in_place(repo.keys(), e.kind, &e.id, stored, e.raw_length as usize)
-                {
-                    Ok(_) => {
-                        verified.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    }
-                    Err(err) => fail(format!("pack {}: {err}", pack.short())),
+        }
+        for e in &header.entries {
+            let stored = &mut bytes[e.offset as usize..(e.offset + e.length) as usize];
+            match open_blob_in_place(repo.keys(), e.kind, &e.id, stored, e.raw_length as usize) {
+                Ok(_) => {
+                    verified.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
+                Err(err) => fail_blobs(
+                    format!("pack {}, blob {}: {err}", pack.short(), e.id.short()),
+                    vec![e.id],
+                ),
             }
-        });
+        }
+    });
     report.packs_read = read.into_inner();
     report.blobs_verified = verified.into_inner();
-    report.problems.extend(
-        problems
-            .into_inner()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    );
+    problems
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -11,6 +11,10 @@ pub struct CheckArgs {
     /// Also read every pack and verify every blob.
     #[arg(long)]
     read_data: bool,
+    /// Read and verify only part of the packs: group N/M (M runs cover everything), P% at
+    /// random, or a SIZE (like 2G) of random packs.
+    #[arg(long, value_name = "N/M|P%|SIZE", conflicts_with = "read_data")]
+    read_data_subset: Option<engine::check::Subset>,
 }
 
 pub fn run(g: &Global, a: CheckArgs) -> Result<()> {
@@ -20,6 +24,7 @@ pub fn run(g: &Global, a: CheckArgs) -> Result<()> {
         &repo,
         &CheckOptions {
             read_data: a.read_data,
+            subset: a.read_data_subset,
         },
         &progress,
     )?;
@@ -39,7 +44,7 @@ pub fn run(g: &Global, a: CheckArgs) -> Result<()> {
                 "checked {} snapshots, {} trees{}; {} unindexed packs (harmless leftovers)",
                 report.snapshots,
                 report.trees,
-                if a.read_data {
+                if a.read_data || a.read_data_subset.is_some() {
                     format!(
                         ", read {} packs and verified {} blobs",
                         report.packs_read, report.blobs_verified
@@ -49,9 +54,20 @@ pub fn run(g: &Global, a: CheckArgs) -> Result<()> {
                 },
                 report.unindexed_packs
             ))?;
+            if report.duplicate_packs > 0 {
+                output::line(format!(
+                    "{} pack(s) are listed by more than one index file (harmless; prune merges them)",
+                    report.duplicate_packs
+                ))?;
+            }
         }
     }
     if !report.problems.is_empty() {
+        if !g.json && !g.quiet {
+            output::line(
+                "to recover what remains: `repo repair index`, then `repo repair snapshots`",
+            )?;
+        }
         return Err(Partial {
             code: exit::DAMAGED_DATA,
             message: format!("{} problem(s) found", report.problems.len()),
