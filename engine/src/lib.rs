@@ -47,5 +47,6 @@ pub mod retention;
 pub mod session;
 pub mod snapshots;
 pub mod sysinfo;
+pub mod uploader;
 
 pub use error::{Error, ErrorKind, Result};

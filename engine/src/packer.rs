@@ -17,6 +17,7 @@ use crate::format::pack::PackBuilder;
 use crate::id::{BlobId, IndexId};
 use crate::index::Index;
 use crate::repo::Repository;
+use crate::uploader::Uploader;
 
 /// Blobs per index file before it is written out, bounding the memory of pending entries.
 const INDEX_FLUSH_BLOBS: usize = 100_000;
@@ -45,9 +46,15 @@ pub struct BlobSaver<'a> {
     tree: Mutex<PackBuilder>,
     pending: Mutex<IndexFile>,
     written_index: Mutex<Vec<IndexId>>,
+    /// Background pack writers; `None` if their threads could not start (then packs are
+    /// written by the worker that filled them).
+    uploader: Option<Uploader>,
     /// What was stored.
     pub stats: SaveStats,
 }
+
+/// Threads writing packs: two keep a local disk busy while the workers chunk and seal.
+const UPLOAD_THREADS: usize = 2;
 
 thread_local! {
     /// Per thread: the compressed blob, then the sealed one.
@@ -66,6 +73,7 @@ impl<'a> BlobSaver<'a> {
             tree: Mutex::default(),
             pending: Mutex::default(),
             written_index: Mutex::default(),
+            uploader: Uploader::new(repo.backend_arc(), UPLOAD_THREADS).ok(),
             stats: SaveStats::default(),
         }
     }
@@ -133,24 +141,42 @@ impl<'a> BlobSaver<'a> {
         }
         let (id, bytes, entries) = builder.finish(self.repo.keys());
         let size = bytes.len() as u64;
-        match self
-            .repo
-            .backend()
-            .write(FileKind::Pack, &id.to_hex(), bytes)
-        {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e),
-        }
+        let entry = IndexPack {
+            id,
+            size,
+            blobs: entries,
+        };
         self.stats.packs.fetch_add(1, Ordering::Relaxed);
         self.stats.stored_bytes.fetch_add(size, Ordering::Relaxed);
+        match &self.uploader {
+            Some(up) => {
+                up.send(bytes, entry)?;
+                let written = up.take_written()?;
+                self.add_to_index(written)
+            }
+            None => {
+                match self
+                    .repo
+                    .backend()
+                    .write(FileKind::Pack, &id.to_hex(), bytes)
+                {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(e),
+                }
+                self.add_to_index(vec![entry])
+            }
+        }
+    }
+
+    /// Adds entries of written packs to the pending index, writing it out when it is full.
+    fn add_to_index(&self, written: Vec<IndexPack>) -> Result<()> {
+        if written.is_empty() {
+            return Ok(());
+        }
         let to_write = {
             let mut pending = lock(&self.pending);
-            pending.packs.push(IndexPack {
-                id,
-                size,
-                blobs: entries,
-            });
+            pending.packs.extend(written);
             if pending.blob_count() >= INDEX_FLUSH_BLOBS {
                 Some(std::mem::take(&mut *pending))
             } else {
@@ -180,6 +206,10 @@ impl<'a> BlobSaver<'a> {
         for kind in [BlobKind::Data, BlobKind::Tree] {
             let builder = std::mem::take(&mut *lock(self.builder(kind)));
             self.write_pack(builder)?;
+        }
+        if let Some(up) = &self.uploader {
+            let written = up.wait()?;
+            self.add_to_index(written)?;
         }
         let file = std::mem::take(&mut *lock(&self.pending));
         self.write_index(&file)?;
