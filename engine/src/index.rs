@@ -13,7 +13,7 @@ use rayon::prelude::*;
 
 use crate::error::Result;
 use crate::format::blob::BlobKind;
-use crate::format::index::IndexFile;
+use crate::format::index::{IndexFile, IndexPack};
 use crate::id::{BlobId, IndexId, PackId};
 use crate::repo::Repository;
 
@@ -263,6 +263,36 @@ impl Index {
     pub fn entry_bytes(&self) -> usize {
         self.entries.capacity() * std::mem::size_of::<Entry>() + self.starts.capacity() * 4
     }
+}
+
+/// Blobs per index file written by maintenance (prune, repair).
+const MAINTENANCE_INDEX_BLOBS: usize = 100_000;
+
+/// Writes `packs` as index files of at most about 100,000 blobs each, every one listing
+/// `supersedes`; returns how many were written. Each write is fenced by the writer's session.
+pub fn write_index_files(
+    repo: &Repository,
+    packs: &[IndexPack],
+    supersedes: &[IndexId],
+) -> Result<u64> {
+    let mut written = 0;
+    let mut file = IndexFile {
+        supersedes: supersedes.to_vec(),
+        packs: Vec::new(),
+    };
+    let mut blobs = 0;
+    for (i, p) in packs.iter().enumerate() {
+        blobs += p.blobs.len();
+        file.packs.push(p.clone());
+        if blobs >= MAINTENANCE_INDEX_BLOBS || i + 1 == packs.len() {
+            repo.check_session()?;
+            repo.save_file(&file)?;
+            written += 1;
+            file.packs.clear();
+            blobs = 0;
+        }
+    }
+    Ok(written)
 }
 
 #[cfg(test)]

@@ -16,15 +16,12 @@ use crate::format::blob::open_blob;
 use crate::format::index::{IndexFile, IndexPack};
 use crate::format::sealed::SealedType;
 use crate::id::{BlobId, GarbageId, IndexId, PackId, SessionId};
-use crate::index::Index;
+use crate::index::{Index, write_index_files};
 use crate::packer::BlobSaver;
 use crate::progress::Progress;
 use crate::reachable::used_blobs;
 use crate::repo::{RepoFile, Repository};
 use crate::session::{Outcome, SessionView, create_fence, fence_outcome, list_sessions};
-
-/// Blobs per index file written by prune.
-const INDEX_FILE_BLOBS: usize = 100_000;
 
 /// How to prune.
 #[derive(Debug, Clone)]
@@ -446,27 +443,7 @@ fn write_index(
     supersedes: Vec<IndexId>,
     report: &mut PruneReport,
 ) -> Result<()> {
-    let mut file = IndexFile {
-        supersedes: supersedes.clone(),
-        packs: Vec::new(),
-    };
-    let mut blobs = 0;
-    for p in packs {
-        if blobs + p.blobs.len() > INDEX_FILE_BLOBS && !file.packs.is_empty() {
-            repo.check_session()?;
-            repo.save_file(&file)?;
-            report.index_files_written += 1;
-            file.packs.clear();
-            blobs = 0;
-        }
-        blobs += p.blobs.len();
-        file.packs.push(p.clone());
-    }
-    if !file.packs.is_empty() {
-        repo.check_session()?;
-        repo.save_file(&file)?;
-        report.index_files_written += 1;
-    }
+    report.index_files_written += write_index_files(repo, packs, &supersedes)?;
     Ok(())
 }
 

@@ -14,13 +14,10 @@ use crate::format::index::{IndexFile, IndexPack};
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::{Extent, Node, NodeKind, Tree};
 use crate::id::{BlobId, PackId, SnapshotId};
-use crate::index::Index;
+use crate::index::{Index, write_index_files};
 use crate::packer::BlobSaver;
 use crate::progress::Progress;
 use crate::repo::Repository;
-
-/// Blobs per index file written by a repair.
-const INDEX_FILE_BLOBS: usize = 100_000;
 
 /// What `repair index` did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -74,27 +71,7 @@ pub fn repair_index(repo: &Repository, progress: &dyn Progress) -> Result<IndexR
         }
     }
     good.sort_by_key(|a| a.id);
-    let mut file = IndexFile {
-        supersedes: old.clone(),
-        packs: Vec::new(),
-    };
-    let mut blobs = 0;
-    for p in good {
-        if blobs + p.blobs.len() > INDEX_FILE_BLOBS && !file.packs.is_empty() {
-            repo.check_session()?;
-            repo.save_file(&file)?;
-            report.written += 1;
-            file.packs.clear();
-            blobs = 0;
-        }
-        blobs += p.blobs.len();
-        file.packs.push(p);
-    }
-    if !file.packs.is_empty() {
-        repo.check_session()?;
-        repo.save_file(&file)?;
-        report.written += 1;
-    }
+    report.written = write_index_files(repo, &good, &old)?;
     for id in old {
         repo.backend().delete(FileKind::Index, &id.to_hex())?;
         report.removed += 1;
