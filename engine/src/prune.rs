@@ -179,12 +179,7 @@ fn mark(
     let snapshot_list = repo.load_snapshots()?;
     let files = load_index_files(repo)?;
     let index_ids: Vec<IndexId> = files.iter().map(|(id, _)| *id).collect();
-    let stored: HashMap<PackId, u64> = repo
-        .backend()
-        .list(FileKind::Pack)?
-        .into_iter()
-        .filter_map(|(name, size)| name.parse().ok().map(|id| (id, size)))
-        .collect();
+    let stored: HashMap<PackId, u64> = repo.list_packs()?.into_iter().collect();
     let index = Index::from_files(files.iter().map(|(_, f)| f));
     let indexed_packs: HashSet<PackId> = files
         .iter()
@@ -494,12 +489,7 @@ fn sweep_all(
     let files = load_index_files(repo)?;
     let index = Index::from_files(files.iter().map(|(_, f)| f));
     let indexed: HashSet<PackId> = index.packs().iter().map(|(id, _)| *id).collect();
-    let stored: HashSet<PackId> = repo
-        .backend()
-        .list(FileKind::Pack)?
-        .into_iter()
-        .filter_map(|(name, _)| name.parse().ok())
-        .collect();
+    let stored: HashSet<PackId> = repo.list_packs()?.into_iter().map(|(id, _)| id).collect();
     // A snapshot written since the mark may use trees that only the chosen packs hold.
     let mut chosen: Vec<IndexPack> = ready
         .iter()

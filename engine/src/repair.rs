@@ -112,12 +112,7 @@ pub fn repair_snapshots(
     keep_original: bool,
 ) -> Result<SnapshotRepair> {
     let saver = BlobSaver::new(repo, index);
-    let stored: HashSet<PackId> = repo
-        .backend()
-        .list(FileKind::Pack)?
-        .into_iter()
-        .filter_map(|(name, _)| name.parse().ok())
-        .collect();
+    let stored: HashSet<PackId> = repo.list_packs()?.into_iter().map(|(id, _)| id).collect();
     let ctx = Ctx {
         repo,
         index,

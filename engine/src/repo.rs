@@ -16,7 +16,7 @@ use crate::format::keyfile::KeyFile;
 use crate::format::sealed::{self, SealedType};
 use crate::format::snapshot::Snapshot;
 use crate::id::SessionId;
-use crate::id::{Id, IndexId, KeyId, SnapshotId};
+use crate::id::{Id, IndexId, KeyId, PackId, SnapshotId};
 use crate::pack_cache::PackCache;
 use crate::session::Session;
 
@@ -310,6 +310,16 @@ impl Repository {
         Ok(list_ids(self.backend.as_ref(), F::KIND)?
             .into_iter()
             .map(F::Id::from)
+            .collect())
+    }
+
+    /// Every stored pack with its size; names that are not pack ids are skipped.
+    pub fn list_packs(&self) -> Result<Vec<(PackId, u64)>> {
+        Ok(self
+            .backend
+            .list(FileKind::Pack)?
+            .into_iter()
+            .filter_map(|(name, size)| name.parse().ok().map(|id| (id, size)))
             .collect())
     }
 
