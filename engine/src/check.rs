@@ -22,6 +22,7 @@ use crate::format::tree::{Extent, NodeKind};
 use crate::id::{BlobId, PackId, SnapshotId};
 use crate::index::{Index, IndexBuilder};
 use crate::progress::Progress;
+use crate::reachable::walk;
 use crate::repo::{Repository, verify_name};
 
 /// What to check.
@@ -73,17 +74,7 @@ impl std::str::FromStr for Subset {
             }
             return Ok(Self::Percent(p));
         }
-        let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-        let n: u64 = digits.parse().map_err(|_| bad())?;
-        let shift = match unit.to_ascii_uppercase().as_str() {
-            "" | "B" => 0,
-            "K" | "KB" | "KIB" => 10,
-            "M" | "MB" | "MIB" => 20,
-            "G" | "GB" | "GIB" => 30,
-            "T" | "TB" | "TIB" => 40,
-            _ => return Err(bad()),
-        };
-        Ok(Self::Bytes(n.checked_mul(1 << shift).ok_or_else(bad)?))
+        crate::units::parse_size(s).map(Self::Bytes).ok_or_else(bad)
     }
 }
 
@@ -244,34 +235,11 @@ fn attach_snapshots(
         .collect();
     let mut users: HashMap<BlobId, BTreeSet<String>> = HashMap::new();
     for (snap_id, snap) in repo.load_snapshots()? {
-        let mut seen = HashSet::new();
-        let mut stack = vec![snap.tree];
-        while let Some(t) = stack.pop() {
-            if !seen.insert(t) {
-                continue;
+        walk(repo, index, snap.tree, &mut HashSet::new(), false, |id| {
+            if wanted.contains(&id) {
+                users.entry(id).or_default().insert(snap_id.short());
             }
-            if wanted.contains(&t) {
-                users.entry(t).or_default().insert(snap_id.short());
-            }
-            let Ok(tree) = load_tree(repo, index, &t) else {
-                continue;
-            };
-            for node in tree.nodes {
-                match node.kind {
-                    NodeKind::Dir { subtree } => stack.push(subtree),
-                    NodeKind::File { content, .. } => {
-                        for e in content {
-                            if let Extent::Data { id, .. } = e
-                                && wanted.contains(&id)
-                            {
-                                users.entry(id).or_default().insert(snap_id.short());
-                            }
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
+        })?;
     }
     for (message, blobs) in damaged {
         let snapshots: BTreeSet<String> = blobs

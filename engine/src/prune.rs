@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::format::FileKind;
 use crate::format::blob::open_blob;
 use crate::format::index::{IndexFile, IndexPack};
+use crate::format::pack::PackEntry;
 use crate::format::sealed::SealedType;
 use crate::id::{BlobId, GarbageId, IndexId, PackId, SessionId};
 use crate::index::{Index, write_index_files};
@@ -181,30 +182,6 @@ fn mark(
     let index_ids: Vec<IndexId> = files.iter().map(|(id, _)| *id).collect();
     let stored: HashMap<PackId, u64> = repo.list_packs()?.into_iter().collect();
     let index = Index::from_files(files.iter().map(|(_, f)| f));
-    let indexed_packs: HashSet<PackId> = files
-        .iter()
-        .flat_map(|(_, f)| f.packs.iter().map(|p| p.id))
-        .collect();
-    // Unindexed packs (of running or interrupted writers, or an interrupted prune) may hold
-    // trees a snapshot already uses: the walk must be able to read them.
-    let unindexed_headers = read_headers(
-        repo,
-        stored
-            .iter()
-            .filter(|(id, _)| !indexed_packs.contains(id))
-            .map(|(id, size)| (*id, *size)),
-    );
-    let used = used_blobs(
-        repo,
-        &with_packs(&files, &unindexed_headers),
-        &snapshot_list,
-    )
-    .map_err(|e| e.with_context("hint", "run `repo check`; nothing was deleted"))?;
-    progress.finish();
-    report.snapshots = snapshot_list.len() as u64;
-    report.used_blobs = used.len() as u64;
-    report.packs = stored.len() as u64;
-
     // Every indexed pack once (an interrupted prune can leave a pack in two index files).
     let mut packs: HashMap<PackId, IndexPack> = HashMap::new();
     for (_, f) in &files {
@@ -218,6 +195,19 @@ fn mark(
         .map(|(id, size)| (*id, *size))
         .collect();
     unindexed.sort();
+    // Unindexed packs (of running or interrupted writers, or an interrupted prune) may hold
+    // trees a snapshot already uses: the walk must be able to read them.
+    let unindexed_headers = read_headers(repo, unindexed.iter().copied());
+    let used = used_blobs(
+        repo,
+        &with_packs(&files, &unindexed_headers),
+        &snapshot_list,
+    )
+    .map_err(|e| e.with_context("hint", "run `repo check`; nothing was deleted"))?;
+    progress.finish();
+    report.snapshots = snapshot_list.len() as u64;
+    report.used_blobs = used.len() as u64;
+    report.packs = stored.len() as u64;
 
     // Used blobs that no index lists are looked for in unindexed packs (left by an interrupted
     // prune), which are then indexed again.
@@ -249,23 +239,12 @@ fn mark(
         }
     }
 
-    // A blob is used in one pack only: the one the index resolves it to.
-    let canonical = Index::from_files(files.iter().map(|(_, f)| f).chain(std::iter::once(
-        &IndexFile {
-            supersedes: Vec::new(),
-            packs: reindexed.clone(),
-        },
-    )));
+    let canonical = with_packs(&files, &reindexed);
     let mut unused_packs = Vec::new();
     let mut partly: Vec<(PackId, u64, u64)> = Vec::new(); // id, size, unused bytes
     let mut unused_total = 0u64;
     for p in packs.values() {
-        let is_used = |e: &crate::format::pack::PackEntry| {
-            used.contains(&e.id)
-                && canonical
-                    .get(&e.id)
-                    .is_some_and(|loc| canonical.pack(loc.pack).0 == p.id)
-        };
+        let is_used = |e: &PackEntry| kept_here(&used, &canonical, p.id, e);
         let used_count = p.blobs.iter().filter(|e| is_used(e)).count();
         report.unused_blobs += (p.blobs.len() - used_count) as u64;
         if used_count == 0 {
@@ -391,6 +370,15 @@ fn with_packs(files: &[(IndexId, IndexFile)], extra: &[IndexPack]) -> Index {
     Index::from_files(files.iter().map(|(_, f)| f).chain(std::iter::once(&extra)))
 }
 
+/// True when `entry` of `pack` is a used blob and this pack holds its one counted copy: the
+/// location `canonical` resolves it to. Other copies are unused duplicates.
+fn kept_here(used: &HashSet<BlobId>, canonical: &Index, pack: PackId, entry: &PackEntry) -> bool {
+    used.contains(&entry.id)
+        && canonical
+            .get(&entry.id)
+            .is_some_and(|loc| canonical.pack(loc.pack).0 == pack)
+}
+
 /// Copies the used blobs of `repack` into new packs, then writes their index.
 fn copy_used_blobs(
     repo: &Repository,
@@ -408,10 +396,7 @@ fn copy_used_blobs(
         let bytes = repo.backend().read(FileKind::Pack, &id.to_hex())?;
         crate::repo::verify_name(FileKind::Pack, &id.to_hex(), &bytes)?;
         for e in &pack.blobs {
-            let is_canonical = canonical
-                .get(&e.id)
-                .is_some_and(|loc| canonical.pack(loc.pack).0 == *id);
-            if !used.contains(&e.id) || !is_canonical {
+            if !kept_here(used, canonical, *id, e) {
                 continue;
             }
             let (start, end) = (e.offset as usize, e.offset as usize + e.length as usize);
@@ -506,7 +491,7 @@ fn sweep_all(
     ));
     let used = used_blobs(repo, &with_packs(&files, &chosen), &snapshot_list)
         .map_err(|e| e.with_context("hint", "run `repo check`; nothing was deleted"))?;
-    let needed = |entries: &[crate::format::pack::PackEntry]| {
+    let needed = |entries: &[PackEntry]| {
         entries
             .iter()
             .any(|e| used.contains(&e.id) && !index.contains(&e.id))
