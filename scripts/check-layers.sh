@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 status=0
-bottom=(engine/src/format engine/src/crypto.rs engine/src/chunker.rs engine/src/compress.rs engine/src/id.rs)
+bottom=(engine/src/format engine/src/crypto.rs engine/src/chunker.rs engine/src/compress.rs engine/src/id.rs engine/src/units.rs)
 if grep -rnE 'crate::(backend|repo|index|packer|blobs|backup|restore|ops|snapshots|locate)\b|std::fs\b' "${bottom[@]}"; then
   echo "layer violation: format/crypto/chunker/compress/id must stay free of I/O and upper layers" >&2
   status=1

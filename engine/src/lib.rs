@@ -47,6 +47,7 @@ pub mod retention;
 pub mod session;
 pub mod snapshots;
 pub mod sysinfo;
+pub mod units;
 pub mod uploader;
 
 pub use error::{Error, ErrorKind, Result};

@@ -142,21 +142,6 @@ pub fn new_password(file: Option<&std::path::Path>, global: &Global) -> Result<V
 
 /// Parses a size like `500M`, `10G`, `1T` or a plain number of bytes (powers of 1024).
 pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
-    let s = s.trim();
-    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = digits.parse().map_err(|_| format!("bad size {s:?}"))?;
-    let shift = match unit
-        .to_ascii_uppercase()
-        .trim_end_matches("IB")
-        .trim_end_matches('B')
-    {
-        "" => 0,
-        "K" => 10,
-        "M" => 20,
-        "G" => 30,
-        "T" => 40,
-        _ => return Err(format!("bad size unit in {s:?}: use K, M, G or T")),
-    };
-    n.checked_mul(1 << shift)
-        .ok_or_else(|| format!("size {s:?} is too large"))
+    engine::units::parse_size(s)
+        .ok_or_else(|| format!("bad size {s:?}: use a number with K, M, G or T"))
 }
