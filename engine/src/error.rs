@@ -29,6 +29,12 @@ pub enum ErrorKind {
     NoSpace,
     /// The repository storage failed in a way that is not `NotFound`.
     Backend,
+    /// The storage refused the request: the credential lacks the right, or the object is under
+    /// a retention lock (S3 Object Lock).
+    PermissionDenied,
+    /// The operation would delete or replace stored objects, and this repository is opened in
+    /// append-only mode (by an append-only key or `--append-only`).
+    AppendOnly,
     /// This writer's session was expired by a prune (or could not keep its heartbeat), so it
     /// must not publish what it wrote; re-running it is safe.
     SessionExpired,
@@ -49,6 +55,8 @@ impl ErrorKind {
             Self::Io => "i/o error",
             Self::NoSpace => "no space left",
             Self::Backend => "storage error",
+            Self::PermissionDenied => "permission denied by the storage",
+            Self::AppendOnly => "refused in append-only mode",
             Self::SessionExpired => "session expired",
             Self::Internal => "internal error",
         }

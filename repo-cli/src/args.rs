@@ -6,16 +6,59 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use engine::backend::{Backend, OpendalBackend};
+use engine::backend::{Backend, Location, OpendalBackend, StorageOptions};
 use engine::index::Index;
 use engine::repo::Repository;
 
 /// Options every command takes.
 #[derive(Debug, Args)]
 pub struct Global {
-    /// Repository location: a local directory.
+    /// Repository location: a local directory, s3://bucket/prefix, or opendal:<service>.
     #[arg(short = 'r', long = "repo", env = "KAIRN_REPOSITORY", global = true)]
     pub repo: Option<String>,
+
+    /// A storage option, key=value; repeatable. For s3://: endpoint, region, virtual-host,
+    /// access-key-id, secret-access-key, session-token, profile, checksum, storage-class,
+    /// ambient-credentials. For opendal:<service>: that service's own keys.
+    #[arg(short = 'o', long = "option", global = true, value_name = "KEY=VALUE",
+          value_parser = parse_storage_option)]
+    pub options: Vec<(String, String)>,
+
+    /// Retries of a storage request that failed with a transient error.
+    #[arg(
+        long,
+        env = "KAIRN_RETRIES",
+        global = true,
+        default_value_t = 8,
+        hide_short_help = true
+    )]
+    pub retries: usize,
+
+    /// Seconds one storage request (or one body read or write) may take before it is retried.
+    #[arg(
+        long,
+        env = "KAIRN_TIMEOUT",
+        global = true,
+        default_value_t = 60,
+        value_name = "SECONDS",
+        hide_short_help = true
+    )]
+    pub timeout: u64,
+
+    /// Storage requests in flight at once.
+    #[arg(
+        long,
+        env = "KAIRN_CONNECTIONS",
+        global = true,
+        default_value_t = 16,
+        hide_short_help = true
+    )]
+    pub connections: usize,
+
+    /// Limit storage traffic to this many bytes per second (500K, 10M).
+    #[arg(long, env = "KAIRN_LIMIT_BANDWIDTH", global = true, value_parser = parse_size,
+          value_name = "BYTES", hide_short_help = true)]
+    pub limit_bandwidth: Option<u64>,
 
     /// Read the password from the first line of this file.
     #[arg(long, env = "KAIRN_PASSWORD_FILE", global = true)]
@@ -28,6 +71,11 @@ pub struct Global {
     /// No progress bar, fewer messages.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+
+    /// Never delete anything, as if opened with an append-only key: for a storage credential
+    /// that may create, read and list, but not delete. Prune and forget refuse to run.
+    #[arg(long, env = "KAIRN_APPEND_ONLY", global = true)]
+    pub append_only: bool,
 
     /// Seconds without a stored heartbeat after which a prune may expire a writer's session
     /// (repo-format.md §14.1). Writers beat every sixth of it.
@@ -49,19 +97,43 @@ impl Global {
                 "no repository given: use -r/--repo or set KAIRN_REPOSITORY".into()
             ));
         };
-        let path = location.strip_prefix("local:").unwrap_or(location);
-        if path.contains("://") {
-            bail!(crate::UsageError(format!(
-                "unsupported repository location {location:?}: only local paths for now"
-            )));
+        let location: Location = location
+            .parse()
+            .map_err(|e: engine::Error| crate::UsageError(e.to_string()))?;
+        let opts = self.storage_options(&location);
+        Ok(Arc::new(OpendalBackend::open(&location, &opts, create)?))
+    }
+
+    /// The storage options, with S3 credentials and region from the usual `AWS_*` variables
+    /// unless given as options, so they work even with ambient credentials turned off.
+    fn storage_options(&self, location: &Location) -> StorageOptions {
+        let mut options: std::collections::BTreeMap<String, String> =
+            self.options.iter().cloned().collect();
+        if matches!(location, Location::S3 { .. }) {
+            for (key, vars) in [
+                ("access-key-id", &["AWS_ACCESS_KEY_ID"][..]),
+                ("secret-access-key", &["AWS_SECRET_ACCESS_KEY"][..]),
+                ("session-token", &["AWS_SESSION_TOKEN"][..]),
+                ("region", &["AWS_REGION", "AWS_DEFAULT_REGION"][..]),
+                ("endpoint", &["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"][..]),
+            ] {
+                if options.contains_key(key) {
+                    continue;
+                }
+                if let Some(v) = vars.iter().find_map(|v| std::env::var(v).ok()) {
+                    options.insert(key.to_string(), v);
+                }
+            }
         }
-        let path = std::path::Path::new(path);
-        let backend = if create {
-            OpendalBackend::local_create(path)?
-        } else {
-            OpendalBackend::local(path)?
-        };
-        Ok(Arc::new(backend))
+        let timeout = std::time::Duration::from_secs(self.timeout.max(1));
+        StorageOptions {
+            retries: self.retries,
+            timeout,
+            io_timeout: timeout,
+            connections: self.connections.max(1),
+            bandwidth: self.limit_bandwidth,
+            options,
+        }
     }
 
     /// The password from a file, `KAIRN_PASSWORD`, or a prompt on a terminal.
@@ -85,7 +157,11 @@ impl Global {
     pub fn open(&self) -> Result<Repository> {
         let backend = self.backend()?;
         let password = self.password("repository password: ")?;
-        Ok(Repository::open(backend, &password)?)
+        let repo = Repository::open(backend, &password)?;
+        if self.append_only {
+            repo.set_append_only();
+        }
+        Ok(repo)
     }
 
     /// The session expiry.
@@ -138,6 +214,10 @@ pub fn new_password(file: Option<&std::path::Path>, global: &Global) -> Result<V
         return Ok(a.into_bytes());
     }
     global.password("new password: ")
+}
+
+fn parse_storage_option(s: &str) -> std::result::Result<(String, String), String> {
+    engine::backend::location::parse_option(s).map_err(|e| e.to_string())
 }
 
 /// Parses a size like `500M`, `10G`, `1T` or a plain number of bytes (powers of 1024).

@@ -27,6 +27,10 @@ pub const NO_SPACE: u8 = 15;
 /// A prune expired this writer's session, or its heartbeats stopped reaching the storage:
 /// nothing was published, and running it again is safe.
 pub const SESSION_EXPIRED: u8 = 16;
+/// The storage refused a request: the credential lacks the right, or an object is locked.
+pub const PERMISSION_DENIED: u8 = 17;
+/// The command would delete, and the repository is open in append-only mode.
+pub const APPEND_ONLY: u8 = 18;
 
 /// The exit code for an engine error.
 pub fn for_kind(kind: ErrorKind) -> u8 {
@@ -38,6 +42,8 @@ pub fn for_kind(kind: ErrorKind) -> u8 {
         ErrorKind::Corrupt => CORRUPT,
         ErrorKind::NoSpace => NO_SPACE,
         ErrorKind::SessionExpired => SESSION_EXPIRED,
+        ErrorKind::PermissionDenied => PERMISSION_DENIED,
+        ErrorKind::AppendOnly => APPEND_ONLY,
         _ => ERROR,
     }
 }

@@ -1,4 +1,7 @@
-//! The backend contract as a test suite, run against every implementation.
+//! The backend contract as a test suite, run against every implementation: here for memory and
+//! the local filesystem, and by the end-to-end tests against real S3 servers (feature
+//! `test-support`).
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)] // a failed check is a test failure
 
 use super::*;
 use crate::format::FileKind;
@@ -7,7 +10,14 @@ fn name(i: u8) -> String {
     format!("{i:02x}{}", "0".repeat(62))
 }
 
-fn suite(b: &dyn Backend) {
+/// Checks every clause of the contract on an empty store; panics on the first breach.
+pub fn suite(b: &dyn Backend) {
+    basics(b);
+    exclusive_create_race(b);
+}
+
+/// Every clause but the race of exclusive creators.
+pub fn basics(b: &dyn Backend) {
     b.create().unwrap();
     b.create().unwrap(); // idempotent
     assert_eq!(
@@ -56,8 +66,21 @@ fn suite(b: &dyn Backend) {
         ErrorKind::NotFound
     );
     assert!(b.list(FileKind::Pack).unwrap().is_empty());
+    // Exclusive create, one caller: a second create fails and keeps the first bytes.
+    b.create_exclusive(FileKind::Fence, &name(8), b"one".to_vec())
+        .unwrap();
+    assert_eq!(
+        b.create_exclusive(FileKind::Fence, &name(8), b"two".to_vec())
+            .unwrap_err()
+            .kind(),
+        ErrorKind::AlreadyExists
+    );
+    assert_eq!(b.read(FileKind::Fence, &name(8)).unwrap(), b"one");
+}
 
-    // Exclusive create: of many racing callers exactly one wins, and the winner's bytes stay.
+/// Exclusive create: of many racing callers exactly one wins, and the winner's bytes stay.
+/// Only a store whose conditional create is atomic passes (s3s-fs checks, then writes).
+pub fn exclusive_create_race(b: &dyn Backend) {
     let wins: Vec<bool> = std::thread::scope(|s| {
         let racers: Vec<_> = (0..8u8)
             .map(|i| {
@@ -77,20 +100,12 @@ fn suite(b: &dyn Backend) {
     assert_eq!(b.read(FileKind::Fence, &name(9)).unwrap(), vec![winner; 64]);
 }
 
-#[test]
-fn memory_backend_keeps_the_contract() {
-    suite(&OpendalBackend::memory().unwrap());
-}
-
-#[test]
-fn local_backend_keeps_the_contract() {
-    let dir = tempfile::tempdir().unwrap();
-    let b = OpendalBackend::local(dir.path()).unwrap();
-    suite(&b);
-    // Storage time: a later object is not older than an earlier one.
+/// Storage time: a later object is not older than an earlier one, and a missing object has
+/// none. `gap` is the store's time resolution (a second on S3).
+pub fn storage_time(b: &dyn Backend, gap: std::time::Duration) {
     b.write(FileKind::Session, &name(3), b"first".to_vec())
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::thread::sleep(gap);
     b.write(FileKind::Session, &name(4), b"second".to_vec())
         .unwrap();
     let (t3, t4) = (
@@ -102,6 +117,19 @@ fn local_backend_keeps_the_contract() {
         b.modified(FileKind::Session, &name(5)).unwrap_err().kind(),
         ErrorKind::NotFound
     );
+}
+
+#[test]
+fn memory_backend_keeps_the_contract() {
+    suite(&OpendalBackend::memory().unwrap());
+}
+
+#[test]
+fn local_backend_keeps_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = OpendalBackend::local(dir.path()).unwrap();
+    suite(&b);
+    storage_time(&b, std::time::Duration::from_millis(20));
     assert!(
         std::fs::read_dir(dir.path().join("tmp"))
             .unwrap()

@@ -25,8 +25,10 @@
 //! - **Storage time.** [`Backend::modified`] is the store's own last-modified time of an
 //!   object. Times of one store are compared only with each other, never with a local clock.
 
+pub mod location;
 mod opendal;
 
+pub use self::location::{Location, StorageOptions};
 pub use self::opendal::OpendalBackend;
 
 use crate::error::{Error, ErrorKind, Result};
@@ -64,6 +66,16 @@ pub trait Backend: Send + Sync {
 
     /// The store's last-modified time of an object, in milliseconds since the Unix epoch.
     fn modified(&self, kind: FileKind, name: &str) -> Result<i64>;
+
+    /// On a store that keeps object versions (an S3 bucket with versioning or Object Lock):
+    /// removes the delete markers below the repository, so that every object deleted without
+    /// its version (by anyone) is back. Returns how many came back. Other stores refuse.
+    fn undelete(&self) -> Result<u64> {
+        Err(Error::invalid(format!(
+            "{} keeps no object versions, so nothing deleted can be brought back",
+            self.location()
+        )))
+    }
 }
 
 /// Builds a `NotFound` error for an object.
@@ -82,5 +94,5 @@ fn short(name: &str) -> &str {
     name.get(..8).unwrap_or(name)
 }
 
-#[cfg(test)]
-mod conformance;
+#[cfg(any(test, feature = "test-support"))]
+pub mod conformance;

@@ -1,10 +1,13 @@
-//! The [`Backend`] over Apache OpenDAL: the local filesystem (the `fs` service) and memory.
+//! The [`Backend`] over Apache OpenDAL: the local filesystem (the `fs` service), S3, any other
+//! OpenDAL service, and memory.
 
 use std::sync::Arc;
 
+use opendal::layers::{ConcurrentLimitLayer, RetryLayer, ThrottleLayer, TimeoutLayer};
 use opendal::options::{ReadOptions, WriteOptions};
 use opendal::{EntryMode, Operator, blocking};
 
+use super::location::{Location, S3_OPTIONS, StorageOptions};
 use super::{Backend, not_found};
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::FileKind;
@@ -16,6 +19,8 @@ pub struct OpendalBackend {
     /// `tmp/` and renames (which cannot refuse an existing target atomically).
     exclusive: Option<blocking::Operator>,
     location: String,
+    /// A filesystem needs its directories made by `create`; object stores have none.
+    directories: bool,
     // Keeps the runtime that drives the blocking operator alive as long as the backend.
     _runtime: Arc<tokio::runtime::Runtime>,
 }
@@ -24,6 +29,38 @@ pub struct OpendalBackend {
 pub const TMP_DIR: &str = "tmp";
 
 impl OpendalBackend {
+    /// The store at `location`; `create` is for `init` (a local directory is made if missing).
+    pub fn open(location: &Location, opts: &StorageOptions, create: bool) -> Result<Self> {
+        match location {
+            Location::Local(path) => {
+                if !opts.options.is_empty() {
+                    return Err(Error::invalid("a local repository takes no -o options"));
+                }
+                if create {
+                    Self::local_create(path)
+                } else {
+                    Self::local(path)
+                }
+            }
+            Location::S3 { bucket, prefix } => {
+                opendal::install_default(); // the HTTP client; idempotent
+                opts.check_known(S3_OPTIONS, "s3:// locations")?;
+                let op = Operator::new(s3_builder(bucket, prefix, opts)?).map_err(map_err)?;
+                let op = with_layers(op, opts)?;
+                Self::with_operators(op, None, location.to_string(), false)
+            }
+            Location::Opendal { service } => {
+                opendal::install_default(); // the service registry and HTTP client
+
+                let op = Operator::via_iter(service, opts.options.clone())
+                    .map_err(|e| map_err(e).with_context("service", service.clone()))?;
+                let op = with_layers(op, opts)?;
+                let directories = service == "fs";
+                Self::with_operators(op, None, location.to_string(), directories)
+            }
+        }
+    }
+
     /// A repository in a local directory that must exist. Writes go to `<root>/tmp`, are
     /// synced, then renamed.
     pub fn local(root: &std::path::Path) -> Result<Self> {
@@ -60,16 +97,21 @@ impl OpendalBackend {
         let op = Operator::new(builder).map_err(map_err)?;
         let in_place =
             Operator::new(opendal::services::Fs::default().root(root_str)).map_err(map_err)?;
-        Self::with_operators(op, Some(in_place), root.display().to_string())
+        Self::with_operators(op, Some(in_place), root.display().to_string(), true)
     }
 
     /// A repository held in memory, for tests.
     pub fn memory() -> Result<Self> {
         let op = Operator::new(opendal::services::Memory::default()).map_err(map_err)?;
-        Self::with_operators(op, None, "memory".into())
+        Self::with_operators(op, None, "memory".into(), false)
     }
 
-    fn with_operators(op: Operator, exclusive: Option<Operator>, location: String) -> Result<Self> {
+    fn with_operators(
+        op: Operator,
+        exclusive: Option<Operator>,
+        location: String,
+        directories: bool,
+    ) -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("kairn-storage")
@@ -88,14 +130,88 @@ impl OpendalBackend {
             op,
             exclusive,
             location,
+            directories,
             _runtime: Arc::new(runtime),
         })
     }
 }
 
+/// S3, configured from the options alone when ambient credentials are off (tests must never
+/// reach for `~/.aws` or the instance metadata service).
+fn s3_builder(bucket: &str, prefix: &str, opts: &StorageOptions) -> Result<opendal::services::S3> {
+    let mut b = opendal::services::S3::default()
+        .bucket(bucket)
+        .root(&format!("/{prefix}"));
+    if let Some(v) = opts.get("endpoint") {
+        b = b.endpoint(v);
+    }
+    b = b.region(opts.get("region").unwrap_or("us-east-1"));
+    if opts.flag("virtual-host", false)? {
+        b = b.enable_virtual_host_style();
+    }
+    if let Some(v) = opts.get("access-key-id") {
+        b = b.access_key_id(v);
+    }
+    if let Some(v) = opts.get("secret-access-key") {
+        b = b.secret_access_key(v);
+    }
+    if let Some(v) = opts.get("session-token") {
+        b = b.session_token(v);
+    }
+    if let Some(v) = opts.get("profile") {
+        b = b.profile(v);
+    }
+    if let Some(v) = opts.get("storage-class") {
+        b = b.default_storage_class(v);
+    }
+    // Content-MD5 by default: what every S3 implementation accepts for a bucket with Object
+    // Lock (moto refuses x-amz-checksum-crc32c alone there, as AWS documents).
+    match opts.get("checksum").unwrap_or("md5") {
+        "none" => {}
+        algo @ ("crc32c" | "md5") => b = b.checksum_algorithm(algo),
+        other => {
+            return Err(Error::invalid(format!(
+                "option checksum={other:?}: use crc32c, md5 or none"
+            )));
+        }
+    }
+    if !opts.flag("ambient-credentials", true)? {
+        b = b.disable_config_load().disable_ec2_metadata();
+    }
+    Ok(b)
+}
+
+/// Retries with backoff and jitter around a timeout (in that order, as OpenDAL asks: a retry
+/// must see the timeout's error, not a dropped future), throttled and limited outside both.
+fn with_layers(op: Operator, opts: &StorageOptions) -> Result<Operator> {
+    let mut op = op
+        .layer(
+            TimeoutLayer::new()
+                .with_timeout(opts.timeout)
+                .with_io_timeout(opts.io_timeout),
+        )
+        .layer(
+            RetryLayer::new()
+                .with_max_times(opts.retries)
+                .with_min_delay(std::time::Duration::from_millis(100))
+                .with_max_delay(std::time::Duration::from_secs(10))
+                .with_jitter(),
+        );
+    if let Some(bandwidth) = opts.bandwidth {
+        let bandwidth = u32::try_from(bandwidth.max(1)).unwrap_or(u32::MAX);
+        // The burst must admit the largest single write (a pack), or it would never pass.
+        op = op.layer(ThrottleLayer::new(bandwidth, bandwidth.max(64 << 20)));
+    }
+    if opts.connections == 0 {
+        return Err(Error::invalid("at least one connection is needed"));
+    }
+    Ok(op.layer(ConcurrentLimitLayer::new(opts.connections)))
+}
+
 fn map_err(e: opendal::Error) -> Error {
     let kind = match e.kind() {
         opendal::ErrorKind::NotFound => ErrorKind::NotFound,
+        opendal::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
         opendal::ErrorKind::AlreadyExists | opendal::ErrorKind::ConditionNotMatch => {
             ErrorKind::AlreadyExists
         }
@@ -126,6 +242,9 @@ impl Backend for OpendalBackend {
     }
 
     fn create(&self) -> Result<()> {
+        if !self.directories {
+            return Ok(());
+        }
         for kind in FileKind::ALL {
             if kind != FileKind::Config {
                 self.op
@@ -249,12 +368,46 @@ impl Backend for OpendalBackend {
         };
         let path = kind.path(name);
         let op = self.exclusive.as_ref().unwrap_or(&self.op);
-        if let Some((dir, _)) = path.rsplit_once('/') {
+        if let Some((dir, _)) = path.rsplit_once('/')
+            && self.directories
+        {
             op.create_dir(&format!("{dir}/")).map_err(map_err)?;
         }
         op.write_options(&path, data, opts)
             .map(|_| ())
             .map_err(|e| map_err(e).with_context("object", path))
+    }
+
+    fn undelete(&self) -> Result<u64> {
+        let cap = self.op.info().capability();
+        if !cap.list_with_deleted || !cap.delete_with_version {
+            return Err(Error::invalid(format!(
+                "{} keeps no object versions, so nothing deleted can be brought back",
+                self.location
+            )));
+        }
+        let opts = opendal::options::ListOptions {
+            recursive: true,
+            versions: true,
+            deleted: true,
+            ..Default::default()
+        };
+        let mut restored = 0;
+        for entry in self.op.list_options("", opts).map_err(map_err)? {
+            let meta = entry.metadata();
+            let Some(version) = meta.version().filter(|_| meta.is_deleted()) else {
+                continue;
+            };
+            let del = opendal::options::DeleteOptions {
+                version: Some(version.to_string()),
+                ..Default::default()
+            };
+            self.op
+                .delete_options(entry.path(), del)
+                .map_err(|e| map_err(e).with_context("object", entry.path().to_string()))?;
+            restored += 1;
+        }
+        Ok(restored)
     }
 
     fn modified(&self, kind: FileKind, name: &str) -> Result<i64> {
