@@ -164,13 +164,10 @@ pub struct Index {
 }
 
 impl Index {
-    /// Loads every index file of the repository (in parallel), verifying each.
+    /// Loads every index file of the repository (in parallel), verifying each, and uses
+    /// those no other file supersedes.
     pub fn load(repo: &Repository) -> Result<Self> {
-        let ids = repo.list_ids::<IndexFile>()?;
-        let files: Vec<(IndexId, IndexFile)> = ids
-            .par_iter()
-            .map(|id| repo.load_file::<IndexFile>(id).map(|f| (*id, f)))
-            .collect::<Result<_>>()?;
+        let files = load_live_files(repo)?.live;
         let mut builder = IndexBuilder::default();
         for (id, file) in files {
             builder.add_file(&file);
@@ -268,31 +265,76 @@ impl Index {
 /// Blobs per index file written by maintenance (prune, repair).
 const MAINTENANCE_INDEX_BLOBS: usize = 100_000;
 
-/// Writes `packs` as index files of at most about 100,000 blobs each, every one listing
-/// `supersedes`; returns how many were written. Each write is fenced by the writer's session.
+/// The index files of a repository, as [`load_live_files`] found them.
+pub struct IndexFiles {
+    /// The files in use (superseded by no other), verified.
+    pub live: Vec<(IndexId, IndexFile)>,
+    /// Every index file stored, superseded ones too.
+    pub all: Vec<IndexId>,
+}
+
+/// Every index file, verified, split into those in use and the ids of all files read: a file
+/// another one supersedes is left out of the first (repo-format.md §11), because it may still
+/// name packs that a prune deleted while the file itself was kept by a retention lock.
+pub fn load_live_files(repo: &Repository) -> Result<IndexFiles> {
+    let ids = repo.list_ids::<IndexFile>()?;
+    let loaded: Vec<(IndexId, Result<IndexFile>)> = ids
+        .par_iter()
+        .map(|id| (*id, repo.load_file::<IndexFile>(id)))
+        .collect();
+    let superseded: std::collections::HashSet<IndexId> = loaded
+        .iter()
+        .filter_map(|(_, f)| f.as_ref().ok())
+        .flat_map(|f| f.supersedes.iter().copied())
+        .collect();
+    let mut live = Vec::with_capacity(loaded.len());
+    for (id, file) in loaded {
+        if superseded.contains(&id) {
+            continue; // even a damaged one: nothing reads it
+        }
+        live.push((id, file?));
+    }
+    Ok(IndexFiles { live, all: ids })
+}
+
+/// Writes `packs` as index files of at most about 100,000 blobs each; returns how many were
+/// written. Only the last one lists `supersedes`, so readers switch to the new files only once
+/// all of them are stored (an interrupted write leaves the old files in use). With no packs
+/// and something to supersede, one empty file says so. Each write is fenced by the session.
 pub fn write_index_files(
     repo: &Repository,
     packs: &[IndexPack],
     supersedes: &[IndexId],
 ) -> Result<u64> {
-    let mut written = 0;
-    let mut file = IndexFile {
-        supersedes: supersedes.to_vec(),
-        packs: Vec::new(),
-    };
+    let mut groups: Vec<Vec<IndexPack>> = Vec::new();
     let mut blobs = 0;
-    for (i, p) in packs.iter().enumerate() {
-        blobs += p.blobs.len();
-        file.packs.push(p.clone());
-        if blobs >= MAINTENANCE_INDEX_BLOBS || i + 1 == packs.len() {
-            repo.check_session()?;
-            repo.save_file(&file)?;
-            written += 1;
-            file.packs.clear();
+    for p in packs {
+        if groups.is_empty() || blobs >= MAINTENANCE_INDEX_BLOBS {
+            groups.push(Vec::new());
             blobs = 0;
         }
+        blobs += p.blobs.len();
+        if let Some(last) = groups.last_mut() {
+            last.push(p.clone());
+        }
     }
-    Ok(written)
+    if groups.is_empty() && !supersedes.is_empty() {
+        groups.push(Vec::new());
+    }
+    let count = groups.len();
+    for (i, packs) in groups.into_iter().enumerate() {
+        let file = IndexFile {
+            supersedes: if i + 1 == count {
+                supersedes.to_vec()
+            } else {
+                Vec::new()
+            },
+            packs,
+        };
+        repo.check_session()?;
+        repo.save_file(&file)?;
+    }
+    Ok(count as u64)
 }
 
 #[cfg(test)]

@@ -33,6 +33,10 @@ pub struct Heartbeat {
     pub pid: u32,
     /// When the session began by the writer's clock; for people, never compared.
     pub started: String,
+    /// The writer has ended: written last, instead of deleting its heartbeats, by a writer in
+    /// append-only mode. A prune removes such a session's files.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ended: bool,
 }
 
 impl RepoFile for Heartbeat {
@@ -105,6 +109,20 @@ pub fn fence_outcome(repo: &Repository, session: SessionId) -> Result<Option<Out
     Ok(Some(outcome))
 }
 
+/// Whether the fence that exists is this writer's own commit, read strictly (a fence that does
+/// not decode is not ours): it is, when a retried create's first attempt had landed.
+fn own_commit_fence(backend: &dyn Backend, keys: &MasterKeys, session: SessionId) -> Result<bool> {
+    let bytes = match backend.read(FileKind::Fence, &session.to_hex()) {
+        Ok(b) => b,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    Ok(sealed::open(keys, SealedType::Fence, &bytes)
+        .ok()
+        .and_then(|p| serde_json::from_slice::<FencePayload>(&p).ok())
+        .is_some_and(|f| f.session == session && f.outcome == Outcome::Commit))
+}
+
 /// A session as seen by an observer.
 #[derive(Debug, Clone, Serialize)]
 pub struct SessionView {
@@ -144,8 +162,9 @@ pub fn list_sessions(repo: &Repository) -> Result<Vec<SessionView>> {
                 fence: None,
             });
         view.files.push(id);
-        if modified >= view.last_beat_ms {
-            view.last_beat_ms = modified;
+        // Newest by sequence number: storage times may tie (S3 keeps whole seconds).
+        view.last_beat_ms = view.last_beat_ms.max(modified);
+        if beat.seq >= view.latest.seq {
             view.latest = beat;
         }
     }
@@ -186,6 +205,8 @@ struct Inner {
     keys: MasterKeys,
     level: i32,
     expiry: Duration,
+    /// Deletes nothing: heartbeats pile up, and the last one says the writer ended.
+    append_only: bool,
     beat: Mutex<Beat>,
     /// Held while a heartbeat is written, so two writes never both delete the same predecessor.
     writing: Mutex<()>,
@@ -230,6 +251,7 @@ impl Session {
             host: crate::sysinfo::hostname(),
             pid: std::process::id(),
             started: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            ended: false,
         };
         let began = boot_clock();
         let current = repo.save_file(&template)?;
@@ -238,6 +260,7 @@ impl Session {
             keys: repo.keys().clone(),
             level: level(repo),
             expiry,
+            append_only: repo.append_only(),
             beat: Mutex::new(Beat {
                 template,
                 current,
@@ -312,7 +335,9 @@ impl Session {
             inner.level,
             session,
             Outcome::Commit,
-        )? {
+        )? || own_commit_fence(inner.backend.as_ref(), &inner.keys, session)?
+        {
+            // The second test: a retried create whose first attempt landed finds our own fence.
             lock(&inner.beat).committed = true;
             return Ok(());
         }
@@ -338,6 +363,10 @@ impl Session {
             let b = lock(&self.inner.beat);
             (b.current, b.committed, b.template.session)
         };
+        if self.inner.append_only {
+            lock(&self.inner.beat).template.ended = true;
+            return self.inner.beat_once();
+        }
         self.inner
             .backend
             .delete(FileKind::Session, &current.to_hex())?;
@@ -408,6 +437,9 @@ impl Inner {
             }
             b.current = id;
             b.last_ok = began;
+        }
+        if self.append_only {
+            return Ok(());
         }
         self.backend.delete(FileKind::Session, &previous.to_hex())
     }
