@@ -30,6 +30,10 @@ pub struct ForgetReport {
     pub groups: Vec<GroupPlan>,
     /// Snapshots removed (or that would be, in a dry run).
     pub removed: Vec<SnapshotId>,
+    /// Snapshots the policy removes that the store's retention lock still holds, with when
+    /// the lock ends (ms since the epoch, storage time): they stay, and a forget after that
+    /// removes them.
+    pub locked: Vec<(SnapshotId, i64)>,
     /// True when nothing was deleted because of `dry_run`.
     pub dry_run: bool,
 }
@@ -52,14 +56,23 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetReport> {
         }
         (Vec::new(), opts.ids.clone())
     };
-    if !opts.dry_run {
-        for id in &removed {
-            repo.backend().delete(FileKind::Snapshot, &id.to_hex())?;
+    let mut locked = Vec::new();
+    let mut gone = Vec::with_capacity(removed.len());
+    if opts.dry_run {
+        gone = removed;
+    } else {
+        let now = repo.lock_clock()?;
+        for id in removed {
+            match repo.delete_content(FileKind::Snapshot, &id.to_hex(), now)? {
+                None => gone.push(id),
+                Some(until) => locked.push((id, until)),
+            }
         }
     }
     Ok(ForgetReport {
         groups,
-        removed,
+        removed: gone,
+        locked,
         dry_run: opts.dry_run,
     })
 }

@@ -141,6 +141,27 @@ pub struct PruneReport {
     pub swept: u64,
     /// Garbage lists still waiting for sessions.
     pub pending: Vec<Pending>,
+    /// Packs and index files the store's retention lock still holds: not deleted, planned for
+    /// a prune after their lock ends.
+    pub deferred_packs: u64,
+    /// Bytes of those packs.
+    pub deferred_bytes: u64,
+    /// Index files left for the same reason (superseded, so unused).
+    pub deferred_index_files: u64,
+    /// When the last of the deferred objects may go, ms since the epoch in storage time.
+    pub deferred_until: Option<i64>,
+}
+
+impl PruneReport {
+    fn defer(&mut self, until: i64, pack_bytes: u64) {
+        if pack_bytes > 0 {
+            self.deferred_packs += 1;
+            self.deferred_bytes += pack_bytes;
+        } else {
+            self.deferred_index_files += 1;
+        }
+        self.deferred_until = Some(self.deferred_until.map_or(until, |u| u.max(until)));
+    }
 }
 
 /// Prunes. The repository must have a session of its own (`Repository::begin_session`): its
@@ -155,6 +176,9 @@ pub fn prune(
         .ok_or_else(|| Error::internal("prune needs a writer session of its own"))?;
     let mut report = PruneReport::default();
     sweep_all(repo, opts, own, &mut report, progress)?;
+    if !opts.dry_run {
+        remove_ended_sessions(repo)?;
+    }
     let marked = mark(repo, opts, own, &mut report, progress)?;
     if marked.is_some() || !report.pending.is_empty() {
         let deadline = std::time::Instant::now() + opts.expiry * 2;
@@ -178,8 +202,12 @@ fn mark(
 ) -> Result<Option<GarbageId>> {
     progress.start("prune: reading the index and snapshots", None);
     let snapshot_list = repo.load_snapshots()?;
-    let files = load_index_files(repo)?;
-    let index_ids: Vec<IndexId> = files.iter().map(|(id, _)| *id).collect();
+    // The new index supersedes every stored file, superseded ones too: one kept by a retention
+    // lock must never come back into use when the file that superseded it is deleted.
+    let crate::index::IndexFiles {
+        live: files,
+        all: index_ids,
+    } = load_index_files(repo)?;
     let stored: HashMap<PackId, u64> = repo.list_packs()?.into_iter().collect();
     let index = Index::from_files(files.iter().map(|(_, f)| f));
     // Every indexed pack once (an interrupted prune can leave a pack in two index files).
@@ -312,9 +340,12 @@ fn mark(
         .collect();
     kept.sort_by_key(|a| a.id);
     write_index(repo, &kept, index_ids.clone(), report)?;
+    let now = repo.lock_clock()?;
     for id in &index_ids {
-        repo.backend().delete(FileKind::Index, &id.to_hex())?;
-        report.index_files_deleted += 1;
+        match repo.delete_content(FileKind::Index, &id.to_hex(), now)? {
+            None => report.index_files_deleted += 1,
+            Some(until) => report.defer(until, 0),
+        }
     }
 
     let sessions = list_sessions(repo)?
@@ -336,12 +367,10 @@ fn mark(
     Ok(Some(repo.save_file(&garbage)?))
 }
 
-/// Every index file, verified; a damaged one stops the prune.
-fn load_index_files(repo: &Repository) -> Result<Vec<(IndexId, IndexFile)>> {
-    repo.list_ids::<IndexFile>()?
-        .par_iter()
-        .map(|id| repo.load_file::<IndexFile>(id).map(|f| (*id, f)))
-        .collect::<Result<_>>()
+/// The index files in use, verified (a damaged one stops the prune), and the ids of every
+/// index file stored, superseded ones too.
+fn load_index_files(repo: &Repository) -> Result<crate::index::IndexFiles> {
+    crate::index::load_live_files(repo)
         .map_err(|e| e.with_context("hint", "run `repo repair index`; nothing was deleted"))
 }
 
@@ -471,7 +500,7 @@ fn sweep_all(
 
     progress.start("prune: deleting", None);
     let snapshot_list = repo.load_snapshots()?;
-    let files = load_index_files(repo)?;
+    let files = load_index_files(repo)?.live;
     let index = Index::from_files(files.iter().map(|(_, f)| f));
     let indexed: HashSet<PackId> = index.packs().iter().map(|(id, _)| *id).collect();
     let stored: HashSet<PackId> = repo.list_packs()?.into_iter().map(|(id, _)| id).collect();
@@ -533,11 +562,38 @@ fn sweep_all(
         report.reindexed_packs += reindex.len() as u64;
         write_index(repo, &reindex, Vec::new(), report)?;
     }
-    delete
+    let now = repo.lock_clock()?;
+    let outcomes: Vec<Option<i64>> = delete
         .par_iter()
-        .try_for_each(|(id, _)| repo.backend().delete(FileKind::Pack, &id.to_hex()))?;
-    report.deleted_packs += delete.len() as u64;
-    report.deleted_bytes += delete.iter().map(|(_, s)| s).sum::<u64>();
+        .map(|(id, _)| repo.delete_content(FileKind::Pack, &id.to_hex(), now))
+        .collect::<Result<_>>()?;
+    let mut later = GarbageList::default();
+    for ((id, size), outcome) in delete.iter().zip(outcomes) {
+        match outcome {
+            None => {
+                report.deleted_packs += 1;
+                report.deleted_bytes += size;
+            }
+            Some(until) => {
+                report.defer(until, *size);
+                match ready
+                    .iter()
+                    .flat_map(|(_, l)| &l.indexed)
+                    .find(|p| p.id == *id)
+                {
+                    Some(p) => later.indexed.push(p.clone()),
+                    None => later.unindexed.push((*id, *size)),
+                }
+            }
+        }
+    }
+    if !later.indexed.is_empty() || !later.unindexed.is_empty() {
+        // Locked packs: the deletion is planned for a prune after their lock ends. The list
+        // waits for no session, as every writer's snapshots were already judged above.
+        later.indexed.sort_by_key(|p| p.id);
+        later.unindexed.sort();
+        repo.save_file(&later)?;
+    }
     for (id, _) in &ready {
         repo.backend().delete(FileKind::Garbage, &id.to_hex())?;
         report.swept += 1;
@@ -555,8 +611,8 @@ fn blocking(
     s: SessionId,
     now: i64,
 ) -> Result<Option<WaitingFor>> {
-    let Some(view) = sessions.get(&s) else {
-        return Ok(None); // no heartbeat: it ended
+    let Some(view) = sessions.get(&s).filter(|v| !v.latest.ended) else {
+        return Ok(None); // no heartbeat, or its last one says so: it ended
     };
     let idle_ms = now - view.last_beat_ms;
     let expiry_ms = i64::try_from(opts.expiry.as_millis()).unwrap_or(i64::MAX);
@@ -589,6 +645,7 @@ fn blocking(
 /// its snapshot. Fences that expired a session stay: the expired writer may still wake up, and
 /// its fence is what stops it from committing.
 fn remove_finished_fences(repo: &Repository) -> Result<()> {
+    remove_ended_sessions(repo)?;
     let fences = repo.backend().list(FileKind::Fence)?;
     if fences.is_empty() {
         return Ok(());
@@ -603,6 +660,17 @@ fn remove_finished_fences(repo: &Repository) -> Result<()> {
         };
         if !live.contains(&id) && fence_outcome(repo, id)? == Some(Outcome::Commit) {
             repo.backend().delete(FileKind::Fence, &name)?;
+        }
+    }
+    Ok(())
+}
+
+/// Heartbeats of sessions whose last heartbeat says they ended (writers in append-only mode
+/// leave them; repo-format.md §14.1).
+fn remove_ended_sessions(repo: &Repository) -> Result<()> {
+    for view in list_sessions(repo)?.into_iter().filter(|v| v.latest.ended) {
+        for f in view.files {
+            repo.backend().delete(FileKind::Session, &f.to_hex())?;
         }
     }
     Ok(())

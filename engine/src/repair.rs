@@ -32,6 +32,8 @@ pub struct IndexRepair {
     pub written: u64,
     /// Index files removed (replaced by the new ones).
     pub removed: u64,
+    /// Index files the store's retention lock keeps (superseded, so no longer read).
+    pub locked: u64,
 }
 
 /// Rebuilds the index from the headers of every stored pack: index files that were lost,
@@ -72,9 +74,12 @@ pub fn repair_index(repo: &Repository, progress: &dyn Progress) -> Result<IndexR
     }
     good.sort_by_key(|a| a.id);
     report.written = write_index_files(repo, &good, &old)?;
+    let now = repo.lock_clock()?;
     for id in old {
-        repo.backend().delete(FileKind::Index, &id.to_hex())?;
-        report.removed += 1;
+        match repo.delete_content(FileKind::Index, &id.to_hex(), now)? {
+            None => report.removed += 1,
+            Some(_) => report.locked += 1,
+        }
     }
     Ok(report)
 }
@@ -161,7 +166,8 @@ pub fn repair_snapshots(
         repo.commit_session()?;
         let new_id = repo.save_file(&repaired)?;
         if !keep_original {
-            repo.backend().delete(FileKind::Snapshot, &id.to_hex())?;
+            let now = repo.lock_clock()?;
+            repo.delete_content(FileKind::Snapshot, &id.to_hex(), now)?;
         }
         report.repaired.push(RepairedSnapshot {
             original: id,

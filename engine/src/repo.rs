@@ -31,6 +31,8 @@ pub struct InitOptions {
     pub pack_size: u32,
     /// Cost of the first key.
     pub kdf: KdfParams,
+    /// The store's retention lock, when its bucket has one.
+    pub object_lock: Option<crate::format::config::ObjectLock>,
 }
 
 impl Default for InitOptions {
@@ -40,6 +42,7 @@ impl Default for InitOptions {
             compression_level: 3,
             pack_size: 16 << 20,
             kdf: KdfParams::default(),
+            object_lock: None,
         }
     }
 }
@@ -91,6 +94,7 @@ pub struct Repository {
     chunker: Chunker,
     tree_packs: PackCache,
     session: Mutex<Option<Session>>,
+    append_only: std::sync::atomic::AtomicBool,
 }
 
 /// Bytes of whole tree packs kept in memory while walking snapshots.
@@ -140,10 +144,12 @@ impl Repository {
                 ),
             ));
         }
-        let config = Config::new(opts.chunk_sizes, opts.compression_level, opts.pack_size)?;
+        let mut config = Config::new(opts.chunk_sizes, opts.compression_level, opts.pack_size)?;
+        config.object_lock = opts.object_lock;
+        config.validate()?;
         let keys = MasterKeys::generate();
         backend.create()?;
-        let key_id = add_key_file(backend.as_ref(), &keys, password, opts.kdf)?;
+        let key_id = add_key_file(backend.as_ref(), &keys, password, opts.kdf, false)?;
         let sealed = sealed::seal(
             &keys,
             SealedType::Config,
@@ -151,7 +157,14 @@ impl Repository {
             config.compression_level,
         );
         // The config is written last: a store without it is not a repository yet.
-        backend.write(FileKind::Config, "config", sealed)?;
+        match backend.write(FileKind::Config, "config", sealed.clone()) {
+            Ok(()) => {}
+            // A retried write whose first attempt landed finds its own bytes.
+            Err(e)
+                if e.kind() == ErrorKind::AlreadyExists
+                    && backend.read(FileKind::Config, "config").ok().as_ref() == Some(&sealed) => {}
+            Err(e) => return Err(e),
+        }
         let chunker = Chunker::new(config.chunk_sizes, keys.chunker_key())?;
         Ok(Self {
             backend,
@@ -161,6 +174,7 @@ impl Repository {
             chunker,
             tree_packs: PackCache::new(TREE_PACK_CACHE_BYTES),
             session: Mutex::new(None),
+            append_only: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -177,7 +191,7 @@ impl Repository {
             Err(e) => return Err(e),
         };
         sealed::check_header(&config_bytes, SealedType::Config)?;
-        let (keys, key_id) = unlock(backend.as_ref(), password)?;
+        let (keys, key_id, append_only) = unlock(backend.as_ref(), password)?;
         let payload = sealed::open(&keys, SealedType::Config, &config_bytes)
             .map_err(|e| Error::corrupt(format!("the repository config is damaged: {e}")))?;
         let config = Config::decode(&payload)?;
@@ -195,6 +209,7 @@ impl Repository {
             chunker,
             tree_packs: PackCache::new(TREE_PACK_CACHE_BYTES),
             session: Mutex::new(None),
+            append_only: std::sync::atomic::AtomicBool::new(append_only),
         })
     }
 
@@ -228,6 +243,55 @@ impl Repository {
             .as_ref()
             .map(Session::storage_now)
             .transpose()
+    }
+
+    /// When the object may be deleted, in storage time (ms since the epoch), if the store's
+    /// retention lock still holds it at `now`; `None` when it may be deleted now.
+    pub fn locked_until(&self, kind: FileKind, name: &str, now: i64) -> Result<Option<i64>> {
+        let Some(lock) = self.config.object_lock else {
+            return Ok(None);
+        };
+        let written = match self.backend.modified(kind, name) {
+            Ok(t) => t,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let until = written.saturating_add(lock.hold_ms());
+        Ok((until > now).then_some(until))
+    }
+
+    /// The storage time against which retention locks are judged, once per operation: `None`
+    /// when the repository declares no lock (then nothing needs it).
+    pub fn lock_clock(&self) -> Result<Option<i64>> {
+        match self.config.object_lock {
+            Some(_) => self.storage_now().map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Deletes a content object (pack, index file, snapshot) unless the store's retention lock
+    /// still holds it at `now` (from [`Self::lock_clock`]); then it sends nothing and returns
+    /// when the object may go.
+    pub fn delete_content(
+        &self,
+        kind: FileKind,
+        name: &str,
+        now: Option<i64>,
+    ) -> Result<Option<i64>> {
+        if let Some(now) = now
+            && let Some(until) = self.locked_until(kind, name, now)?
+        {
+            return Ok(Some(until));
+        }
+        self.backend.delete(kind, name)?;
+        Ok(None)
+    }
+
+    /// The storage's time now, from this writer's session; a repository with a retention
+    /// lock needs it before deleting anything.
+    pub fn storage_now(&self) -> Result<i64> {
+        self.session_storage_now()?
+            .ok_or_else(|| Error::internal("a storage time needs a writer session"))
     }
 
     /// The running session's id.
@@ -341,8 +405,47 @@ impl Repository {
     }
 
     /// Adds a key file for another password.
-    pub fn add_key(&self, password: &[u8], kdf: KdfParams) -> Result<KeyId> {
-        add_key_file(self.backend.as_ref(), &self.keys, password, kdf)
+    /// Adds a key; an append-only key can only add append-only keys.
+    pub fn add_key(&self, password: &[u8], kdf: KdfParams, append_only: bool) -> Result<KeyId> {
+        if self.append_only() && !append_only {
+            return Err(Error::new(
+                ErrorKind::AppendOnly,
+                "an append-only key can add only append-only keys",
+            ));
+        }
+        add_key_file(
+            self.backend.as_ref(),
+            &self.keys,
+            password,
+            kdf,
+            append_only,
+        )
+    }
+
+    /// True when this repository was opened with an append-only key, or set so: then nothing
+    /// may be deleted, and writers leave their session files for a full-rights prune.
+    pub fn append_only(&self) -> bool {
+        self.append_only.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Puts this handle in append-only mode (for a storage credential without delete rights).
+    pub fn set_append_only(&self) {
+        self.append_only
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Refuses `what` in append-only mode.
+    pub fn refuse_append_only(&self, what: &str) -> Result<()> {
+        if self.append_only() {
+            return Err(Error::new(
+                ErrorKind::AppendOnly,
+                format!(
+                    "{what} deletes from the repository, and it is open in append-only mode \
+                     (an append-only key or --append-only): run it with a full key"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Lists key files.
@@ -386,6 +489,7 @@ fn add_key_file(
     keys: &MasterKeys,
     password: &[u8],
     kdf: KdfParams,
+    append_only: bool,
 ) -> Result<KeyId> {
     let kf = KeyFile::create(
         keys,
@@ -393,6 +497,7 @@ fn add_key_file(
         kdf,
         &crate::sysinfo::hostname(),
         &crate::sysinfo::username(),
+        append_only,
     )?;
     let bytes = kf.encode();
     let id = Id::hash_of(&bytes);
@@ -402,7 +507,7 @@ fn add_key_file(
 
 /// Tries every key file. A damaged key file is skipped if another opens; if none opens, a wrong
 /// password is reported unless every key file was damaged.
-fn unlock(backend: &dyn Backend, password: &[u8]) -> Result<(MasterKeys, KeyId)> {
+fn unlock(backend: &dyn Backend, password: &[u8]) -> Result<(MasterKeys, KeyId, bool)> {
     let ids = list_ids(backend, FileKind::Key)?;
     if ids.is_empty() {
         return Err(Error::corrupt("the repository has no key files"));
@@ -416,9 +521,9 @@ fn unlock(backend: &dyn Backend, password: &[u8]) -> Result<(MasterKeys, KeyId)>
             .read(FileKind::Key, &name)
             .and_then(|bytes| verify_name(FileKind::Key, &name, &bytes).map(|()| bytes))
             .and_then(|bytes| KeyFile::decode(&bytes))
-            .and_then(|kf| kf.open(password));
+            .and_then(|kf| kf.open(password).map(|k| (k, kf.append_only)));
         match attempt {
-            Ok(keys) => return Ok((keys, KeyId(id))),
+            Ok((keys, append_only)) => return Ok((keys, KeyId(id), append_only)),
             Err(e) if e.kind() == ErrorKind::WrongPassword => wrong = true,
             Err(e) if e.kind() == ErrorKind::UnsupportedVersion => newer = Some(e),
             Err(e) => damaged = Some(e.with_context("key", &name[..8])),

@@ -30,3 +30,11 @@ pub fn bytes(n: u64) -> String {
         format!("{value:.2} {}", UNITS[unit])
     }
 }
+
+/// A storage time (ms since the epoch) for people, in UTC.
+pub fn storage_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(
+        || format!("{ms} ms"),
+        |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+    )
+}

@@ -197,6 +197,7 @@ fn repo() -> Repository {
             iterations: 1,
             parallelism: 1,
         },
+        ..Default::default()
     };
     Repository::init(backend, b"pw", &opts).unwrap()
 }

@@ -27,6 +27,38 @@ pub struct Config {
     pub compression_level: i32,
     /// Target size of a pack, in bytes.
     pub pack_size: u32,
+    /// The store keeps every object under a retention lock (S3 Object Lock default retention)
+    /// for this long after it is written; maintenance never deletes content before then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock: Option<ObjectLock>,
+}
+
+/// The retention the store applies to every new object, declared at `init`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectLock {
+    /// `compliance` or `governance`: for people; Kairn treats both the same.
+    pub mode: LockMode,
+    /// Days from an object's write until its lock ends.
+    pub days: u32,
+}
+
+/// S3 Object Lock retention modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LockMode {
+    /// No one can delete a locked object version, not even the account root.
+    Compliance,
+    /// Holders of `s3:BypassGovernanceRetention` can.
+    Governance,
+}
+
+impl ObjectLock {
+    /// Milliseconds from an object's write until it may be deleted: the retention, plus an
+    /// hour so that the store's clock and the retain-until date never race.
+    pub fn hold_ms(&self) -> i64 {
+        i64::from(self.days) * 86_400_000 + 3_600_000
+    }
 }
 
 /// The one chunker algorithm of format version 1.
@@ -42,6 +74,7 @@ impl Config {
             chunk_sizes,
             compression_level,
             pack_size,
+            object_lock: None,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -68,6 +101,12 @@ impl Config {
                 "pack size {} is outside 1 MiB..512 MiB",
                 self.pack_size
             )));
+        }
+        if self
+            .object_lock
+            .is_some_and(|l| l.days == 0 || l.days > 36_500)
+        {
+            return Err(Error::invalid("object lock days must be 1..=36500"));
         }
         Ok(())
     }

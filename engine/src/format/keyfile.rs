@@ -15,6 +15,9 @@ use crate::format::check_version;
 
 /// Associated data of the sealed master keys.
 pub const KEY_AAD: &[u8] = b"kairn key v1";
+/// Associated data of an append-only key's sealed master keys: the flag is authenticated, so
+/// a copy of the file without it does not open.
+pub const APPEND_ONLY_KEY_AAD: &[u8] = b"kairn key v1 append-only";
 
 /// A decoded key file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +39,9 @@ pub struct KeyFile {
     pub username: String,
     /// Base64 of the sealed master keys.
     pub sealed_keys: String,
+    /// Whoever opens the repository with this key may add, never delete (§5).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub append_only: bool,
 }
 
 impl KeyFile {
@@ -46,10 +52,11 @@ impl KeyFile {
         params: KdfParams,
         host: &str,
         user: &str,
+        append_only: bool,
     ) -> Result<Self> {
         let salt: [u8; 32] = crypto::random_bytes();
         let kek = params.derive(password, &salt)?;
-        let sealed = crypto::seal_with_key(&kek, KEY_AAD, &keys.to_bytes());
+        let sealed = crypto::seal_with_key(&kek, aad(append_only), &keys.to_bytes());
         Ok(Self {
             version: crate::format::FORMAT_VERSION,
             kdf: "argon2id".into(),
@@ -59,6 +66,7 @@ impl KeyFile {
             host: host.into(),
             username: user.into(),
             sealed_keys: B64.encode(sealed),
+            append_only,
         })
     }
 
@@ -71,7 +79,7 @@ impl KeyFile {
             .decode(&self.sealed_keys)
             .map_err(|e| Error::corrupt("key file data").with_source(e))?;
         let kek = self.kdf_params.derive(password, &salt)?;
-        let plain = crypto::open_with_key(&kek, KEY_AAD, &sealed)
+        let plain = crypto::open_with_key(&kek, aad(self.append_only), &sealed)
             .ok_or_else(|| Error::new(ErrorKind::WrongPassword, "wrong password"))?;
         let bytes: &[u8; MasterKeys::LEN] = plain
             .as_slice()
@@ -107,6 +115,14 @@ impl KeyFile {
     }
 }
 
+fn aad(append_only: bool) -> &'static [u8] {
+    if append_only {
+        APPEND_ONLY_KEY_AAD
+    } else {
+        KEY_AAD
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,12 +138,29 @@ mod tests {
     #[test]
     fn wrap_and_unwrap() {
         let keys = MasterKeys::generate();
-        let kf = KeyFile::create(&keys, b"pw", cheap(), "h", "u").unwrap();
+        let kf = KeyFile::create(&keys, b"pw", cheap(), "h", "u", false).unwrap();
         let back = KeyFile::decode(&kf.encode()).unwrap();
         assert_eq!(back.open(b"pw").unwrap().to_bytes(), keys.to_bytes());
         assert_eq!(
             back.open(b"nope").unwrap_err().kind(),
             ErrorKind::WrongPassword
+        );
+    }
+
+    #[test]
+    fn the_append_only_flag_cannot_be_stripped() {
+        let keys = MasterKeys::generate();
+        let kf = KeyFile::create(&keys, b"pw", cheap(), "h", "u", true).unwrap();
+        let back = KeyFile::decode(&kf.encode()).unwrap();
+        assert!(back.append_only);
+        assert_eq!(back.open(b"pw").unwrap().to_bytes(), keys.to_bytes());
+        let stripped = KeyFile {
+            append_only: false,
+            ..back
+        };
+        assert!(
+            stripped.open(b"pw").is_err(),
+            "a key without its flag must not open"
         );
     }
 }

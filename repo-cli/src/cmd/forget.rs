@@ -77,7 +77,11 @@ pub fn run(g: &Global, a: ForgetArgs) -> Result<()> {
         ids,
         dry_run: a.dry_run,
     };
+    repo.refuse_append_only("forget")?;
+    // The session's heartbeats give the storage time that retention locks are judged by.
+    repo.begin_session("forget", g.expiry())?;
     let report = forget(&repo, &opts)?;
+    repo.end_session()?;
     let pruned = if a.prune && !a.dry_run {
         Some(crate::cmd::prune::prune_with(g, &repo, &a.prune_args)?)
     } else {
@@ -100,6 +104,14 @@ pub fn run(g: &Global, a: ForgetArgs) -> Result<()> {
         }
         let verb = if a.dry_run { "would remove" } else { "removed" };
         output::line(format!("{verb} {} snapshot(s)", report.removed.len()))?;
+        for (id, until) in &report.locked {
+            output::line(format!(
+                "kept {}: the store's Object Lock holds it until {}; a forget after that \
+                 removes it",
+                id.short(),
+                output::storage_time(*until)
+            ))?;
+        }
         if let Some(p) = &pruned {
             print_report(p)?;
         }

@@ -2,6 +2,7 @@ use anyhow::Result;
 use clap::Args;
 use engine::chunker::ChunkerParams;
 use engine::crypto::KdfParams;
+use engine::format::config::{LockMode, ObjectLock};
 use engine::repo::{InitOptions, Repository};
 
 use crate::args::{Global, new_password};
@@ -24,8 +25,26 @@ pub struct InitArgs {
     /// Largest chunk, in bytes.
     #[arg(long, default_value_t = ChunkerParams::default().max_size)]
     chunk_max: u32,
+    /// The bucket's Object Lock default retention, in days: maintenance then never deletes
+    /// repository content younger than this (repo-format.md §14.2).
+    #[arg(long, value_name = "DAYS")]
+    object_lock_days: Option<u32>,
+    /// The bucket's Object Lock mode, for the record.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "compliance",
+        requires = "object_lock_days"
+    )]
+    object_lock_mode: LockModeArg,
     #[command(flatten)]
     kdf: KdfArgs,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LockModeArg {
+    Compliance,
+    Governance,
 }
 
 /// Argon2id costs of a new key. Lower them only for tests.
@@ -64,6 +83,13 @@ pub fn run(g: &Global, a: InitArgs) -> Result<()> {
         compression_level: a.compression,
         pack_size: a.pack_size_mib.saturating_mul(1 << 20),
         kdf: a.kdf.params(),
+        object_lock: a.object_lock_days.map(|days| ObjectLock {
+            days,
+            mode: match a.object_lock_mode {
+                LockModeArg::Compliance => LockMode::Compliance,
+                LockModeArg::Governance => LockMode::Governance,
+            },
+        }),
     };
     let repo = Repository::init(backend.clone(), &password, &opts)?;
     if g.json {

@@ -28,6 +28,10 @@ pub struct NewKeyArgs {
     /// Read the new password from this file instead of prompting.
     #[arg(long)]
     new_password_file: Option<PathBuf>,
+    /// The new key may add to the repository, never delete: for backup agents (the flag is
+    /// sealed with the key, repo-format.md §5). An append-only key adds only such keys.
+    #[arg(long)]
+    append_only: bool,
     #[command(flatten)]
     kdf: KdfArgs,
 }
@@ -37,12 +41,13 @@ pub fn run(g: &Global, cmd: KeyCommand) -> Result<()> {
     match cmd {
         KeyCommand::Add(a) => {
             let password = new_password(a.new_password_file.as_deref(), g)?;
-            let id = repo.add_key(&password, a.kdf.params())?;
+            let id = repo.add_key(&password, a.kdf.params(), a.append_only)?;
             output::line(format!("added key {}", id.short()))?;
         }
         KeyCommand::Passwd(a) => {
+            repo.refuse_append_only("key passwd")?;
             let password = new_password(a.new_password_file.as_deref(), g)?;
-            let id = repo.add_key(&password, a.kdf.params())?;
+            let id = repo.add_key(&password, a.kdf.params(), a.append_only)?;
             let old = repo.key_id();
             repo.backend()
                 .delete(engine::format::FileKind::Key, &old.to_hex())?;
@@ -80,6 +85,7 @@ pub fn run(g: &Global, cmd: KeyCommand) -> Result<()> {
             }
         }
         KeyCommand::Remove { id } => {
+            repo.refuse_append_only("key remove")?;
             let matches: Vec<KeyId> = repo
                 .list_keys()?
                 .into_iter()

@@ -50,6 +50,7 @@ pub fn run(g: &Global, mut a: PruneCommand) -> Result<()> {
 
 /// Runs a prune in a session of its own.
 pub fn prune_with(g: &Global, repo: &Repository, a: &PruneArgs) -> Result<PruneReport> {
+    repo.refuse_append_only("prune")?;
     repo.begin_session("prune", g.expiry())?;
     let opts = PruneOptions {
         max_unused_percent: a.max_unused,
@@ -85,6 +86,16 @@ pub fn print_report(r: &PruneReport) -> Result<()> {
         r.index_files_written,
         r.index_files_deleted
     ))?;
+    if let Some(until) = r.deferred_until {
+        output::line(format!(
+            "the store's Object Lock holds {} pack(s) ({}) and {} index file(s) until {} at \
+             the latest: they are out of the index, and a prune after that deletes them",
+            r.deferred_packs,
+            output::bytes(r.deferred_bytes),
+            r.deferred_index_files,
+            output::storage_time(until)
+        ))?;
+    }
     for p in &r.pending {
         output::line(format!(
             "{} pack(s) will be deleted by a later prune, once these writers end:",

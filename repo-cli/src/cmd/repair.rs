@@ -27,12 +27,26 @@ pub enum RepairCommand {
         #[arg(long, value_name = "ID")]
         remove: Option<String>,
     },
+    /// Bring back every object deleted without its version from a versioned S3 bucket (one
+    /// with Object Lock is): after an attacker's deletes, or a mistaken one. Needs no password.
+    /// It also brings back what forget and prune removed; run them again afterwards.
+    Undelete,
 }
 
 pub fn run(g: &Global, c: RepairCommand) -> Result<()> {
     match c {
         RepairCommand::Sessions { remove } => sessions(g, remove),
         RepairCommand::Index => index(g),
+        RepairCommand::Undelete => {
+            let restored = g.backend()?.undelete()?;
+            if g.json {
+                output::json(&serde_json::json!({ "restored": restored }))
+            } else {
+                Ok(output::line(format!(
+                    "removed {restored} delete marker(s)"
+                ))?)
+            }
+        }
         RepairCommand::Snapshots {
             dry_run,
             keep_original,
@@ -42,6 +56,7 @@ pub fn run(g: &Global, c: RepairCommand) -> Result<()> {
 
 fn index(g: &Global) -> Result<()> {
     let repo = g.open()?;
+    repo.refuse_append_only("repair index")?;
     repo.begin_session("repair", g.expiry())?;
     let progress = CliProgress::new(g.quiet || g.json, !g.json);
     let report = engine::repair::repair_index(&repo, &progress)?;
@@ -69,6 +84,9 @@ fn index(g: &Global) -> Result<()> {
 
 fn snapshots(g: &Global, dry_run: bool, keep_original: bool) -> Result<()> {
     let (repo, index) = g.open_for_writing("repair")?;
+    if !keep_original && !dry_run {
+        repo.refuse_append_only("repair snapshots without --keep-original")?;
+    }
     let report = engine::repair::repair_snapshots(&repo, &index, dry_run, keep_original)?;
     repo.end_session()?;
     if g.json {
@@ -98,6 +116,9 @@ fn snapshots(g: &Global, dry_run: bool, keep_original: bool) -> Result<()> {
 
 fn sessions(g: &Global, remove: Option<String>) -> Result<()> {
     let repo = g.open()?;
+    if remove.is_some() {
+        repo.refuse_append_only("repair sessions --remove")?;
+    }
     let views = list_sessions(&repo)?;
     if let Some(prefix) = remove {
         let matching: Vec<_> = views
