@@ -5,6 +5,8 @@
 //! `repo-cli` package has an integration test of its own (cargo builds a package's binaries for
 //! its integration tests), so it is always fresh when these tests run.
 
+pub mod s3;
+
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
@@ -36,6 +38,8 @@ pub struct Cli {
     pub repo: PathBuf,
     /// A file holding the password.
     pub password_file: PathBuf,
+    /// Arguments every command gets after the repository (storage options).
+    pub extra: Vec<String>,
 }
 
 /// Cheap Argon2id settings so tests do not spend seconds in key derivation.
@@ -67,6 +71,14 @@ impl Cli {
         cli
     }
 
+    /// No repository yet, at a location such as `s3://bucket/prefix`, with storage options.
+    pub fn at(location: &str, extra: Vec<String>) -> Self {
+        let mut cli = Self::uninitialised();
+        cli.repo = PathBuf::from(location);
+        cli.extra = extra;
+        cli
+    }
+
     /// A temporary directory with a password file and no repository yet.
     pub fn uninitialised() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -77,6 +89,7 @@ impl Cli {
             dir,
             repo,
             password_file,
+            extra: Vec::new(),
         }
     }
 
@@ -91,7 +104,8 @@ impl Cli {
         c.arg("-r")
             .arg(&self.repo)
             .arg("--password-file")
-            .arg(&self.password_file);
+            .arg(&self.password_file)
+            .args(&self.extra);
         c
     }
 
