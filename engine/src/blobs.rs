@@ -33,9 +33,9 @@ pub fn read_blob(repo: &Repository, index: &Index, kind: BlobKind, id: &BlobId) 
     let (pack, pack_size) = index.pack(loc.pack);
     let (offset, length) = (u64::from(loc.offset), u64::from(loc.length));
     let opened = if kind == BlobKind::Tree && repo.tree_packs().admits(pack_size) {
-        let whole = repo.tree_packs().get_or_load(&pack, || {
-            repo.backend().read(FileKind::Pack, &pack.to_hex())
-        })?;
+        let whole = repo
+            .tree_packs()
+            .get_or_load(&pack, || repo.read_verified(FileKind::Pack, &pack.to_hex()))?;
         let stored = usize::try_from(offset + length)
             .ok()
             .and_then(|end| whole.get(offset as usize..end))

@@ -24,6 +24,7 @@
 pub mod backend;
 pub mod backup;
 pub mod blobs;
+pub mod cache;
 pub mod check;
 pub mod chunker;
 pub mod compress;

@@ -95,6 +95,7 @@ pub struct Repository {
     tree_packs: PackCache,
     session: Mutex<Option<Session>>,
     append_only: std::sync::atomic::AtomicBool,
+    cache: std::sync::OnceLock<crate::cache::MetadataCache>,
 }
 
 /// Bytes of whole tree packs kept in memory while walking snapshots.
@@ -175,6 +176,7 @@ impl Repository {
             tree_packs: PackCache::new(TREE_PACK_CACHE_BYTES),
             session: Mutex::new(None),
             append_only: std::sync::atomic::AtomicBool::new(false),
+            cache: std::sync::OnceLock::new(),
         })
     }
 
@@ -210,6 +212,7 @@ impl Repository {
             tree_packs: PackCache::new(TREE_PACK_CACHE_BYTES),
             session: Mutex::new(None),
             append_only: std::sync::atomic::AtomicBool::new(append_only),
+            cache: std::sync::OnceLock::new(),
         })
     }
 
@@ -362,26 +365,53 @@ impl Repository {
     /// Loads a file, checking its hash, authenticity and encoding.
     pub fn load_file<F: RepoFile>(&self, id: &F::Id) -> Result<F> {
         let name = id.as_ref().to_hex();
-        let bytes = self.backend.read(F::KIND, &name)?;
-        verify_name(F::KIND, &name, &bytes)?;
+        let bytes = self.read_verified(F::KIND, &name)?;
         let payload = sealed::open(&self.keys, F::SEALED, &bytes)
             .map_err(|e| e.with_context(F::KIND.name(), &name[..8]))?;
         F::from_payload(&payload).map_err(|e| e.with_context(F::KIND.name(), &name[..8]))
     }
 
+    /// Keeps snapshots, index files and tree packs in a local cache (see [`crate::cache`]).
+    pub fn use_cache(&self, base: &std::path::Path, max_bytes: u64) -> Result<()> {
+        let cache = crate::cache::MetadataCache::open(base, &self.config.id, max_bytes)?;
+        let _ = self.cache.set(cache);
+        Ok(())
+    }
+
+    /// A whole content-addressed file, checked against its name: from the cache when it holds
+    /// it, else from the storage (and then kept in the cache).
+    pub fn read_verified(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {
+        let cache = self.cache.get();
+        if let Some(bytes) = cache.and_then(|c| c.get(kind, name)) {
+            return Ok(bytes);
+        }
+        let bytes = self.backend.read(kind, name)?;
+        verify_name(kind, name, &bytes)?;
+        if let Some(c) = cache {
+            c.put(kind, name, &bytes);
+        }
+        Ok(bytes)
+    }
+
     /// The ids of all files of a type.
     pub fn list_ids<F: RepoFile>(&self) -> Result<Vec<F::Id>> {
-        Ok(list_ids(self.backend.as_ref(), F::KIND)?
-            .into_iter()
-            .map(F::Id::from)
-            .collect())
+        let ids = list_ids(self.backend.as_ref(), F::KIND)?;
+        if let Some(c) = self.cache.get() {
+            c.retain(F::KIND, &ids.iter().map(|i| i.to_hex()).collect());
+        }
+        Ok(ids.into_iter().map(F::Id::from).collect())
     }
 
     /// Every stored pack with its size; names that are not pack ids are skipped.
     pub fn list_packs(&self) -> Result<Vec<(PackId, u64)>> {
-        Ok(self
-            .backend
-            .list(FileKind::Pack)?
+        let listed = self.backend.list(FileKind::Pack)?;
+        if let Some(c) = self.cache.get() {
+            c.retain(
+                FileKind::Pack,
+                &listed.iter().map(|(n, _)| n.clone()).collect(),
+            );
+        }
+        Ok(listed
             .into_iter()
             .filter_map(|(name, size)| name.parse().ok().map(|id| (id, size)))
             .collect())

@@ -72,6 +72,26 @@ pub struct Global {
     #[arg(short, long, global = true)]
     pub quiet: bool,
 
+    /// Keep snapshots, index files and tree packs in this local cache directory (default for
+    /// object storage: $XDG_CACHE_HOME/kairn or ~/.cache/kairn; none for local repositories).
+    #[arg(
+        long,
+        env = "KAIRN_CACHE_DIR",
+        global = true,
+        value_name = "DIR",
+        hide_short_help = true
+    )]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Use no local cache.
+    #[arg(long, env = "KAIRN_NO_CACHE", global = true, hide_short_help = true)]
+    pub no_cache: bool,
+
+    /// The most the local cache holds (least recently used files go first).
+    #[arg(long, env = "KAIRN_CACHE_SIZE", global = true, value_parser = parse_size,
+          default_value = "2G", value_name = "BYTES", hide_short_help = true)]
+    pub cache_size: u64,
+
     /// Never delete anything, as if opened with an append-only key: for a storage credential
     /// that may create, read and list, but not delete. Prune and forget refuse to run.
     #[arg(long, env = "KAIRN_APPEND_ONLY", global = true)]
@@ -161,7 +181,32 @@ impl Global {
         if self.append_only {
             repo.set_append_only();
         }
+        if let Some(dir) = self.cache_base() {
+            repo.use_cache(&dir, self.cache_size)?;
+        }
         Ok(repo)
+    }
+
+    /// Where the cache lives: `--cache-dir`, or for object storage the user's cache directory.
+    fn cache_base(&self) -> Option<PathBuf> {
+        if self.no_cache {
+            return None;
+        }
+        if self.cache_dir.is_some() {
+            return self.cache_dir.clone();
+        }
+        let remote = self
+            .repo
+            .as_deref()
+            .and_then(|r| r.parse::<Location>().ok())
+            .is_some_and(|l| !matches!(l, Location::Local(_)));
+        if !remote {
+            return None;
+        }
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+        Some(base.join("kairn"))
     }
 
     /// The session expiry.

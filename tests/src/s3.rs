@@ -194,6 +194,8 @@ pub struct ProxyStats {
     pub faults: AtomicU64,
     /// DELETE requests seen (refused or forwarded).
     pub deletes: AtomicU64,
+    /// GET requests of one object (not listings).
+    pub object_gets: AtomicU64,
 }
 
 /// An HTTP/1.1 proxy on 127.0.0.1 in front of `upstream`, injecting [`Faults`]. Each
@@ -312,6 +314,9 @@ fn serve(
     let request_line = req.head.first().cloned().unwrap_or_default();
     let is_delete = request_line.starts_with("DELETE ")
         || (request_line.starts_with("POST ") && request_line.contains("?delete"));
+    if request_line.starts_with("GET ") && !request_line.contains("list-type") {
+        stats.object_gets.fetch_add(1, Ordering::SeqCst);
+    }
     if is_delete {
         stats.deletes.fetch_add(1, Ordering::SeqCst);
         if faults.deny_deletes {

@@ -308,3 +308,42 @@ fn object_lock_keeps_packs_from_a_client_with_delete_rights() {
     );
     cli.ok(&["check", "--read-data"]);
 }
+
+#[test]
+fn the_local_cache_spares_downloads_and_is_never_trusted() {
+    let server = s3::moto();
+    s3::create_bucket(&server.endpoint, "cached", None);
+    let proxy = s3::FaultProxy::start(&server.endpoint, Faults::default());
+    let mut extra = s3::options(&proxy.endpoint);
+    let cache = tempfile::tempdir().unwrap();
+    extra.extend(["--cache-dir".into(), cache.path().to_str().unwrap().into()]);
+    let cli = Cli::at("s3://cached/repo", extra);
+    init(&cli, &[]);
+    cli.backup(&source(cli.dir.path()));
+    let gets = || proxy.stats.object_gets.load(Ordering::SeqCst);
+
+    let listing = |expect: Option<&str>| {
+        let before = gets();
+        let out = cli.ok(&["ls", "latest"]);
+        if let Some(expect) = expect {
+            assert_eq!(out, expect);
+        }
+        (out, gets() - before)
+    };
+    let (first, cold) = listing(None);
+    let (_, warm) = listing(Some(&first));
+    // Warm: the config and the key file only; the snapshot, index and tree pack are cached.
+    assert!(
+        cold >= warm + 3 && warm <= 2,
+        "cold {cold} GETs, warm {warm}"
+    );
+
+    // Tampered cached files are refused, fetched again, and the answer is the same.
+    for f in kairn_e2e::walk_files(cache.path()) {
+        if f.file_name().is_some_and(|n| n.len() == 64) {
+            std::fs::write(&f, b"tampered").unwrap();
+        }
+    }
+    let (_, after) = listing(Some(&first));
+    assert_eq!(after, cold, "every tampered file is fetched again");
+}
