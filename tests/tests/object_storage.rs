@@ -110,9 +110,25 @@ fn backup_restore_and_check_on_moto() {
 #[test]
 fn backup_restore_and_check_on_s3s_fs() {
     let server = s3::s3s_fs("kairn");
-    let cli = Cli::at("s3://kairn/repo", s3::options(&server.endpoint));
+    let mut extra = s3::options(&server.endpoint);
+    // The throttle and the request limit in the path, too.
+    extra.extend(["--limit-bandwidth", "256M", "--connections", "2"].map(String::from));
+    let cli = Cli::at("s3://kairn/repo", extra);
     init(&cli, &[]);
     roundtrip(&cli);
+}
+
+#[test]
+fn any_opendal_service_by_its_options_here_fs() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let cli = Cli::at(
+        "opendal:fs",
+        vec!["-o".into(), format!("root={}", root.display())],
+    );
+    init(&cli, &[]);
+    roundtrip(&cli);
+    assert!(root.join("config").exists());
 }
 
 #[test]
