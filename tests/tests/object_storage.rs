@@ -349,6 +349,7 @@ fn the_local_cache_spares_downloads_and_is_never_trusted() {
     let (first, cold) = listing(None);
     let (_, warm) = listing(Some(&first));
     // Warm: the config and the key file only; the snapshot, index and tree pack are cached.
+    eprintln!("ls latest: {cold} object GETs without the cache, {warm} with it");
     assert!(
         cold >= warm + 3 && warm <= 2,
         "cold {cold} GETs, warm {warm}"
