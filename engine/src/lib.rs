@@ -4,7 +4,7 @@
 //! 1. bytes to types, no I/O: [`format`], [`crypto`], [`chunker`], [`compress`], [`id`];
 //! 2. storage: [`backend`], a small trait with its contract written on it;
 //! 3. the repository: [`repo`], [`index`], [`packer`], [`blobs`];
-//! 4. operations: [`backup`], [`restore`], [`snapshots`], [`ops`].
+//! 4. operations: [`backup`], [`restore`], [`copy`], [`snapshots`], [`ops`].
 //!
 //! The engine never prints; it reports through [`progress::Progress`].
 //!
@@ -28,6 +28,7 @@ pub mod cache;
 pub mod check;
 pub mod chunker;
 pub mod compress;
+pub mod copy;
 pub mod crypto;
 pub mod error;
 pub mod forget;

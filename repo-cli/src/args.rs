@@ -120,15 +120,51 @@ impl Global {
         let location: Location = location
             .parse()
             .map_err(|e: engine::Error| crate::UsageError(e.to_string()))?;
-        let opts = self.storage_options(&location);
+        let opts = self.storage_options(&location, &self.options);
         Ok(Arc::new(OpendalBackend::open(&location, &opts, create)?))
+    }
+
+    /// Opens the source repository of `copy`, with its own location, storage options and
+    /// password, and this command's retry, timeout, connection, bandwidth and cache settings.
+    /// The password comes from `password_file`, then `KAIRN_FROM_PASSWORD`, then a prompt on a
+    /// terminal; never from the destination's password options.
+    pub fn open_source(
+        &self,
+        location: &str,
+        options: &[(String, String)],
+        password_file: Option<&std::path::Path>,
+    ) -> Result<Repository> {
+        let parsed: Location = location
+            .parse()
+            .map_err(|e: engine::Error| crate::UsageError(e.to_string()))?;
+        let opts = self.storage_options(&parsed, options);
+        let backend = Arc::new(OpendalBackend::open(&parsed, &opts, false)?);
+        let password = match (password_file, std::env::var("KAIRN_FROM_PASSWORD")) {
+            (Some(file), _) => read_password_file(file)?,
+            (None, Ok(p)) => p.into_bytes(),
+            (None, Err(_)) if std::io::stdin().is_terminal() => {
+                rpassword::prompt_password(format!("password of {location}: "))
+                    .context("cannot read the password")?
+                    .into_bytes()
+            }
+            (None, Err(_)) => bail!(crate::UsageError(
+                "no password given for the source repository: use --from-password-file, \
+                 KAIRN_FROM_PASSWORD_FILE or KAIRN_FROM_PASSWORD, or run on a terminal"
+                    .into()
+            )),
+        };
+        let repo = Repository::open(backend, &password)?;
+        if let Some(dir) = self.cache_base(Some(location)) {
+            repo.use_cache(&dir, self.cache_size)?;
+        }
+        Ok(repo)
     }
 
     /// The storage options, with S3 credentials and region from the usual `AWS_*` variables
     /// unless given as options, so they work even with ambient credentials turned off.
-    fn storage_options(&self, location: &Location) -> StorageOptions {
+    fn storage_options(&self, location: &Location, options: &[(String, String)]) -> StorageOptions {
         let mut options: std::collections::BTreeMap<String, String> =
-            self.options.iter().cloned().collect();
+            options.iter().cloned().collect();
         if matches!(location, Location::S3 { .. }) {
             for (key, vars) in [
                 ("access-key-id", &["AWS_ACCESS_KEY_ID"][..]),
@@ -181,23 +217,22 @@ impl Global {
         if self.append_only {
             repo.set_append_only();
         }
-        if let Some(dir) = self.cache_base() {
+        if let Some(dir) = self.cache_base(self.repo.as_deref()) {
             repo.use_cache(&dir, self.cache_size)?;
         }
         Ok(repo)
     }
 
-    /// Where the cache lives: `--cache-dir`, or for object storage the user's cache directory.
-    fn cache_base(&self) -> Option<PathBuf> {
+    /// Where the cache of the repository at `location` lives: `--cache-dir`, or for object
+    /// storage the user's cache directory.
+    fn cache_base(&self, location: Option<&str>) -> Option<PathBuf> {
         if self.no_cache {
             return None;
         }
         if self.cache_dir.is_some() {
             return self.cache_dir.clone();
         }
-        let remote = self
-            .repo
-            .as_deref()
+        let remote = location
             .and_then(|r| r.parse::<Location>().ok())
             .is_some_and(|l| !matches!(l, Location::Local(_)));
         if !remote {
@@ -261,7 +296,7 @@ pub fn new_password(file: Option<&std::path::Path>, global: &Global) -> Result<V
     global.password("new password: ")
 }
 
-fn parse_storage_option(s: &str) -> std::result::Result<(String, String), String> {
+pub fn parse_storage_option(s: &str) -> std::result::Result<(String, String), String> {
     engine::backend::location::parse_option(s).map_err(|e| e.to_string())
 }
 

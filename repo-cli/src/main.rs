@@ -71,6 +71,8 @@ enum Command {
     Diff(cmd::diff::DiffArgs),
     /// Print a repository object, decrypted, as JSON.
     Cat(cmd::cat::CatArgs),
+    /// Copy snapshots from another repository, re-chunked with this one's keys and deduplicated.
+    Copy(cmd::copy::CopyArgs),
     /// Verify the repository: structure, and with --read-data every stored byte.
     Check(cmd::check::CheckArgs),
     /// Show sizes, deduplication and compression.
@@ -100,6 +102,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cat(a) => cmd::cat::run(g, a),
         Command::Stats(a) => cmd::stats::run(g, a),
         Command::Check(a) => cmd::check::run(g, a),
+        Command::Copy(a) => cmd::copy::run(g, a),
         Command::Key(a) => cmd::key::run(g, a),
         Command::Forget(a) => cmd::forget::run(g, a),
         Command::Prune(a) => cmd::prune::run(g, a),

@@ -105,7 +105,9 @@ impl Cli {
             .arg(&self.repo)
             .arg("--password-file")
             .arg(&self.password_file)
-            .args(&self.extra);
+            .args(&self.extra)
+            // The local cache (on for object storage) stays inside the test's directory.
+            .env("XDG_CACHE_HOME", self.dir.path().join("cache"));
         c
     }
 
