@@ -150,6 +150,7 @@ fn transient_faults_and_stalls_do_not_fail_a_backup() {
     roundtrip(&cli);
     let faults = proxy.stats.faults.load(Ordering::SeqCst);
     let requests = proxy.stats.requests.load(Ordering::SeqCst);
+    eprintln!("{faults} faults injected in {requests} requests");
     assert!(faults >= 8, "only {faults} faults in {requests} requests");
 }
 
