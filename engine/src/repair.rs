@@ -159,6 +159,9 @@ pub fn repair_snapshots(
         let repaired = Snapshot {
             tree: root,
             parent: Some(id),
+            // Data was lost: this is no longer a copy of what `original` names, and a later
+            // `copy` must not take one for the other.
+            original: None,
             tags,
             incomplete: true,
             ..snap

@@ -273,6 +273,7 @@ mod tests {
                 tags: tags.iter().map(|t| t.to_string()).collect(),
                 tree: BlobId(Id([0; 32])),
                 parent: None,
+                original: None,
                 source: Source::default(),
                 incomplete: false,
                 summary: Default::default(),

@@ -1,6 +1,7 @@
 //! `repo copy` between two repositories with different keys, passwords and chunk sizes: the
 //! copies restore to what was backed up, the destination checks clean, a second copy copies
-//! nothing, and a snapshot that shares most of its data with one copied before adds little.
+//! nothing, and a snapshot that shares most of its data with one copied before adds little; also
+//! into a repository on S3 (moto), each copy naming its source snapshot as `original`.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -8,11 +9,15 @@ use std::os::unix::fs::symlink;
 use std::path::Path;
 
 use filetime::{FileTime, set_file_mtime};
-use kairn_e2e::{CHEAP_KDF, Cli, SMALL_CHUNKS, assert_same, noise, scan};
+use kairn_e2e::{CHEAP_KDF, Cli, SMALL_CHUNKS, assert_same, noise, s3, scan};
 
 /// A destination with its own password and chunk sizes half those of [`SMALL_CHUNKS`].
 fn destination() -> Cli {
-    let cli = Cli::uninitialised();
+    init_destination(Cli::uninitialised())
+}
+
+/// Initialises `cli` as a [`destination`].
+fn init_destination(cli: Cli) -> Cli {
     fs::write(&cli.password_file, "battery staple\n").unwrap();
     let mut args = vec!["init"];
     args.extend_from_slice(&CHEAP_KDF);
@@ -181,6 +186,55 @@ fn a_snapshot_sharing_most_data_adds_little_to_the_destination() {
     let target = dst.dir.path().join("restored");
     restore(&dst, &copy_of(&report, &third), &data, &target);
     assert_same(&third_scan, &scan(&target));
+}
+
+#[test]
+fn copies_into_a_repository_on_s3_restore_and_name_their_original() {
+    let server = s3::moto();
+    s3::create_bucket(&server.endpoint, "copies", None);
+    let src = Cli::init_with(&SMALL_CHUNKS);
+    let dst = init_destination(Cli::at(
+        "s3://copies/team/repo",
+        s3::options(&server.endpoint),
+    ));
+    let data = src.dir.path().join("data");
+    build_tree(&data);
+    let first = src.backup(&data);
+    let expected = scan(&data);
+
+    let report = copy(&src, &dst, &[]);
+    assert_eq!(report["copied"].as_array().unwrap().len(), 1, "{report}");
+    let copied = copy_of(&report, &first);
+    let target = dst.dir.path().join("restored");
+    restore(&dst, &copied, &data, &target);
+    assert_same(&expected, &scan(&target));
+    dst.ok(&["check"]);
+
+    let cat = dst.json(&["cat", "snapshot", &copied]);
+    assert_eq!(cat["original"].as_str(), Some(first.as_str()), "{cat}");
+    let listing = dst.json(&["snapshots"]);
+    let listed = listing
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == copied.as_str())
+        .unwrap_or_else(|| panic!("{copied} not listed: {listing}"));
+    assert_eq!(
+        listed["original"].as_str(),
+        Some(first.as_str()),
+        "{listed}"
+    );
+    // A backup names no original.
+    assert!(
+        src.json(&["cat", "snapshot", &first])
+            .get("original")
+            .is_none()
+    );
+
+    let again = copy(&src, &dst, &[]);
+    assert_eq!(again["copied"].as_array().unwrap().len(), 0, "{again}");
+    assert_eq!(again["skipped"][0]["existing"], copied.as_str(), "{again}");
+    assert_eq!(again["bytes_read"], 0);
 }
 
 #[test]

@@ -309,6 +309,7 @@ fn finish(
         tags: opts.tags.clone(),
         tree: root,
         parent,
+        original: None,
         source,
         incomplete: !warnings.is_empty(),
         summary,

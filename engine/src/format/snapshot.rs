@@ -105,6 +105,11 @@ pub struct Snapshot {
     /// The snapshot used for change detection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<SnapshotId>,
+    /// For a snapshot written by `repo copy`: the snapshot copied, or the one that snapshot was
+    /// itself copied from, so a chain of copies keeps the first id. Copies are re-sealed under
+    /// other keys and get other ids; this is what recognises them across repositories.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<SnapshotId>,
     /// Source identity.
     #[serde(default)]
     pub source: Source,
@@ -136,5 +141,35 @@ impl Snapshot {
         chrono::DateTime::parse_from_rfc3339(&self.time)
             .map(|t| t.with_timezone(&chrono::Utc))
             .map_err(|e| Error::corrupt(format!("snapshot time {:?}", self.time)).with_source(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::Id;
+
+    /// A snapshot as written before `original` existed.
+    const OLD: &str = concat!(
+        r#"{"time":"2024-01-01T00:00:00.000000000Z","host":"h","username":"u","paths":["/data"],"#,
+        r#""tags":[],"tree":"0000000000000000000000000000000000000000000000000000000000000000","#,
+        r#""source":{"kind":"filesystem"},"incomplete":false,"summary":{"files_new":0,"#,
+        r#""files_changed":0,"files_unmodified":0,"dirs":0,"others":0,"total_bytes":0,"#,
+        r#""bytes_read":0,"data_blobs_new":0,"tree_blobs_new":0,"new_bytes_raw":0,"#,
+        r#""new_bytes_stored":0,"started":"","finished":"","duration_secs":0.0,"warnings":0,"#,
+        r#""warning_samples":[]},"program":""}"#,
+    );
+
+    #[test]
+    fn original_is_optional_and_absent_when_none() {
+        let mut snap = Snapshot::decode(OLD.as_bytes()).unwrap();
+        assert_eq!(snap.original, None);
+        assert_eq!(
+            snap.encode(),
+            OLD.as_bytes(),
+            "written as before the field existed"
+        );
+        snap.original = Some(SnapshotId(Id([7; 32])));
+        assert_eq!(Snapshot::decode(&snap.encode()).unwrap(), snap);
     }
 }
