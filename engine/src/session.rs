@@ -392,6 +392,11 @@ impl Inner {
         let interval = self.expiry / 6;
         let mut stopped = lock(&self.stop);
         loop {
+            // A stop asked for before this thread first took the lock must not wait a whole
+            // interval (it made a quick forget take expiry/6 to end).
+            if *stopped {
+                return;
+            }
             let (guard, _) = self
                 .wake
                 .wait_timeout(stopped, interval)
@@ -447,4 +452,35 @@ impl Inner {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::backend::OpendalBackend;
+    use crate::crypto::KdfParams;
+    use crate::repo::{InitOptions, Repository};
+
+    /// A liveness check, not a speed one: with the bug, each end waited expiry / 6 (five
+    /// minutes here), so twenty ends could never fit in the minute allowed.
+    #[test]
+    fn a_session_ended_at_once_does_not_wait_for_its_heartbeat_interval() {
+        let opts = InitOptions {
+            kdf: KdfParams {
+                memory_kib: 64,
+                iterations: 1,
+                parallelism: 1,
+            },
+            ..Default::default()
+        };
+        let backend = Arc::new(OpendalBackend::memory().unwrap());
+        let repo = Repository::init(backend, b"pw", &opts).unwrap();
+        let began = std::time::Instant::now();
+        for _ in 0..20 {
+            repo.begin_session("forget", super::DEFAULT_EXPIRY).unwrap();
+            repo.end_session().unwrap();
+        }
+        assert!(began.elapsed() < std::time::Duration::from_secs(60));
+    }
 }
