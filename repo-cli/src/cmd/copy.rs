@@ -4,9 +4,10 @@ use anyhow::Result;
 use clap::Args;
 use engine::copy::{CopyOptions, CopyReport, copy};
 use engine::index::Index;
-use engine::snapshots::{SnapshotFilter, find};
+use engine::snapshots::find;
 
 use crate::args::{Global, parse_storage_option};
+use crate::cmd::snapshots::FilterArgs;
 use crate::output;
 use crate::progress::CliProgress;
 
@@ -25,15 +26,8 @@ pub struct CopyArgs {
     /// A storage option of the source repository, key=value; repeatable (as -o/--option).
     #[arg(long = "from-option", value_name = "KEY=VALUE", value_parser = parse_storage_option)]
     from_options: Vec<(String, String)>,
-    /// Only snapshots of this host (repeatable).
-    #[arg(long = "host")]
-    hosts: Vec<String>,
-    /// Only snapshots that include this path (repeatable).
-    #[arg(long = "path")]
-    paths: Vec<String>,
-    /// Only snapshots with this tag (repeatable; all must match).
-    #[arg(long = "tag")]
-    tags: Vec<String>,
+    #[command(flatten)]
+    filter: FilterArgs,
     /// Show which snapshots would be copied; read no data and write nothing.
     #[arg(short = 'n', long)]
     dry_run: bool,
@@ -47,12 +41,7 @@ pub fn run(g: &Global, a: CopyArgs) -> Result<()> {
         a.from_password_file.as_deref(),
     )?;
     let src_index = Index::load(&src)?;
-    let filter = SnapshotFilter {
-        hosts: a.hosts,
-        paths: a.paths,
-        tags: a.tags,
-        ..Default::default()
-    };
+    let filter = a.filter.filter();
     let mut ids = Vec::new();
     for name in &a.snapshots {
         ids.push(find(&src, name, &filter)?.0);

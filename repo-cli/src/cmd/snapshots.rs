@@ -7,6 +7,13 @@ use crate::output;
 
 #[derive(Debug, Args)]
 pub struct SnapshotsArgs {
+    #[command(flatten)]
+    filter: FilterArgs,
+}
+
+/// Which snapshots a command looks at: shared by `snapshots` and `copy`.
+#[derive(Debug, Args)]
+pub struct FilterArgs {
     /// Only snapshots of this host (repeatable).
     #[arg(long = "host")]
     hosts: Vec<String>,
@@ -18,14 +25,20 @@ pub struct SnapshotsArgs {
     tags: Vec<String>,
 }
 
+impl FilterArgs {
+    pub fn filter(self) -> SnapshotFilter {
+        SnapshotFilter {
+            hosts: self.hosts,
+            paths: self.paths,
+            tags: self.tags,
+            ..Default::default()
+        }
+    }
+}
+
 pub fn run(g: &Global, a: SnapshotsArgs) -> Result<()> {
     let repo = g.open()?;
-    let filter = SnapshotFilter {
-        hosts: a.hosts,
-        paths: a.paths,
-        tags: a.tags,
-        ..Default::default()
-    };
+    let filter = a.filter.filter();
     let snaps = list(&repo, &filter)?;
     if g.json {
         let items: Vec<_> = snaps
