@@ -67,19 +67,14 @@ fn moto_home() -> PathBuf {
 /// Starts moto's S3 server on a free loopback port.
 pub fn moto() -> Server {
     let home = moto_home();
-    let port = free_port();
-    let mut child = Command::new(home.join("bin/moto_server"))
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start moto_server");
-    wait_listening(port, &mut child, "moto_server");
-    Server {
-        child,
-        endpoint: format!("http://127.0.0.1:{port}"),
-        _dir: None,
-    }
+    start(home.join("bin/moto_server"), None, |port| {
+        vec![
+            "-H".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string(),
+        ]
+    })
 }
 
 /// Starts s3s-fs over a fresh directory, with `bucket` created.
@@ -102,20 +97,41 @@ pub fn s3s_fs(bucket: &str) -> Server {
     );
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir(dir.path().join(bucket)).expect("bucket directory");
+    let root = dir.path().to_string_lossy().into_owned();
+    start(bin, Some(dir), |port| {
+        let port = port.to_string();
+        let args = [
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--access-key",
+            ACCESS_KEY,
+        ];
+        let args = args.into_iter().chain(["--secret-key", SECRET_KEY, &root]);
+        args.map(String::from).collect()
+    })
+}
+
+/// Runs `bin` with the arguments for a free loopback port, and waits until it listens.
+fn start(
+    bin: PathBuf,
+    dir: Option<tempfile::TempDir>,
+    args: impl Fn(u16) -> Vec<String>,
+) -> Server {
     let port = free_port();
-    let mut child = Command::new(bin)
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-        .arg(dir.path())
+    let name = bin.display().to_string();
+    let mut child = Command::new(&bin)
+        .args(args(port))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("start s3s-fs");
-    wait_listening(port, &mut child, "s3s-fs");
+        .unwrap_or_else(|e| panic!("start {name}: {e}"));
+    wait_listening(port, &mut child, &name);
     Server {
         child,
         endpoint: format!("http://127.0.0.1:{port}"),
-        _dir: Some(dir),
+        _dir: dir,
     }
 }
 
