@@ -96,31 +96,35 @@ fn fence_with(
 /// The outcome recorded in a session's fence, `None` when it has none. A fence that cannot be
 /// read whole counts as a commit: the cautious reading, since a commit blocks deletion.
 pub fn fence_outcome(repo: &Repository, session: SessionId) -> Result<Option<Outcome>> {
-    let bytes = match repo.backend().read(FileKind::Fence, &session.to_hex()) {
-        Ok(b) => b,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let outcome = sealed::open(repo.keys(), SealedType::Fence, &bytes)
-        .ok()
-        .and_then(|p| serde_json::from_slice::<FencePayload>(&p).ok())
-        .filter(|f| f.session == session)
-        .map_or(Outcome::Commit, |f| f.outcome);
-    Ok(Some(outcome))
+    Ok(read_fence(repo.backend(), repo.keys(), session)?
+        .map(|decoded| decoded.unwrap_or(Outcome::Commit)))
 }
 
 /// Whether the fence that exists is this writer's own commit, read strictly (a fence that does
 /// not decode is not ours): it is, when a retried create's first attempt had landed.
 fn own_commit_fence(backend: &dyn Backend, keys: &MasterKeys, session: SessionId) -> Result<bool> {
+    Ok(read_fence(backend, keys, session)? == Some(Some(Outcome::Commit)))
+}
+
+/// A session's fence: `None` when there is none, `Some(None)` when it does not decode as this
+/// session's fence; each caller decides what such a fence means for it.
+fn read_fence(
+    backend: &dyn Backend,
+    keys: &MasterKeys,
+    session: SessionId,
+) -> Result<Option<Option<Outcome>>> {
     let bytes = match backend.read(FileKind::Fence, &session.to_hex()) {
         Ok(b) => b,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    Ok(sealed::open(keys, SealedType::Fence, &bytes)
-        .ok()
-        .and_then(|p| serde_json::from_slice::<FencePayload>(&p).ok())
-        .is_some_and(|f| f.session == session && f.outcome == Outcome::Commit))
+    Ok(Some(
+        sealed::open(keys, SealedType::Fence, &bytes)
+            .ok()
+            .and_then(|p| serde_json::from_slice::<FencePayload>(&p).ok())
+            .filter(|f| f.session == session)
+            .map(|f| f.outcome),
+    ))
 }
 
 /// A session as seen by an observer.
