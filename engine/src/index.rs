@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use rayon::prelude::*;
 
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::format::blob::BlobKind;
 use crate::format::index::{IndexFile, IndexPack};
 use crate::id::{BlobId, IndexId, PackId};
@@ -277,6 +277,19 @@ pub struct IndexFiles {
 /// another one supersedes is left out of the first (repo-format.md §11), because it may still
 /// name packs that a prune deleted while the file itself was kept by a retention lock.
 pub fn load_live_files(repo: &Repository) -> Result<IndexFiles> {
+    // A file listed and then gone was deleted by a maintenance run, which stores its
+    // replacement first: listing again finds that one.
+    const ATTEMPTS: usize = 3;
+    for attempt in 1..=ATTEMPTS {
+        match load_listed(repo) {
+            Err(e) if e.kind() == ErrorKind::NotFound && attempt < ATTEMPTS => continue,
+            other => return other,
+        }
+    }
+    Err(Error::internal("index load attempts exhausted"))
+}
+
+fn load_listed(repo: &Repository) -> Result<IndexFiles> {
     let ids = repo.list_ids::<IndexFile>()?;
     let loaded: Vec<(IndexId, Result<IndexFile>)> = ids
         .par_iter()
