@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use engine::backend::faults::{FaultPlan, FaultyBackend};
 use engine::backend::{Backend, Location, OpendalBackend, StorageOptions};
 use engine::index::Index;
 use engine::repo::Repository;
@@ -121,7 +122,8 @@ impl Global {
             .parse()
             .map_err(|e: engine::Error| crate::UsageError(e.to_string()))?;
         let opts = self.storage_options(&location, &self.options);
-        Ok(Arc::new(OpendalBackend::open(&location, &opts, create)?))
+        let backend: Arc<dyn Backend> = Arc::new(OpendalBackend::open(&location, &opts, create)?);
+        with_injected_faults(backend)
     }
 
     /// Opens the source repository of `copy`, with its own location, storage options and
@@ -304,4 +306,16 @@ pub fn parse_storage_option(s: &str) -> std::result::Result<(String, String), St
 pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
     engine::units::parse_size(s)
         .ok_or_else(|| format!("bad size {s:?}: use a number with K, M, G or T"))
+}
+
+/// Wraps the backend in a fault injector when `KAIRN_FAULTS` is set: a testing hook that makes
+/// the storage misbehave on purpose (RELIABILITY.md). Never set it on a repository you care for.
+fn with_injected_faults(backend: Arc<dyn Backend>) -> Result<Arc<dyn Backend>> {
+    let Ok(spec) = std::env::var("KAIRN_FAULTS") else {
+        return Ok(backend);
+    };
+    let plan =
+        FaultPlan::parse(&spec).map_err(|e| crate::UsageError(format!("KAIRN_FAULTS: {e}")))?;
+    eprintln!("warning: KAIRN_FAULTS is set: injecting storage faults ({spec})");
+    Ok(Arc::new(FaultyBackend::new(backend, plan)))
 }

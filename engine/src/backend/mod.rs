@@ -25,6 +25,7 @@
 //! - **Storage time.** [`Backend::modified`] is the store's own last-modified time of an
 //!   object. Times of one store are compared only with each other, never with a local clock.
 
+pub mod faults;
 pub mod location;
 mod opendal;
 
