@@ -123,6 +123,9 @@ pub struct PruneReport {
     pub unused_packs: u64,
     /// Packs no index listed, chosen for deletion.
     pub unindexed_packs: u64,
+    /// Packs no index listed, younger than the session expiry: left for a later prune, since a
+    /// running backup may still index them, or a re-run of an interrupted one adopt them.
+    pub young_unindexed_packs: u64,
     /// Partly used packs whose used blobs were copied to new packs.
     pub repacked_packs: u64,
     /// Bytes of those packs.
@@ -266,6 +269,9 @@ fn mark(
             packs.insert(p.id, p.clone());
         }
     }
+    let young = young_packs(repo, &unindexed, opts.expiry)?;
+    unindexed.retain(|p| !young.contains(p));
+    report.young_unindexed_packs = young.len() as u64;
 
     let canonical = with_packs(&files, &reindexed);
     let mut unused_packs = Vec::new();
@@ -372,6 +378,33 @@ fn mark(
 fn load_index_files(repo: &Repository) -> Result<crate::index::IndexFiles> {
     crate::index::load_live_files(repo)
         .map_err(|e| e.with_context("hint", "run `repo repair index`; nothing was deleted"))
+}
+
+/// The packs among `packs` stored less than `expiry` ago, by the storage's clock: too young to
+/// choose (backup/resume.rs adopts those younger than half the expiry).
+fn young_packs(
+    repo: &Repository,
+    packs: &[(PackId, u64)],
+    expiry: std::time::Duration,
+) -> Result<HashSet<(PackId, u64)>> {
+    if packs.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let now = repo
+        .session_storage_now()?
+        .ok_or_else(|| Error::internal("prune needs a writer session of its own"))?;
+    let expiry_ms = i64::try_from(expiry.as_millis()).unwrap_or(i64::MAX);
+    let ages: Vec<Result<Option<(PackId, u64)>>> = packs
+        .par_iter()
+        .map(
+            |(id, size)| match repo.backend().modified(FileKind::Pack, &id.to_hex()) {
+                Ok(t) => Ok((now - t < expiry_ms).then_some((*id, *size))),
+                Err(e) if e.kind() == crate::error::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            },
+        )
+        .collect();
+    ages.into_iter().filter_map(Result::transpose).collect()
 }
 
 /// The headers of these packs, as index entries; unreadable ones are left out (a damaged

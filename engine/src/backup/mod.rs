@@ -5,6 +5,7 @@ mod archiver;
 mod excludes;
 mod file;
 mod metadata;
+pub mod resume;
 
 use std::collections::BTreeMap;
 use std::io::Read;

@@ -2,7 +2,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use engine::backup::resume::adopt_interrupted_packs;
 use engine::backup::{BackupOptions, ParentChoice, backup, backup_stream};
+use engine::index::Index;
 
 use crate::args::Global;
 use crate::progress::CliProgress;
@@ -65,7 +67,18 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<()> {
     for f in &a.exclude_file {
         excludes.extend(read_exclude_file(f)?);
     }
-    let (repo, index) = g.open_for_writing("backup")?;
+    let (repo, mut index) = g.open_for_writing("backup")?;
+    let adopted = adopt_interrupted_packs(&repo, &index, g.expiry())?;
+    if adopted.packs > 0 {
+        index = Index::load(&repo)?;
+        if !g.quiet && !g.json {
+            eprintln!(
+                "resuming: reusing {} pack(s) ({}) stored by an interrupted backup",
+                adopted.packs,
+                output::bytes(adopted.bytes)
+            );
+        }
+    }
     let parent = match (&a.parent, a.force) {
         (_, true) => ParentChoice::None,
         (Some(name), _) => {

@@ -86,6 +86,12 @@ pub fn print_report(r: &PruneReport) -> Result<()> {
         r.index_files_written,
         r.index_files_deleted
     ))?;
+    if r.young_unindexed_packs > 0 {
+        output::line(format!(
+            "left {} unindexed pack(s) younger than the session expiry for a later prune",
+            r.young_unindexed_packs
+        ))?;
+    }
     if let Some(until) = r.deferred_until {
         output::line(format!(
             "the store's Object Lock holds {} pack(s) ({}) and {} index file(s) until {} at \
