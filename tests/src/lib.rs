@@ -9,6 +9,7 @@ pub mod s3;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -351,4 +352,88 @@ pub fn acl_with_user(uid: u32) -> Vec<u8> {
         v.extend_from_slice(&id.to_le_bytes());
     }
     v
+}
+
+// Helpers for tests that check what a repository holds after many commands.
+
+/// Relative path to BLAKE3 of content, for the regular files below `root`.
+pub fn contents(root: &Path) -> BTreeMap<PathBuf, [u8; 32]> {
+    walk_files(root)
+        .into_iter()
+        .map(|p| {
+            let hash = *blake3::hash(&fs::read(&p).expect("test setup")).as_bytes();
+            (
+                p.strip_prefix(root).expect("test setup").to_path_buf(),
+                hash,
+            )
+        })
+        .collect()
+}
+
+/// Restores snapshot `id` and returns the content of `source` as restored.
+pub fn restored(cli: &Cli, id: &str, source: &Path) -> BTreeMap<PathBuf, [u8; 32]> {
+    let target = tempfile::tempdir().expect("test setup");
+    cli.ok(&[
+        "restore",
+        id,
+        "--target",
+        target.path().to_str().expect("test setup"),
+    ]);
+    contents(
+        &target
+            .path()
+            .join(source.strip_prefix("/").expect("test setup")),
+    )
+}
+
+pub fn snapshot_ids(cli: &Cli) -> Vec<String> {
+    cli.json(&["snapshots"])
+        .as_array()
+        .expect("test setup")
+        .iter()
+        .map(|s| s["id"].as_str().expect("test setup").to_string())
+        .collect()
+}
+
+/// A repository with 1 MiB packs and small chunks, so that a few MB make many packs.
+pub fn small_packs() -> Cli {
+    Cli::init_with(&[&["--pack-size-mib", "1"][..], &SMALL_CHUNKS].concat())
+}
+
+pub fn check_clean(cli: &Cli) {
+    let out = cli.run(&["check", "--read-data"]);
+    assert_eq!(
+        code(&out),
+        0,
+        "check found problems:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn write_volume(dir: &Path, seed: u64, files: usize) {
+    fs::create_dir_all(dir).expect("test setup");
+    for i in 0..files {
+        let len = 20_000 + (seed as usize * 7919 + i * 104_729) % 300_000;
+        fs::write(
+            dir.join(format!("f{i}")),
+            noise(seed * 1000 + i as u64, len),
+        )
+        .expect("test setup");
+    }
+}
+
+/// A tiny deterministic generator (xorshift), so a failing round can be replayed from its seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
 }

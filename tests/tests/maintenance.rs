@@ -4,66 +4,13 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use kairn_e2e::{Cli, code, noise, walk_files};
-
-/// Relative path to BLAKE3 of content, for the regular files below `root`.
-fn contents(root: &Path) -> BTreeMap<PathBuf, [u8; 32]> {
-    walk_files(root)
-        .into_iter()
-        .map(|p| {
-            let hash = *blake3::hash(&fs::read(&p).unwrap()).as_bytes();
-            (p.strip_prefix(root).unwrap().to_path_buf(), hash)
-        })
-        .collect()
-}
-
-/// Restores snapshot `id` and returns the content of `source` as restored.
-fn restored(cli: &Cli, id: &str, source: &Path) -> BTreeMap<PathBuf, [u8; 32]> {
-    let target = tempfile::tempdir().unwrap();
-    cli.ok(&["restore", id, "--target", target.path().to_str().unwrap()]);
-    contents(&target.path().join(source.strip_prefix("/").unwrap()))
-}
-
-fn snapshot_ids(cli: &Cli) -> Vec<String> {
-    cli.json(&["snapshots"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
-/// A repository with 1 MiB packs and small chunks, so that a few MB make many packs.
-fn small_packs() -> Cli {
-    Cli::init_with(&[&["--pack-size-mib", "1"][..], &kairn_e2e::SMALL_CHUNKS].concat())
-}
-
-fn check_clean(cli: &Cli) {
-    let out = cli.run(&["check", "--read-data"]);
-    assert_eq!(
-        code(&out),
-        0,
-        "check found problems:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn write_volume(dir: &Path, seed: u64, files: usize) {
-    fs::create_dir_all(dir).unwrap();
-    for i in 0..files {
-        let len = 20_000 + (seed as usize * 7919 + i * 104_729) % 300_000;
-        fs::write(
-            dir.join(format!("f{i}")),
-            noise(seed * 1000 + i as u64, len),
-        )
-        .unwrap();
-    }
-}
+use kairn_e2e::{
+    Cli, Rng, check_clean, code, contents, noise, restored, small_packs, snapshot_ids, write_volume,
+};
 
 #[test]
 fn forget_then_prune_frees_the_space_of_forgotten_snapshots() {
@@ -213,21 +160,6 @@ fn a_stalled_backup_is_expired_by_prune_and_cannot_commit() {
     check_clean(&cli);
 }
 
-/// A tiny deterministic generator, so a failing round can be replayed from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 #[test]
 fn concurrent_backups_forget_and_prune_killed_at_random_never_lose_a_reported_snapshot() {
     let seed = std::env::var("KAIRN_TEST_SEED")
@@ -251,7 +183,7 @@ fn concurrent_backups_forget_and_prune_killed_at_random_never_lose_a_reported_sn
         for v in &volumes {
             for _ in 0..rng.below(4) {
                 let f = v.join(format!("f{}", rng.below(10)));
-                fs::write(&f, noise(rng.next(), 10_000 + rng.below(200_000) as usize)).unwrap();
+                fs::write(&f, noise(rng.next_u64(), 10_000 + rng.below(200_000) as usize)).unwrap();
             }
         }
         let states: Vec<_> = volumes.iter().map(|v| contents(v)).collect();
