@@ -76,6 +76,27 @@ pub fn decode_borrowed(stored: &[u8], expected_len: usize) -> Result<std::borrow
     }
 }
 
+/// No blob is larger: data chunks are at most 16 MiB, trees at most 256 MiB.
+pub const MAX_BLOB_LEN: usize = 256 << 20;
+
+/// Refuses a zstd frame whose header declares another size than `expected_len`, or any claim
+/// beyond [`MAX_BLOB_LEN`], before memory is allocated for it.
+fn check_frame_size(frame: &[u8], expected_len: usize) -> Result<()> {
+    if expected_len > MAX_BLOB_LEN {
+        return Err(Error::corrupt(format!(
+            "blob claims {expected_len} bytes, more than any blob holds"
+        )));
+    }
+    match zstd::zstd_safe::get_frame_content_size(frame) {
+        Ok(Some(n)) if n == expected_len as u64 => Ok(()),
+        Ok(Some(n)) => Err(Error::corrupt(format!(
+            "zstd frame holds {n} bytes, index says {expected_len}"
+        ))),
+        // Frames written by Kairn always declare their size.
+        Ok(None) | Err(_) => Err(Error::corrupt("zstd frame does not declare its size")),
+    }
+}
+
 /// Decodes `marker ‖ payload`, refusing output larger than `expected_len` (a zip bomb).
 pub fn decode(stored: &[u8], expected_len: usize) -> Result<Vec<u8>> {
     let (&marker, payload) = stored
@@ -83,8 +104,14 @@ pub fn decode(stored: &[u8], expected_len: usize) -> Result<Vec<u8>> {
         .ok_or_else(|| Error::corrupt("empty blob payload"))?;
     let out = match marker {
         RAW => payload.to_vec(),
-        ZSTD => zstd::bulk::decompress(payload, expected_len)
-            .map_err(|e| Error::corrupt("zstd payload does not decompress").with_source(e))?,
+        ZSTD => {
+            // The output buffer is allocated up front, so the claimed length must be checked
+            // first: an index entry may claim up to 4 GiB for a blob of a few bytes (found by
+            // the `blob` fuzz target).
+            check_frame_size(payload, expected_len)?;
+            zstd::bulk::decompress(payload, expected_len)
+                .map_err(|e| Error::corrupt("zstd payload does not decompress").with_source(e))?
+        }
         other => {
             return Err(Error::corrupt(format!(
                 "unknown compression marker {other:#04x}"
@@ -130,6 +157,19 @@ pub fn decode_unbounded(stored: &[u8], limit: usize) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (fuzz/artifacts/blob/oom-829ba840…): a 16-byte zstd payload with a claimed
+    /// length of 4 GiB made the decoder allocate 4 GiB before it failed.
+    #[test]
+    fn a_huge_claimed_length_is_refused_before_allocating() {
+        let mut stored = vec![ZSTD];
+        stored.extend_from_slice(&zstd::bulk::compress(b"tiny", 3).unwrap());
+        for claim in [u32::MAX as usize - 100, MAX_BLOB_LEN + 1, 5] {
+            let err = decode(&stored, claim).unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::Corrupt, "{claim}");
+        }
+        assert_eq!(decode(&stored, 4).unwrap(), b"tiny");
+    }
 
     #[test]
     fn compressible_data_is_compressed_and_round_trips() {
