@@ -1,0 +1,16 @@
+#![no_main]
+//! Index files: as sealed files, and as the postcard payload inside one.
+
+use engine::format::index::IndexFile;
+use engine::format::sealed::{self, SealedType};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(index) = IndexFile::decode(data) {
+        let _ = index.blob_count();
+        assert_eq!(IndexFile::decode(&index.encode()).ok(), Some(index));
+    }
+    if let Ok(payload) = sealed::open(kairn_fuzz::keys(), SealedType::Index, data) {
+        let _ = IndexFile::decode(&payload);
+    }
+});

@@ -1,0 +1,16 @@
+#![no_main]
+//! Key files: JSON, then (for cheap key-derivation settings only, so that an iteration stays
+//! fast) unwrapping the master keys with a password.
+
+use engine::format::keyfile::KeyFile;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(key) = KeyFile::decode(data) {
+        let p = key.kdf_params;
+        if p.memory_kib <= 64 && p.iterations <= 2 && p.parallelism <= 2 {
+            let _ = key.open(b"fuzz");
+        }
+        let _ = KeyFile::decode(&key.encode());
+    }
+});
