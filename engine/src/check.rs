@@ -156,6 +156,7 @@ pub fn check(
     progress: &dyn Progress,
 ) -> Result<CheckReport> {
     let mut report = CheckReport::default();
+    check_key_files(repo, &mut report)?;
     progress.start("index", None);
     let mut builder = IndexBuilder::default();
     let mut listings: HashMap<PackId, u32> = HashMap::new();
@@ -220,6 +221,22 @@ pub fn check(
         }
     }
     Ok(report)
+}
+
+/// Every key file must hash to its name and decode: a damaged one is a password that no
+/// longer opens the repository.
+fn check_key_files(repo: &Repository, report: &mut CheckReport) -> Result<()> {
+    for (name, _) in repo.backend().list(FileKind::Key)? {
+        let verdict = repo.backend().read(FileKind::Key, &name).and_then(|bytes| {
+            verify_name(FileKind::Key, &name, &bytes)?;
+            crate::format::keyfile::KeyFile::decode(&bytes)
+        });
+        if let Err(e) = verdict {
+            let short = name.get(..8).unwrap_or(&name);
+            report.problems.push(problem(format!("key {short}: {e}")));
+        }
+    }
+    Ok(())
 }
 
 /// Names the snapshots that use the blobs each read-data problem damaged.
