@@ -1,6 +1,7 @@
-//! Faults on the source side: an unreadable file is skipped with a warning and exit code 3, a
-//! file that keeps changing while read is flagged, and in both cases the rest of the backup
-//! completes and the snapshot is marked incomplete.
+//! Faults on the source side: an unreadable file is skipped with a warning and exit code 3; a
+//! file that keeps changing, grows or vanishes while read is flagged; in every case the rest of
+//! the backup completes and the snapshot is marked incomplete. On the restore side: a read-only
+//! target fails at once with a clear message (a full one is in commands.rs).
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -135,4 +136,170 @@ fn a_file_that_keeps_changing_while_read_is_flagged() {
         fs::metadata(target.join("busy.db")).unwrap().len(),
         32 << 20
     );
+}
+
+/// Runs a backup of `src` while `meddle` works on it in another thread.
+fn backup_while(
+    cli: &Cli,
+    src: &std::path::Path,
+    meddle: impl FnOnce(&AtomicBool) + Send + 'static,
+) -> std::process::Output {
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = {
+        let stop = stop.clone();
+        std::thread::spawn(move || meddle(&stop))
+    };
+    let out = cli.run(&["--json", "backup", src.to_str().unwrap()]);
+    stop.store(true, Ordering::Relaxed);
+    worker.join().unwrap();
+    out
+}
+
+#[test]
+fn files_that_vanish_during_the_backup_are_named_and_the_rest_is_stored_whole() {
+    let cli = Cli::init();
+    let src = cli.dir.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    let originals: Vec<Vec<u8>> = (0..400)
+        .map(|i| noise(i, 20_000 + i as usize * 50))
+        .collect();
+    for (i, data) in originals.iter().enumerate() {
+        fs::write(src.join(format!("f{i:03}")), data).unwrap();
+    }
+    let doomed = src.clone();
+    let out = backup_while(&cli, &src, move |stop| {
+        // Deletes every other file, from the end of the listing backwards, so that some go
+        // before the backup reaches them and some after.
+        for i in (0..400).rev().step_by(2) {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let _ = fs::remove_file(doomed.join(format!("f{i:03}")));
+            std::thread::sleep(std::time::Duration::from_micros(300));
+        }
+    });
+    let rc = code(&out);
+    assert!(
+        rc == 0 || rc == 3,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let warnings = report["warnings"].as_array().unwrap();
+    assert_eq!(rc == 3, !warnings.is_empty());
+    for w in warnings {
+        let path = std::path::Path::new(w["path"].as_str().unwrap());
+        assert!(
+            !path.exists(),
+            "{} was warned about but is there",
+            path.display()
+        );
+        assert!(
+            w["message"].as_str().unwrap().contains("No such file"),
+            "{w}"
+        );
+    }
+    let snaps = cli.json(&["snapshots"]);
+    assert_eq!(snaps[0]["incomplete"], rc == 3);
+
+    let target = cli.dir.path().join("out");
+    cli.ok(&[
+        "restore",
+        &format!("latest:{}", src.display()),
+        "--target",
+        target.to_str().unwrap(),
+    ]);
+    let mut restored = 0;
+    for (i, data) in originals.iter().enumerate() {
+        let name = format!("f{i:03}");
+        match fs::read(target.join(&name)) {
+            Ok(got) => {
+                assert_eq!(&got, data, "{name} restored with other bytes");
+                restored += 1;
+            }
+            Err(_) => assert!(
+                !src.join(&name).exists(),
+                "{name} is there but was not stored"
+            ),
+        }
+    }
+    assert!(
+        restored >= 200,
+        "the files never deleted are all stored ({restored})"
+    );
+    eprintln!("vanish: {} warned, {restored} stored", warnings.len());
+}
+
+#[test]
+fn a_file_that_grows_during_the_backup_is_flagged_and_stored_as_a_prefix() {
+    let cli = Cli::init();
+    let src = cli.dir.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    let log = src.join("growing.log");
+    fs::write(&log, noise(5, 24 << 20)).unwrap();
+    let path = log.clone();
+    let out = backup_while(&cli, &src, move |stop| {
+        use std::io::Write;
+        let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut i = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            f.write_all(&noise(1000 + i, 4096)).unwrap();
+            i += 1;
+            std::thread::sleep(std::time::Duration::from_micros(500));
+        }
+    });
+    assert_eq!(code(&out), 3, "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["warnings"][0]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("growing.log")
+    );
+    let target = cli.dir.path().join("out");
+    cli.ok(&[
+        "restore",
+        &format!("latest:{}", src.display()),
+        "--target",
+        target.to_str().unwrap(),
+    ]);
+    let stored = fs::read(target.join("growing.log")).unwrap();
+    let now = fs::read(&log).unwrap();
+    assert!(stored.len() >= 24 << 20);
+    assert!(
+        now.starts_with(&stored),
+        "what was stored is a prefix of the file, never a mix"
+    );
+}
+
+#[test]
+fn a_read_only_restore_target_fails_at_once_with_a_clear_message() {
+    let cli = Cli::init();
+    let src = cli.dir.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a"), b"data").unwrap();
+    cli.backup(&src);
+    let target = cli.dir.path().join("ro");
+    fs::create_dir_all(&target).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs"])
+        .arg(&target)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    let out = cli.run(&[
+        "restore",
+        &format!("latest:{}", src.display()),
+        "--target",
+        target.to_str().unwrap(),
+    ]);
+    let _ = Command::new("umount").arg(&target).status();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code(&out), 1, "{err}");
+    assert!(err.contains("cannot write to the restore target"), "{err}");
+    assert!(err.contains("Read-only file system"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
 }

@@ -80,6 +80,7 @@ pub fn restore(
             format!("target {} is not a directory", target.display()),
         ));
     }
+    probe_writable(target)?;
     let filters = plan::Filters {
         include: Excludes::new(&opts.include)?,
         exclude: Excludes::new(&opts.exclude)?,
@@ -103,4 +104,30 @@ pub fn restore(
     }
     meta::apply_all(&plan, owner, &mut report);
     Ok(report)
+}
+
+/// Fails at once, before anything is read from the repository, when nothing can be created in
+/// the target (a read-only filesystem, no permission, a full disk), instead of reporting every
+/// file as failed.
+fn probe_writable(target: &Path) -> Result<()> {
+    let probe = target.join(format!(
+        ".kairn-restore-probe-{}",
+        hex::encode(crate::crypto::random_bytes::<8>())
+    ));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|e| {
+            Error::io(
+                format!("cannot write to the restore target {}", target.display()),
+                e,
+            )
+        })?;
+    std::fs::remove_file(&probe).map_err(|e| {
+        Error::io(
+            format!("cannot write to the restore target {}", target.display()),
+            e,
+        )
+    })
 }

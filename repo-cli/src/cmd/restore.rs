@@ -50,10 +50,10 @@ pub fn run(g: &Global, a: RestoreArgs) -> Result<()> {
         }))?;
     } else {
         for w in &report.warnings {
-            eprintln!("warning: {}: {}", w.path.display(), w.message);
+            eprintln!("warning: {}: {}", shown(&w.path), w.message);
         }
         for e in &report.errors {
-            eprintln!("error: {}: {}", e.path.display(), e.message);
+            eprintln!("error: {}: {}", shown(&e.path), e.message);
         }
         if !g.quiet {
             output::line(format!(
@@ -81,4 +81,13 @@ pub fn run(g: &Global, a: RestoreArgs) -> Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// A path inside the target as shown in messages: the target itself is ".".
+fn shown(path: &std::path::Path) -> std::path::Display<'_> {
+    if path.as_os_str().is_empty() {
+        std::path::Path::new(".").display()
+    } else {
+        path.display()
+    }
 }
