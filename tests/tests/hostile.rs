@@ -1,6 +1,7 @@
 //! A malicious repository (one whose key the attacker holds, so its trees authenticate) cannot
 //! make restore write outside the target: unsafe names are refused when trees are decoded, and
-//! a symlink already at the destination is replaced, never written through.
+//! a symlink already at the destination is replaced, never written through, a symlink cannot
+//! be a parent directory, and deep nesting is reported without overflowing a stack.
 
 use std::fs;
 use std::sync::Arc;
@@ -218,4 +219,114 @@ fn a_tree_claiming_a_huge_file_is_refused() {
     let report = restore_root(&repo, &index, root_id, target.path());
     assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
     assert!(!target.path().join("huge").exists());
+}
+
+/// The tar attack: a symlink `link -> /outside`, then `link/file`. A tree cannot hold both a
+/// symlink and a directory called `link` (names are unique, checked when trees are decoded), so
+/// the attacker's tree is refused whole and nothing is written through the link.
+#[test]
+fn a_symlink_cannot_be_used_as_a_parent_directory() {
+    let repo = repo();
+    let empty = Index::default();
+    let saver = BlobSaver::new(&repo, &empty);
+    let outside = tempfile::tempdir().unwrap();
+    let inner = Tree {
+        nodes: vec![file(&repo, &saver, b"file", b"pwned")],
+    };
+    let inner_id = store_raw_tree(&repo, &saver, &inner);
+    let link = node(
+        b"link",
+        NodeKind::Symlink {
+            target: outside.path().as_os_str().as_encoded_bytes().to_vec(),
+        },
+    );
+    let dir = node(b"link", NodeKind::Dir { subtree: inner_id });
+    let mut roots = Vec::new();
+    for nodes in [vec![link.clone(), dir.clone()], vec![dir, link]] {
+        let evil = store_raw_tree(&repo, &saver, &Tree { nodes });
+        let root = Tree {
+            nodes: vec![
+                node(b"evil", NodeKind::Dir { subtree: evil }),
+                file(&repo, &saver, b"good", b"fine"),
+            ],
+        };
+        roots.push(store_raw_tree(&repo, &saver, &root));
+    }
+    saver.flush().unwrap();
+    let index = Index::load(&repo).unwrap();
+    for root in roots {
+        let target = tempfile::tempdir().unwrap();
+        let report = restore_root(&repo, &index, root, target.path());
+        assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+        assert!(
+            report.errors[0].message.contains("not strictly sorted"),
+            "{:?}",
+            report.errors
+        );
+        assert_eq!(fs::read(target.path().join("good")).unwrap(), b"fine");
+        assert!(
+            !outside.path().join("file").exists(),
+            "written through the link"
+        );
+        assert!(fs::read_dir(outside.path()).unwrap().next().is_none());
+    }
+}
+
+/// Nesting deeper than any path the kernel takes: the restore reports it, stays inside the
+/// target, and does not overflow its stack (every walk over trees is iterative).
+#[test]
+fn deep_nesting_is_restored_as_far_as_paths_allow_and_reported_beyond() {
+    const DEPTH: usize = 3000;
+    let repo = repo();
+    let empty = Index::default();
+    let saver = BlobSaver::new(&repo, &empty);
+    let mut child = store_raw_tree(
+        &repo,
+        &saver,
+        &Tree {
+            nodes: vec![file(&repo, &saver, b"bottom", b"deep")],
+        },
+    );
+    for _ in 0..DEPTH {
+        child = store_raw_tree(
+            &repo,
+            &saver,
+            &Tree {
+                nodes: vec![node(b"d", NodeKind::Dir { subtree: child })],
+            },
+        );
+    }
+    let root = store_raw_tree(
+        &repo,
+        &saver,
+        &Tree {
+            nodes: vec![
+                node(b"deep", NodeKind::Dir { subtree: child }),
+                file(&repo, &saver, b"good", b"fine"),
+            ],
+        },
+    );
+    saver.flush().unwrap();
+    let index = Index::load(&repo).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let target = work.path().join("target");
+    let result = restore(
+        &repo,
+        &index,
+        &Located::Root(root),
+        &target,
+        &RestoreOptions::default(),
+        &NoProgress,
+    );
+    // 3000 levels make a path of 6000 bytes: past PATH_MAX (4096), so restore must say so,
+    // either for the entries it cannot create or as an error of the whole run.
+    match result {
+        Ok(report) => {
+            assert!(!report.errors.is_empty(), "nothing reported");
+            assert_eq!(fs::read(target.join("good")).unwrap(), b"fine");
+        }
+        Err(e) => assert!(e.to_string().contains("name too long"), "{e}"),
+    }
+    let escaped: Vec<_> = fs::read_dir(work.path()).unwrap().flatten().collect();
+    assert_eq!(escaped.len(), 1, "only the target was written: {escaped:?}");
 }
