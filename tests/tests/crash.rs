@@ -320,3 +320,63 @@ fn a_rerun_backup_uploads_no_pack_that_is_already_stored() {
     assert_eq!(restored(&h.cli, &id, &big), contents(&big));
     h.check(true, "the rerun");
 }
+
+/// A restore that stopped part-way (here: first only one directory, then a run killed at a
+/// random moment) is run again: files already in place with the right content are not written
+/// again, and the result is the whole snapshot.
+#[test]
+fn a_rerun_restore_skips_the_files_already_in_place() {
+    let h = Harness::new(11);
+    let src = &h.src;
+    let sub = src.join("sub");
+    std::fs::create_dir_all(&sub).expect("dir");
+    for i in 0..20 {
+        std::fs::write(sub.join(format!("s{i}")), noise(500 + i, 200_000)).expect("write");
+    }
+    let id = h.cli.backup(src);
+    let all = contents(src);
+    let target = h.cli.dir.path().join("restore");
+    let spec = format!("{id}:{}", src.display());
+    let restore = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec![
+            "restore",
+            &spec,
+            "--target",
+            target.to_str().expect("utf-8"),
+        ];
+        args.extend_from_slice(extra);
+        h.cli.json(&args)
+    };
+    let first = restore(&["--include", "/sub"]);
+    assert_eq!(first["unchanged"], 0);
+    assert_eq!(first["files"], 20);
+    // A file changed in the target since is not "in place": it is written again.
+    std::fs::write(target.join("sub/s3"), b"changed").expect("write");
+    let second = restore(&[]);
+    assert_eq!(second["unchanged"], 19, "{second}");
+    assert_eq!(contents(&target), all);
+
+    // Killed at a random moment, then run again: the whole snapshot, whatever was done.
+    let target2 = h.cli.dir.path().join("restore2");
+    let mut child = h
+        .cli
+        .cmd()
+        .args([
+            "restore",
+            &spec,
+            "--target",
+            target2.to_str().expect("utf-8"),
+        ])
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(150));
+    let _ = child.kill();
+    let _ = child.wait();
+    h.cli.ok(&[
+        "restore",
+        &spec,
+        "--target",
+        target2.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(contents(&target2), all);
+}

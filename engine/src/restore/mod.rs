@@ -6,6 +6,7 @@
 //! path is built from such names below the target, existing non-directories in the way are
 //! replaced rather than followed, and files are opened with `O_NOFOLLOW`.
 
+mod existing;
 mod fs;
 mod meta;
 mod plan;
@@ -48,6 +49,8 @@ pub struct RestoreProblem {
 pub struct RestoreReport {
     /// Regular files restored completely.
     pub files: u64,
+    /// Of those, files that were already in place with the right content, and not written.
+    pub unchanged: u64,
     /// Directories.
     pub dirs: u64,
     /// Symlinks, devices and FIFOs.

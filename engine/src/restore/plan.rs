@@ -6,6 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use super::existing::already_in_place;
 use super::fs::{clear_for_entry, create_file, make_dir};
 use super::{RestoreProblem, RestoreReport};
 use crate::backup::Excludes;
@@ -71,6 +72,8 @@ pub(crate) struct Plan {
     /// Directories whose listing could not be read: everything below them is lost.
     pub lost_dirs: Vec<RestoreProblem>,
     pub warnings: Vec<RestoreProblem>,
+    /// Files already in place with the right content: nothing to write.
+    pub unchanged: u64,
 }
 
 impl Plan {
@@ -108,6 +111,7 @@ impl Plan {
         let mut report = RestoreReport {
             warnings: std::mem::take(&mut self.warnings),
             errors: std::mem::take(&mut self.lost_dirs),
+            unchanged: self.unchanged,
             ..Default::default()
         };
         for (i, job) in self.files.iter().enumerate() {
@@ -179,6 +183,7 @@ pub(crate) fn build(
             failures: Mutex::default(),
             lost_dirs: Vec::new(),
             warnings: Vec::new(),
+            unchanged: 0,
         },
         created_dirs: HashSet::new(),
         dir_nodes: HashMap::new(),
@@ -334,6 +339,11 @@ impl Builder<'_> {
             return Ok(());
         };
         let file_idx = self.plan.files.len();
+        if already_in_place(self.repo.keys(), &abs, &node) {
+            self.plan.unchanged += 1;
+            self.plan.files.push(FileJob { rel, abs, node });
+            return Ok(());
+        }
         if let Err(e) = create_file(&abs, *size) {
             if crate::error::is_no_space(&e) {
                 return Err(Error::io("restore target is full", e));

@@ -43,7 +43,7 @@ pub fn run(g: &Global, a: RestoreArgs) -> Result<()> {
     if g.json {
         output::json(&serde_json::json!({
             "snapshot": id.to_hex(),
-            "files": report.files, "dirs": report.dirs, "others": report.others, "bytes": report.bytes,
+            "files": report.files, "unchanged": report.unchanged, "dirs": report.dirs, "others": report.others, "bytes": report.bytes,
             "verified": report.verified,
             "errors": report.errors.iter().map(|e| serde_json::json!({"path": e.path.to_string_lossy(), "message": e.message})).collect::<Vec<_>>(),
             "warnings": report.warnings.iter().map(|e| serde_json::json!({"path": e.path.to_string_lossy(), "message": e.message})).collect::<Vec<_>>(),
@@ -65,6 +65,12 @@ pub fn run(g: &Global, a: RestoreArgs) -> Result<()> {
                 report.others,
                 output::bytes(report.bytes)
             ))?;
+            if report.unchanged > 0 {
+                output::line(format!(
+                    "{} files were already in place with the right content, and not written",
+                    report.unchanged
+                ))?;
+            }
             if a.verify {
                 output::line(format!("verified {} files", report.verified))?;
             }
