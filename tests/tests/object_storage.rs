@@ -251,14 +251,15 @@ fn object_lock_keeps_packs_from_a_client_with_delete_rights() {
     // no delete for any repository content.
     let out = cli.ok(&["forget", &first, "--prune"]);
     assert!(out.contains("Object Lock holds it until"), "{out}");
-    // A pack no index lists (as an interrupted backup leaves): prune chooses it, and keeps
-    // it for a later prune, since the lock holds it.
+    // A pack no index lists (as an interrupted backup leaves): once it is older than the
+    // session expiry, prune chooses it, and keeps it for a later prune, since the lock holds it.
     let stray = format!("repo/data/ab/ab{}", "0".repeat(62));
     s3::boto3(
         &server.endpoint,
         &format!("s3.put_object(Bucket='locked', Key='{stray}', Body=b'x' * 4096)"),
     );
-    let out = cli.ok(&["prune"]);
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    let out = cli.ok(&["prune", "--session-expiry", "6"]);
     assert!(
         out.contains("Object Lock holds 1 pack(s)") && out.contains("a prune after that"),
         "{out}"
