@@ -183,7 +183,11 @@ fn concurrent_backups_forget_and_prune_killed_at_random_never_lose_a_reported_sn
         for v in &volumes {
             for _ in 0..rng.below(4) {
                 let f = v.join(format!("f{}", rng.below(10)));
-                fs::write(&f, noise(rng.next_u64(), 10_000 + rng.below(200_000) as usize)).unwrap();
+                fs::write(
+                    &f,
+                    noise(rng.next_u64(), 10_000 + rng.below(200_000) as usize),
+                )
+                .unwrap();
             }
         }
         let states: Vec<_> = volumes.iter().map(|v| contents(v)).collect();
