@@ -56,3 +56,82 @@ fn matches(keys: &MasterKeys, file: &mut File, extent: &Extent, buf: &mut Vec<u8
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::tree::Timestamp;
+
+    fn file_node(keys: &MasterKeys, parts: &[Option<&[u8]>], hole: u64) -> Node {
+        let mut content = Vec::new();
+        let mut size = 0;
+        for part in parts {
+            match part {
+                Some(data) => {
+                    content.push(Extent::Data {
+                        id: keys.data_id(data),
+                        len: data.len() as u32,
+                    });
+                    size += data.len() as u64;
+                }
+                None => {
+                    content.push(Extent::Hole { len: hole });
+                    size += hole;
+                }
+            }
+        }
+        Node {
+            name: b"f".to_vec(),
+            kind: NodeKind::File { size, content },
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            user: String::new(),
+            group: String::new(),
+            mtime: Timestamp::default(),
+            atime: Timestamp::default(),
+            ctime: Timestamp::default(),
+            inode: 0,
+            device: 0,
+            links: 1,
+            xattrs: vec![],
+        }
+    }
+
+    #[test]
+    fn only_the_exact_content_counts_as_in_place() {
+        let keys = MasterKeys::generate();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let node = file_node(&keys, &[Some(b"head"), None, Some(b"tail")], 3 << 20);
+        let mut right = b"head".to_vec();
+        right.extend(std::iter::repeat_n(0u8, 3 << 20));
+        right.extend_from_slice(b"tail");
+
+        assert!(!already_in_place(&keys, &path, &node), "missing");
+        std::fs::write(&path, &right).unwrap();
+        assert!(already_in_place(&keys, &path, &node));
+
+        let mut wrong_hole = right.clone();
+        wrong_hole[2 << 20] = 1;
+        std::fs::write(&path, &wrong_hole).unwrap();
+        assert!(!already_in_place(&keys, &path, &node), "a byte in the hole");
+
+        let mut wrong_data = right.clone();
+        *wrong_data.last_mut().unwrap() = b'X';
+        std::fs::write(&path, &wrong_data).unwrap();
+        assert!(!already_in_place(&keys, &path, &node), "a byte of data");
+
+        std::fs::write(&path, &right[1..]).unwrap();
+        assert!(!already_in_place(&keys, &path, &node), "another size");
+
+        std::fs::remove_file(&path).unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::write(&elsewhere, &right).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+        assert!(
+            !already_in_place(&keys, &path, &node),
+            "a symlink is never in place"
+        );
+    }
+}
