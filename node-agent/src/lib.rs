@@ -1,0 +1,4 @@
+//! The node agent: a DaemonSet pod that finds the pod volumes mounted on its node, backs them up
+//! into the repository and restores them (issue 7). Work in progress: volume discovery first.
+
+pub mod volume_path;
