@@ -38,6 +38,9 @@ pub enum ErrorKind {
     /// This writer's session was expired by a prune (or could not keep its heartbeat), so it
     /// must not publish what it wrote; re-running it is safe.
     SessionExpired,
+    /// The caller asked the operation to stop ([`crate::progress::Progress::should_stop`]). What
+    /// was stored before the stop follows the write-ordering invariant, so re-running is safe.
+    Canceled,
     /// An invariant of the engine itself was broken: a bug.
     Internal,
 }
@@ -58,6 +61,7 @@ impl ErrorKind {
             Self::PermissionDenied => "permission denied by the storage",
             Self::AppendOnly => "refused in append-only mode",
             Self::SessionExpired => "session expired",
+            Self::Canceled => "canceled",
             Self::Internal => "internal error",
         }
     }
@@ -95,6 +99,11 @@ impl Error {
     /// Shorthand for an [`ErrorKind::InvalidInput`] error.
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidInput, message)
+    }
+
+    /// The error an operation returns when it was asked to stop.
+    pub fn canceled() -> Self {
+        Self::new(ErrorKind::Canceled, "the operation was asked to stop")
     }
 
     /// Shorthand for an [`ErrorKind::Internal`] error.

@@ -15,6 +15,12 @@ pub trait Progress: Send + Sync {
     fn warning(&self, _path: &Path, _message: &str) {}
     /// The current phase ended.
     fn finish(&self) {}
+    /// Asked between files and between chunk batches of a backup, and between packs of a
+    /// restore: `true` ends the operation with [`crate::ErrorKind::Canceled`]. A backup stopped
+    /// this way publishes no snapshot; the packs it stored are adopted by the next backup.
+    fn should_stop(&self) -> bool {
+        false
+    }
 }
 
 /// Reports nothing.

@@ -210,6 +210,9 @@ impl<'a> Archiver<'a> {
         meta_size: u64,
         parent: Option<&Node>,
     ) -> Result<Option<Node>> {
+        if self.progress.should_stop() {
+            return Err(crate::error::Error::canceled());
+        }
         if let Some((size, content)) = self
             .unchanged_content(&node, parent)
             .filter(|(s, _)| *s == meta_size)

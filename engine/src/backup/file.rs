@@ -133,6 +133,9 @@ fn store_content(
                         extents: &mut Vec<Extent>|
      -> std::result::Result<u64, ReadFailure> {
         let result = repo.chunker().for_each_batch(reader, |batch| {
+            if progress.should_stop() {
+                return Err(crate::error::Error::canceled());
+            }
             // Ids, compression and sealing of one batch run on every core; extents stay in order.
             let ids = batch
                 .par_iter()

@@ -59,6 +59,11 @@ pub struct BackupOptions {
     pub parent: ParentChoice,
     /// Source identity (Kubernetes volume and so on).
     pub source: Source,
+    /// Store the one backup path under this name at the snapshot's root (`/NAME`) instead of
+    /// under its real path. A volume mounted at a path that changes with every pod (the
+    /// kubelet's `pods/<uid>/volumes/...`) keeps one path across snapshots this way, so the
+    /// parent's entries line up and unchanged files are not read again.
+    pub stored_as: Option<String>,
 }
 
 /// What a backup produced.
@@ -138,10 +143,17 @@ pub fn backup(
     }
     paths.sort();
     paths.dedup();
-    let path_strings: Vec<String> = paths
-        .iter()
-        .map(|p| p.to_string_lossy().into_owned())
-        .collect();
+    let stored_as = match &opts.stored_as {
+        None => None,
+        Some(name) => Some(stored_name(name, &paths)?),
+    };
+    let path_strings: Vec<String> = match &stored_as {
+        Some(name) => vec![format!("/{name}")],
+        None => paths
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect(),
+    };
     let host = opts.host.clone().unwrap_or_else(crate::sysinfo::hostname);
     let source = Source {
         kind: SourceKind::Filesystem,
@@ -177,7 +189,9 @@ pub fn backup(
     for p in &paths {
         trie.insert(p);
     }
-    let root = if trie.target {
+    let root = if let Some(name) = &stored_as {
+        stored_root(&archiver, &paths[0], name, parent_root.as_ref())?
+    } else if trie.target {
         let dev = std::fs::symlink_metadata("/").map(|m| m.dev()).unwrap_or(0);
         archiver.dir_tree(Path::new("/"), parent_root, dev)?
     } else {
@@ -196,6 +210,34 @@ pub fn backup(
         source,
         parent.map(|p| p.0),
     )
+}
+
+/// Checks a [`BackupOptions::stored_as`] name: one path component, for exactly one path.
+fn stored_name(name: &str, paths: &[PathBuf]) -> Result<String> {
+    if paths.len() != 1 {
+        return Err(Error::invalid(
+            "a backup stored under another name takes exactly one path",
+        ));
+    }
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
+        return Err(Error::invalid(format!(
+            "{name:?} cannot name an entry at the snapshot root"
+        )));
+    }
+    Ok(name.to_string())
+}
+
+/// A root tree holding one entry, `name`, read from `path`.
+fn stored_root(a: &Archiver<'_>, path: &Path, name: &str, parent: Option<&Tree>) -> Result<BlobId> {
+    let dev = std::fs::symlink_metadata(path)
+        .map(|m| m.dev())
+        .unwrap_or(0);
+    let parent_node = parent.and_then(|t| t.find(name.as_bytes()));
+    let nodes = a
+        .entry_node(path, name.as_bytes(), parent_node, dev)?
+        .into_iter()
+        .collect();
+    a.save_tree(Tree { nodes })
 }
 
 /// Stores a directory that lies on the way to backup paths but is not backed up whole: only

@@ -66,6 +66,9 @@ fn restore_pack(
     let name = work.pack.to_hex();
     let mut open_files: HashMap<u32, File> = HashMap::new();
     for seg in segments(&work.blobs) {
+        if progress.should_stop() {
+            return Err(crate::error::Error::canceled());
+        }
         let start = u64::from(seg[0].offset);
         let end = seg
             .iter()
