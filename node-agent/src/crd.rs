@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 /// The API group of every Kairn resource.
 pub const GROUP: &str = "kairn.dev";
 
-/// Where a backup or restore is in its life. `Completed`, `Failed` and `Canceled` are final.
+/// Where a backup or restore is in its life. `Completed`, `PartiallyFailed`, `Failed` and
+/// `Canceled` are final.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum Phase {
     /// Accepted, not started.
@@ -23,6 +24,9 @@ pub enum Phase {
     InProgress,
     /// Done; the snapshot (or restored data) is in place.
     Completed,
+    /// Done, but some files could not be read (backup) or written (restore); `errors` names
+    /// them. A backup's snapshot holds every other file.
+    PartiallyFailed,
     /// Stopped by an error, which `errors` gives.
     Failed,
     /// Stopped on request.
@@ -32,7 +36,10 @@ pub enum Phase {
 impl Phase {
     /// True once nothing more will happen.
     pub fn is_final(self) -> bool {
-        matches!(self, Self::Completed | Self::Failed | Self::Canceled)
+        matches!(
+            self,
+            Self::Completed | Self::PartiallyFailed | Self::Failed | Self::Canceled
+        )
     }
 }
 
@@ -151,6 +158,10 @@ pub struct VolumeBackupStatus {
     /// What went wrong (never credentials).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// How many times an agent started this work: more than 1 when an agent restarted while
+    /// it was in flight and picked it up again.
+    #[serde(default)]
+    pub attempts: u32,
     /// When an agent started it (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started: Option<String>,
@@ -193,6 +204,9 @@ pub struct VolumeRestoreSpec {
     pub source_pvc: Option<String>,
     /// Where to write.
     pub target: RestoreTarget,
+    /// For a `path` target: the node whose agent restores (a path names a place on one node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     /// Set to stop a restore that has not finished.
     #[serde(default)]
     pub cancel: bool,
@@ -223,6 +237,10 @@ pub struct VolumeRestoreStatus {
     /// What went wrong.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// How many times an agent started this work: more than 1 when an agent restarted while
+    /// it was in flight and picked it up again.
+    #[serde(default)]
+    pub attempts: u32,
     /// When an agent started it (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started: Option<String>,

@@ -1,6 +1,18 @@
-//! The node agent: a DaemonSet pod that finds the pod volumes mounted on its node, backs them up
-//! into the repository and restores them (issue 7). Work in progress: the custom resources and
-//! volume discovery so far.
+//! Kairn's node agent: runs on every node (a DaemonSet), finds the pod volumes mounted there,
+//! and carries out the VolumeBackup and VolumeRestore resources that concern them.
+//!
+//! Layers: [`volume_path`] and [`decide`] are pure; [`job`] runs the engine; [`resolve`],
+//! [`status`], [`events`], [`work`] and [`agent`] talk to the Kubernetes API; [`http`] serves
+//! metrics and health.
 
+pub mod agent;
 pub mod crd;
+pub mod decide;
+pub mod events;
+pub mod http;
+pub mod job;
+pub mod metrics;
+pub mod resolve;
+pub mod status;
 pub mod volume_path;
+pub mod work;

@@ -1,0 +1,303 @@
+//! The reconcile loop: every resync interval, list this node's pods and every VolumeBackup and
+//! VolumeRestore, decide what to do with each ([`crate::decide`]), and start, stop or settle
+//! work. Jobs run on blocking threads, at most `max_concurrent` at once on this node.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+use crate::crd::{RestoreTarget, VolumeBackup, VolumeRestore};
+use crate::decide::{Action, Claim, Me, decide};
+use crate::job::{JobProgress, RepoAccess};
+use crate::metrics::Metrics;
+use crate::resolve::pod_mounting;
+use crate::status;
+use crate::volume_path::KubeletPods;
+
+/// How the agent is set up.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// This node's name (the downward API's `spec.nodeName`).
+    pub node: String,
+    /// This process's instance id: differs after every restart.
+    pub instance: String,
+    /// The kubelet's `pods` directory, as mounted into the agent.
+    pub kubelet_pods: PathBuf,
+    /// The cluster's name, recorded in snapshots.
+    pub cluster: Option<String>,
+    /// The most backups and restores running at once on this node.
+    pub max_concurrent: usize,
+    /// The most attempts a resource gets across agent restarts.
+    pub max_attempts: u32,
+    /// How often to reconcile.
+    pub resync: Duration,
+    /// How often a running job's progress is written to its status.
+    pub progress_interval: Duration,
+}
+
+/// A job's key: its kind and the resource's uid.
+pub type JobKey = (&'static str, String);
+
+/// The agent's shared state.
+pub struct Agent {
+    pub(crate) client: Client,
+    pub(crate) config: AgentConfig,
+    pub(crate) kubelet: KubeletPods,
+    pub(crate) access: RepoAccess,
+    /// The metrics served on `/metrics`.
+    pub metrics: Arc<Metrics>,
+    pub(crate) running: Mutex<HashMap<JobKey, Arc<JobProgress>>>,
+    ready: AtomicBool,
+    shutdown: AtomicBool,
+    last_tick: AtomicI64,
+}
+
+impl Agent {
+    /// A new agent.
+    pub fn new(client: Client, config: AgentConfig, access: RepoAccess) -> Arc<Self> {
+        Arc::new(Self {
+            client,
+            kubelet: KubeletPods::new(config.kubelet_pods.clone()),
+            config,
+            access,
+            metrics: Arc::new(Metrics::new()),
+            running: Mutex::default(),
+            ready: AtomicBool::new(false),
+            shutdown: AtomicBool::new(false),
+            last_tick: AtomicI64::new(0),
+        })
+    }
+
+    /// True once a reconcile has reached the API server, and recently.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed) && self.is_alive()
+    }
+
+    /// True while the reconcile loop keeps turning.
+    pub fn is_alive(&self) -> bool {
+        let last = self.last_tick.load(Ordering::Relaxed);
+        let limit = 3 * self.config.resync.as_secs() as i64 + 30;
+        last == 0 || chrono::Utc::now().timestamp() - last <= limit
+    }
+
+    /// True once the agent is shutting down: stopped jobs then record nothing.
+    pub fn shutting_down(&self) -> bool {
+        self.shutdown.load(Ordering::Relaxed)
+    }
+
+    fn me(&self) -> Me<'_> {
+        Me {
+            node: &self.config.node,
+            instance: &self.config.instance,
+            max_attempts: self.config.max_attempts,
+        }
+    }
+
+    pub(crate) fn running_jobs(&self) -> usize {
+        self.running.lock().map(|r| r.len()).unwrap_or(0)
+    }
+
+    fn running_job(&self, key: &JobKey) -> Option<Arc<JobProgress>> {
+        self.running.lock().ok()?.get(key).cloned()
+    }
+
+    /// Reconciles until `shutdown` is set.
+    pub async fn run(self: Arc<Self>, shutdown: Arc<AtomicBool>) {
+        while !shutdown.load(Ordering::Relaxed) {
+            self.last_tick
+                .store(chrono::Utc::now().timestamp(), Ordering::Relaxed);
+            match self.clone().reconcile().await {
+                Ok(()) => self.ready.store(true, Ordering::Relaxed),
+                Err(e) => {
+                    self.ready.store(false, Ordering::Relaxed);
+                    tracing::warn!("reconcile failed: {e}");
+                }
+            }
+            let mut slept = Duration::ZERO;
+            while slept < self.config.resync && !shutdown.load(Ordering::Relaxed) {
+                let step = Duration::from_millis(100);
+                tokio::time::sleep(step).await;
+                slept += step;
+            }
+        }
+    }
+
+    /// Asks every running job to stop, and waits up to `grace` for them. Their resources stay
+    /// `InProgress`, to be picked up by the next instance of the agent.
+    pub async fn stop_all(&self, grace: Duration) {
+        self.shutdown.store(true, Ordering::Relaxed);
+        if let Ok(running) = self.running.lock() {
+            for p in running.values() {
+                p.stop.store(true, Ordering::Relaxed);
+            }
+        }
+        let start = std::time::Instant::now();
+        while self.running_jobs() > 0 && start.elapsed() < grace {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// One pass over this node's pods and every backup and restore resource.
+    pub async fn reconcile(self: Arc<Self>) -> Result<(), kube::Error> {
+        let pods: Api<Pod> = Api::all(self.client.clone());
+        let on_node = ListParams::default().fields(&format!("spec.nodeName={}", self.config.node));
+        let pods = pods.list(&on_node).await?.items;
+        let backups: Api<VolumeBackup> = Api::all(self.client.clone());
+        let backups = backups.list(&ListParams::default()).await?.items;
+        let restores: Api<VolumeRestore> = Api::all(self.client.clone());
+        let restores = restores.list(&ListParams::default()).await?.items;
+
+        let mut waiting = 0;
+        for vb in backups {
+            let ns = vb.namespace().unwrap_or_default();
+            let here = pod_mounting(&pods, &ns, &vb.spec.pvc).is_some();
+            let s = vb.status.clone().unwrap_or_default();
+            let claim = Claim {
+                phase: s.phase,
+                node: s.node,
+                agent: s.agent,
+                attempts: s.attempts,
+            };
+            let api: Api<VolumeBackup> = Api::namespaced(self.client.clone(), &ns);
+            waiting += self
+                .act(
+                    &api,
+                    &vb,
+                    ("backup", vb.uid().unwrap_or_default()),
+                    &claim,
+                    vb.spec.cancel,
+                    here,
+                )
+                .await;
+        }
+        for vr in restores {
+            let ns = vr.namespace().unwrap_or_default();
+            let here = match &vr.spec.target {
+                RestoreTarget::Pvc(pvc) => pod_mounting(&pods, &ns, pvc).is_some(),
+                RestoreTarget::Path(_) => vr.spec.node.as_deref() == Some(&self.config.node),
+            };
+            let s = vr.status.clone().unwrap_or_default();
+            let claim = Claim {
+                phase: s.phase,
+                node: s.node,
+                agent: s.agent,
+                attempts: s.attempts,
+            };
+            let api: Api<VolumeRestore> = Api::namespaced(self.client.clone(), &ns);
+            waiting += self
+                .act(
+                    &api,
+                    &vr,
+                    ("restore", vr.uid().unwrap_or_default()),
+                    &claim,
+                    vr.spec.cancel,
+                    here,
+                )
+                .await;
+        }
+        self.metrics.queue_length.set(waiting);
+        self.metrics.in_flight.set(self.running_jobs() as i64);
+        Ok(())
+    }
+
+    /// Carries out the decision for one resource; returns 1 when it waits for a free slot.
+    async fn act<K>(
+        self: &Arc<Self>,
+        api: &Api<K>,
+        obj: &K,
+        key: JobKey,
+        claim: &Claim,
+        cancel: bool,
+        here: bool,
+    ) -> i64
+    where
+        K: crate::work::Work,
+    {
+        let name = obj.name_any();
+        let running = self.running_job(&key);
+        match decide(claim, cancel, here, running.is_some(), &self.me()) {
+            Action::Leave => 0,
+            Action::Stop => {
+                if let Some(p) = running {
+                    tracing::info!(kind = key.0, resource = %name, "cancel requested: stopping");
+                    p.stop.store(true, Ordering::Relaxed);
+                }
+                0
+            }
+            Action::MarkCanceled => {
+                let rv = obj.resource_version();
+                let st = json!({"phase": "Canceled", "finished": status::now()});
+                if let Err(e) = status::patch(api, &name, rv.as_deref(), st).await
+                    && !status::is_conflict(&e)
+                {
+                    tracing::warn!(resource = %name, "cannot record the cancel: {e}");
+                }
+                0
+            }
+            Action::GiveUp => {
+                let why = format!(
+                    "interrupted {} times (the agent on {} restarted while it ran); giving up",
+                    claim.attempts, self.config.node
+                );
+                tracing::warn!(kind = key.0, resource = %name, "{why}");
+                let st = json!({"phase": "Failed", "errors": [why], "finished": status::now()});
+                let rv = obj.resource_version();
+                if let Err(e) = status::patch(api, &name, rv.as_deref(), st).await
+                    && !status::is_conflict(&e)
+                {
+                    tracing::warn!(resource = %name, "cannot record the failure: {e}");
+                }
+                self.metrics.finished(key.0, "failed");
+                0
+            }
+            Action::Start { attempt } => {
+                if self.running_jobs() >= self.config.max_concurrent {
+                    return 1;
+                }
+                let st = json!({
+                    "phase": "InProgress",
+                    "node": self.config.node,
+                    "agent": self.config.instance,
+                    "attempts": attempt,
+                    "started": status::now(),
+                    "finished": null,
+                    "errors": null,
+                    "progress": {"bytesDone": 0, "filesDone": 0},
+                });
+                let rv = obj.resource_version();
+                match status::patch(api, &name, rv.as_deref(), st).await {
+                    Ok(()) => {}
+                    Err(e) if status::is_conflict(&e) => return 0,
+                    Err(e) => {
+                        tracing::warn!(resource = %name, "cannot claim: {e}");
+                        return 0;
+                    }
+                }
+                tracing::info!(kind = key.0, resource = %name, attempt, "started");
+                let progress = Arc::new(JobProgress::default());
+                if let Ok(mut r) = self.running.lock() {
+                    r.insert(key.clone(), progress.clone());
+                }
+                self.metrics.in_flight.set(self.running_jobs() as i64);
+                let agent = self.clone();
+                let obj = obj.clone();
+                let api = api.clone();
+                tokio::spawn(async move {
+                    obj.execute(&agent, &api, progress).await;
+                    if let Ok(mut r) = agent.running.lock() {
+                        r.remove(&key);
+                    }
+                    agent.metrics.in_flight.set(agent.running_jobs() as i64);
+                });
+                0
+            }
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! `/metrics` (Prometheus text format), `/healthz` (the reconcile loop turns) and `/readyz`
+//! (the last reconcile reached the API server).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use crate::agent::Agent;
+
+/// The router.
+pub fn router(agent: Arc<Agent>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(agent)
+}
+
+async fn metrics(State(agent): State<Arc<Agent>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        agent.metrics.encode(),
+    )
+}
+
+async fn healthz(State(agent): State<Arc<Agent>>) -> impl IntoResponse {
+    if agent.is_alive() {
+        (StatusCode::OK, "ok")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the reconcile loop is stuck",
+        )
+    }
+}
+
+async fn readyz(State(agent): State<Arc<Agent>>) -> impl IntoResponse {
+    if agent.is_ready() {
+        (StatusCode::OK, "ready")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the Kubernetes API is not reached",
+        )
+    }
+}

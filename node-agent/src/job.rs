@@ -1,0 +1,242 @@
+//! The engine work of one VolumeBackup or VolumeRestore: synchronous, run on a blocking thread.
+//! Each job opens the repository on its own, so it holds its own writer session, exactly as a
+//! separate `repo` process would; concurrent jobs on one node are as safe as concurrent CLIs.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use engine::backend::Backend;
+use engine::backup::resume::adopt_interrupted_packs;
+use engine::backup::{BackupOptions, ParentChoice, backup};
+use engine::format::snapshot::{Snapshot, Source, Summary};
+use engine::id::SnapshotId;
+use engine::index::Index;
+use engine::locate::locate;
+use engine::repo::Repository;
+use engine::restore::{RestoreOptions, RestoreReport, restore};
+
+/// How the agent reaches the repository. The password is never logged or shown: `Debug` hides it.
+#[derive(Clone)]
+pub struct RepoAccess {
+    /// The storage.
+    pub backend: Arc<dyn Backend>,
+    /// The repository password (from a Secret).
+    pub password: Arc<Vec<u8>>,
+    /// The local cache of snapshots, indexes and tree packs, bounded by `cache_size`.
+    pub cache_dir: Option<PathBuf>,
+    /// The most the cache holds.
+    pub cache_size: u64,
+    /// Writer session expiry (repo-format.md §14.1).
+    pub session_expiry: Duration,
+}
+
+impl std::fmt::Debug for RepoAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RepoAccess")
+            .field("location", &self.backend.location())
+            .field("password", &"<hidden>")
+            .finish()
+    }
+}
+
+impl RepoAccess {
+    /// Opens the repository (key derivation included).
+    pub fn open(&self) -> engine::Result<Repository> {
+        let repo = Repository::open(self.backend.clone(), &self.password)?;
+        if let Some(dir) = &self.cache_dir {
+            repo.use_cache(dir, self.cache_size)?;
+        }
+        Ok(repo)
+    }
+}
+
+/// Progress of one job, read by the status updater and the metrics, and its stop switch.
+#[derive(Debug, Default)]
+pub struct JobProgress {
+    /// Bytes processed.
+    pub bytes: AtomicU64,
+    /// Bytes to process, when known (restores).
+    pub total: AtomicU64,
+    /// Files finished.
+    pub files: AtomicU64,
+    /// Set to cancel the job.
+    pub stop: AtomicBool,
+}
+
+impl engine::progress::Progress for JobProgress {
+    fn start(&self, _phase: &str, total: Option<u64>) {
+        if let Some(t) = total {
+            self.total.store(t, Ordering::Relaxed);
+        }
+    }
+    fn bytes(&self, n: u64) {
+        self.bytes.fetch_add(n, Ordering::Relaxed);
+    }
+    fn file_done(&self, _path: &Path) {
+        self.files.fetch_add(1, Ordering::Relaxed);
+    }
+    fn warning(&self, path: &Path, message: &str) {
+        tracing::warn!(path = %path.display(), "{message}");
+    }
+    fn should_stop(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+/// One volume to back up.
+#[derive(Debug, Clone)]
+pub struct BackupRequest {
+    /// Where the volume's files are, as the agent sees them.
+    pub path: PathBuf,
+    /// The volume's Kubernetes identity, recorded in the snapshot.
+    pub source: Source,
+    /// Snapshot tags.
+    pub tags: Vec<String>,
+}
+
+/// What a finished backup reports.
+#[derive(Debug, Clone)]
+pub struct BackupDone {
+    /// The new snapshot.
+    pub id: SnapshotId,
+    /// Its parent, when one was used.
+    pub parent: Option<SnapshotId>,
+    /// What the backup did.
+    pub summary: Summary,
+    /// Files that could not be read, or changed while read.
+    pub warnings: Vec<String>,
+}
+
+/// The latest snapshot of this PVC, on any node and from any pod: the incremental parent is
+/// keyed on cluster/namespace/PVC, so a rescheduled pod stays incremental.
+pub fn parent_of(
+    repo: &Repository,
+    source: &Source,
+    stored_as: &str,
+) -> engine::Result<Option<SnapshotId>> {
+    let path = format!("/{stored_as}");
+    Ok(repo
+        .load_snapshots()?
+        .into_iter()
+        .filter(|(_, s)| same_volume(s, source) && s.paths == [path.clone()])
+        .max_by(|a, b| a.1.time.cmp(&b.1.time))
+        .map(|(id, _)| id))
+}
+
+fn same_volume(s: &Snapshot, source: &Source) -> bool {
+    s.source.cluster == source.cluster
+        && s.source.namespace == source.namespace
+        && s.source.pvc == source.pvc
+}
+
+/// Backs up one volume: resumes an interrupted run's packs, picks the PVC's parent, and stores
+/// the volume as `/<pvc>`.
+pub fn run_backup(
+    access: &RepoAccess,
+    req: &BackupRequest,
+    progress: &JobProgress,
+) -> engine::Result<BackupDone> {
+    let repo = access.open()?;
+    repo.begin_session("backup", access.session_expiry)?;
+    let result = backup_in_session(&repo, access, req, progress);
+    let ended = repo.end_session();
+    let done = result?;
+    ended?;
+    Ok(done)
+}
+
+fn backup_in_session(
+    repo: &Repository,
+    access: &RepoAccess,
+    req: &BackupRequest,
+    progress: &JobProgress,
+) -> engine::Result<BackupDone> {
+    let mut index = Index::load(repo)?;
+    if adopt_interrupted_packs(repo, &index, access.session_expiry)?.packs > 0 {
+        index = Index::load(repo)?;
+    }
+    let stored_as = req
+        .source
+        .pvc
+        .clone()
+        .unwrap_or_else(|| "volume".to_string());
+    let parent = parent_of(repo, &req.source, &stored_as)?;
+    let opts = BackupOptions {
+        paths: vec![req.path.clone()],
+        tags: req.tags.clone(),
+        host: req.source.node.clone(),
+        parent: parent.map_or(ParentChoice::None, ParentChoice::Snapshot),
+        source: req.source.clone(),
+        stored_as: Some(stored_as),
+        ..Default::default()
+    };
+    let outcome = backup(repo, &index, &opts, progress)?;
+    Ok(BackupDone {
+        id: outcome.id,
+        parent: outcome.snapshot.parent,
+        summary: outcome.snapshot.summary,
+        warnings: outcome
+            .warnings
+            .iter()
+            .map(|w| format!("{}: {}", w.path.display(), w.message))
+            .collect(),
+    })
+}
+
+/// Which snapshot to restore: an id (or unique prefix), or `latest` of a PVC.
+#[derive(Debug, Clone)]
+pub struct RestoreRequest {
+    /// `latest` or a snapshot id.
+    pub snapshot: String,
+    /// With `latest`: the volume whose newest snapshot is meant.
+    pub source: Source,
+    /// The directory to restore into.
+    pub target: PathBuf,
+}
+
+/// Restores a volume snapshot's `/NAME` entry into the target directory: its files, and the
+/// volume root's own owner, mode and times.
+pub fn run_restore(
+    access: &RepoAccess,
+    req: &RestoreRequest,
+    progress: &JobProgress,
+) -> engine::Result<(SnapshotId, RestoreReport)> {
+    let repo = access.open()?;
+    let index = Index::load(&repo)?;
+    let (id, snap) = if req.snapshot == "latest" {
+        repo.load_snapshots()?
+            .into_iter()
+            .filter(|(_, s)| same_volume(s, &req.source))
+            .max_by(|a, b| a.1.time.cmp(&b.1.time))
+            .ok_or_else(|| {
+                engine::Error::new(
+                    engine::ErrorKind::NotFound,
+                    "there is no snapshot of that PVC yet",
+                )
+            })?
+    } else {
+        engine::snapshots::find(&repo, &req.snapshot, &Default::default())?
+    };
+    let path = match snap.paths.as_slice() {
+        [one] => one.clone(),
+        _ => {
+            return Err(engine::Error::invalid(format!(
+                "snapshot {} holds {} paths, not one volume",
+                id.short(),
+                snap.paths.len()
+            )));
+        }
+    };
+    let start = locate(&repo, &index, snap.tree, &path)?;
+    let report = restore(
+        &repo,
+        &index,
+        &start,
+        &req.target,
+        &RestoreOptions::default(),
+        progress,
+    )?;
+    Ok((id, report))
+}
