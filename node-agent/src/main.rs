@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use engine::backend::faults::{FaultPlan, FaultyBackend};
 use engine::backend::{Location, OpendalBackend, StorageOptions};
 use node_agent::agent::{Agent, AgentConfig};
 use node_agent::job::RepoAccess;
@@ -71,6 +72,17 @@ struct Args {
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     init_logging(args.log_text);
+    // The storage backend owns a runtime of its own for blocking calls, so it is built, and
+    // finally dropped, here, outside the agent's async runtime. It is opened once at startup:
+    // a wrong password or an unreachable repository shows at once in the logs and the pod's
+    // restarts, not at the first backup.
+    let access = match repo_access(&args).and_then(|a| {
+        a.open()?;
+        Ok(a)
+    }) {
+        Ok(a) => a,
+        Err(e) => return fail(&e),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .worker_threads(2)
@@ -82,16 +94,22 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(args)) {
+    let result = runtime.block_on(run(args, access.clone()));
+    drop(runtime);
+    drop(access);
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            let wrong_password = e
-                .downcast_ref::<engine::Error>()
-                .is_some_and(|e| e.kind() == engine::ErrorKind::WrongPassword);
-            tracing::error!("{e:#}");
-            std::process::ExitCode::from(if wrong_password { 12 } else { 1 })
-        }
+        Err(e) => fail(&e),
     }
+}
+
+/// Logs a fatal error and gives its exit code.
+fn fail(e: &anyhow::Error) -> std::process::ExitCode {
+    let wrong_password = e
+        .downcast_ref::<engine::Error>()
+        .is_some_and(|e| e.kind() == engine::ErrorKind::WrongPassword);
+    tracing::error!("{e:#}");
+    std::process::ExitCode::from(if wrong_password { 12 } else { 1 })
 }
 
 fn init_logging(text: bool) {
@@ -111,14 +129,7 @@ fn init_logging(text: bool) {
     }
 }
 
-async fn run(args: Args) -> Result<()> {
-    let access = repo_access(&args)?;
-    // Open once at startup: a wrong password or an unreachable repository shows at once in the
-    // logs and the pod's restarts, not at the first backup.
-    let probe = access.clone();
-    tokio::task::spawn_blocking(move || probe.open())
-        .await
-        .context("repository check panicked")??;
+async fn run(args: Args, access: RepoAccess) -> Result<()> {
     let client = kube::Client::try_default()
         .await
         .context("cannot configure the Kubernetes client (in-cluster or KUBECONFIG)")?;
@@ -201,7 +212,14 @@ fn repo_access(args: &Args) -> Result<RepoAccess> {
         options,
         ..Default::default()
     };
-    let backend = OpendalBackend::open(&location, &opts, false)?;
+    let mut backend: Arc<dyn engine::backend::Backend> =
+        Arc::new(OpendalBackend::open(&location, &opts, false)?);
+    // The testing hook the CLI has too (engine/src/backend/faults.rs).
+    if let Ok(spec) = std::env::var("KAIRN_FAULTS") {
+        let plan = FaultPlan::parse(&spec).map_err(|e| anyhow::anyhow!("KAIRN_FAULTS: {e}"))?;
+        tracing::warn!("KAIRN_FAULTS is set: injecting storage faults ({spec})");
+        backend = Arc::new(FaultyBackend::new(backend, plan));
+    }
     let text = std::fs::read(&args.password_file).with_context(|| {
         format!(
             "cannot read the password file {}",
@@ -217,7 +235,7 @@ fn repo_access(args: &Args) -> Result<RepoAccess> {
         );
     }
     Ok(RepoAccess {
-        backend: Arc::new(backend),
+        backend,
         password: Arc::new(password),
         cache_dir: args.cache_dir.clone(),
         cache_size: args.cache_size,

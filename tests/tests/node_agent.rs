@@ -1,0 +1,472 @@
+//! The node agent as a real process, against an in-process **fake** Kubernetes API server
+//! (tests/src/fake_kube.rs: real-format JSON, no real API server can be installed here), a
+//! kubelet-shaped directory tree in a temporary folder, and a real local repository.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kairn_e2e::fake_kube::FakeKube;
+use kairn_e2e::{Cli, assert_same, scan, write_volume};
+use serde_json::{Value, json};
+
+const NODE: &str = "node-a";
+const VB: &str = "/apis/kairn.dev/v1alpha1/namespaces";
+
+fn agent_bin() -> PathBuf {
+    let bin = kairn_e2e::repo_bin().with_file_name("node-agent");
+    assert!(
+        bin.exists(),
+        "{} is missing: cargo test --workspace builds it",
+        bin.display()
+    );
+    bin
+}
+
+/// A cluster of one node as the agent sees it.
+struct Cluster {
+    kube: FakeKube,
+    cli: Cli,
+    kubelet: tempfile::TempDir,
+    kubeconfig: PathBuf,
+}
+
+impl Cluster {
+    fn new() -> Self {
+        let kube = FakeKube::start();
+        let cli = Cli::init();
+        let kubeconfig = cli.dir.path().join("kubeconfig");
+        std::fs::write(&kubeconfig, kube.kubeconfig()).unwrap();
+        Self {
+            kube,
+            cli,
+            kubelet: tempfile::tempdir().unwrap(),
+            kubeconfig,
+        }
+    }
+
+    /// A bound PVC and its PV, and a pod on `node` that mounts it; returns the volume's
+    /// directory in the kubelet tree (a CSI volume's `mount`).
+    fn pvc_with_pod(&self, ns: &str, pvc: &str, pod: &str, node: &str, phase: &str) -> PathBuf {
+        let pv = format!("pv-{ns}-{pvc}");
+        if self
+            .kube
+            .get(&format!("/api/v1/persistentvolumes/{pv}"))
+            .is_none()
+        {
+            self.kube.create(
+                "/api/v1/persistentvolumes",
+                json!({"apiVersion": "v1", "kind": "PersistentVolume",
+                       "metadata": {"name": pv},
+                       "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                                "volumeMode": "Filesystem",
+                                "csi": {"driver": "hostpath.csi.k8s.io", "volumeHandle": pv},
+                                "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                                             "namespace": ns, "name": pvc}},
+                       "status": {"phase": "Bound"}}),
+            );
+            self.kube.create(
+                &format!("/api/v1/namespaces/{ns}/persistentvolumeclaims"),
+                json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                       "metadata": {"name": pvc},
+                       "spec": {"accessModes": ["ReadWriteOnce"], "volumeName": pv,
+                                "resources": {"requests": {"storage": "1Gi"}}},
+                       "status": {"phase": "Bound"}}),
+            );
+        }
+        let created = self.kube.create(
+            &format!("/api/v1/namespaces/{ns}/pods"),
+            json!({"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": pod},
+                   "spec": {"nodeName": node,
+                            "containers": [{"name": "app", "image": "postgres:15"}],
+                            "volumes": [
+                                {"name": "config", "configMap": {"name": "app"}},
+                                {"name": "data", "persistentVolumeClaim": {"claimName": pvc}}]},
+                   "status": {"phase": phase}}),
+        );
+        let uid = created["metadata"]["uid"].as_str().unwrap().to_string();
+        let dir = self
+            .kubelet
+            .path()
+            .join("pods")
+            .join(&uid)
+            .join("volumes/kubernetes.io~csi")
+            .join(&pv);
+        std::fs::create_dir_all(dir.join("mount")).unwrap();
+        std::fs::write(
+            dir.join("vol_data.json"),
+            json!({"driverName": "hostpath.csi.k8s.io", "volumeHandle": pv}).to_string(),
+        )
+        .unwrap();
+        let cm = self
+            .kubelet
+            .path()
+            .join("pods")
+            .join(&uid)
+            .join("volumes/kubernetes.io~configmap/config");
+        std::fs::create_dir_all(&cm).unwrap();
+        dir.join("mount")
+    }
+
+    fn agent(&self, extra_env: &[(&str, &str)]) -> Agent {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = self.cli.dir.path().join(format!("agent-{port}.log"));
+        let mut cmd = Command::new(agent_bin());
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("KAIRN_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("NODE_NAME", NODE)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("KAIRN_REPOSITORY", &self.cli.repo)
+            .env("KAIRN_PASSWORD_FILE", &self.cli.password_file)
+            .env("KAIRN_KUBELET_ROOT", self.kubelet.path())
+            .env("KAIRN_RESYNC_SECONDS", "0.2")
+            .env("KAIRN_PROGRESS_SECONDS", "0.2")
+            .env("KAIRN_LISTEN", format!("127.0.0.1:{port}"))
+            .env("KAIRN_CLUSTER", "test")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        Agent {
+            child: cmd.spawn().unwrap(),
+            port,
+            log,
+        }
+    }
+
+    fn create(&self, ns: &str, kind: &str, name: &str, spec: Value) {
+        self.kube.create(
+            &format!("{VB}/{ns}/{kind}"),
+            json!({
+            "apiVersion": "kairn.dev/v1alpha1",
+            "kind": if kind == "volumebackups" { "VolumeBackup" } else { "VolumeRestore" },
+            "metadata": {"name": name}, "spec": spec}),
+        );
+    }
+
+    fn status(&self, ns: &str, kind: &str, name: &str) -> Value {
+        self.kube.get(&format!("{VB}/{ns}/{kind}/{name}")).unwrap()["status"].clone()
+    }
+
+    /// Waits until `done(status)`, up to a minute, and returns the status.
+    fn wait(
+        &self,
+        ns: &str,
+        kind: &str,
+        name: &str,
+        agent: &mut Agent,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let start = Instant::now();
+        loop {
+            let st = self.status(ns, kind, name);
+            if done(&st) {
+                return st;
+            }
+            if let Ok(Some(exit)) = agent.child.try_wait() {
+                panic!("the agent exited ({exit}):\n{}", agent.logs());
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(90),
+                "{kind}/{name} stuck at {st}:\n{}",
+                agent.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn is_final(st: &Value) -> bool {
+    matches!(
+        st["phase"].as_str(),
+        Some("Completed" | "PartiallyFailed" | "Failed" | "Canceled")
+    )
+}
+
+struct Agent {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Agent {
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn http(&self, path: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let start = Instant::now();
+        loop {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+                write!(
+                    s,
+                    "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                )
+                .unwrap();
+                let mut out = String::new();
+                s.read_to_string(&mut out).unwrap();
+                let code = out
+                    .split(' ')
+                    .nth(1)
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(0);
+                let body = out
+                    .split_once("\r\n\r\n")
+                    .map(|b| b.1.to_string())
+                    .unwrap_or_default();
+                return (code, body);
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "no HTTP endpoint:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn metric(text: &str, line_start: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no metric {line_start} in:\n{text}"))
+}
+
+fn fill(volume: &Path) {
+    write_volume(volume, 3, 12);
+    std::fs::create_dir_all(volume.join("base/16384")).unwrap();
+    std::fs::write(volume.join("base/16384/PG_VERSION"), "15\n").unwrap();
+    std::os::unix::fs::symlink("base/16384", volume.join("current")).unwrap();
+    std::fs::set_permissions(
+        volume.join("base"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+}
+
+#[test]
+fn fake_api_server_volume_backup_lands_with_status_metrics_and_event_then_restores_identically() {
+    let c = Cluster::new();
+    let volume = c.pvc_with_pod("shop", "db", "db-0", NODE, "Running");
+    fill(&volume);
+    // A PVC on another node: this agent must leave its backup alone.
+    c.pvc_with_pod("shop", "logs", "logs-0", "node-b", "Running");
+    let mut agent = c.agent(&[]);
+
+    c.create(
+        "shop",
+        "volumebackups",
+        "db-1",
+        json!({"pvc": "db", "tags": ["nightly"]}),
+    );
+    c.create("shop", "volumebackups", "logs-1", json!({"pvc": "logs"}));
+    let st = c.wait("shop", "volumebackups", "db-1", &mut agent, is_final);
+    assert_eq!(st["phase"], "Completed", "{st}\n{}", agent.logs());
+    assert_eq!(st["node"], NODE);
+    assert_eq!(st["attempts"], 1);
+    assert_eq!(st["progress"]["filesDone"], 13, "{st}");
+    assert!(st["newBytesStored"].as_u64().unwrap() > 0);
+    let id = st["snapshotId"].as_str().unwrap().to_string();
+
+    let snaps = c.cli.json(&["snapshots"]);
+    let snap = snaps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id.as_str())
+        .unwrap_or_else(|| panic!("{snaps}"));
+    let source = &snap["source"];
+    assert_eq!(
+        (
+            source["namespace"].as_str(),
+            source["pvc"].as_str(),
+            source["node"].as_str()
+        ),
+        (Some("shop"), Some("db"), Some(NODE))
+    );
+    assert_eq!(source["pv"], "pv-shop-db");
+    assert_eq!(snap["paths"], json!(["/db"]));
+    assert!(snap["tags"].as_array().unwrap().contains(&json!("nightly")));
+
+    let (code, text) = agent.http("/metrics");
+    assert_eq!(code, 200);
+    let labels = r#"{namespace="shop",pvc="db"}"#;
+    let read = metric(&text, &format!("kairn_volume_bytes_read_total{labels}"));
+    assert_eq!(read as u64, st["progress"]["bytesDone"].as_u64().unwrap());
+    assert!(
+        metric(
+            &text,
+            &format!("kairn_volume_last_success_timestamp_seconds{labels}")
+        ) > 1.7e9
+    );
+    assert_eq!(metric(&text, &format!("kairn_volume_files{labels}")), 13.0);
+    assert_eq!(agent.http("/healthz").0, 200);
+    assert_eq!(agent.http("/readyz").0, 200);
+
+    let events = c.kube.list("/apis/events.k8s.io/v1/events");
+    assert!(
+        events.iter().any(|e| e["reason"] == "BackupCompleted"
+            && e["regarding"]["name"] == "db"
+            && e["regarding"]["kind"] == "PersistentVolumeClaim"),
+        "{events:?}"
+    );
+    // Not this node's volume: untouched.
+    assert!(c.status("shop", "volumebackups", "logs-1").is_null());
+
+    // The pod is rescheduled (a new uid, so a new kubelet path): the next backup still finds
+    // the PVC's parent and reads nothing unchanged.
+    let moved = c.pvc_with_pod("shop", "db", "db-0b", NODE, "Running");
+    c.kube.patch(
+        "/api/v1/namespaces/shop/pods/db-0/status",
+        json!({"status": {"phase": "Succeeded"}}),
+    );
+    std::fs::remove_dir(&moved).unwrap();
+    std::fs::rename(&volume, &moved).unwrap();
+    c.create("shop", "volumebackups", "db-2", json!({"pvc": "db"}));
+    let st2 = c.wait("shop", "volumebackups", "db-2", &mut agent, is_final);
+    // Taken after the backups, whose reads may have moved access times.
+    let before = scan(&moved);
+    assert_eq!(st2["phase"], "Completed", "{st2}");
+    assert_eq!(
+        st2["progress"]["bytesDone"], 0,
+        "an unchanged volume was re-read: {st2}"
+    );
+    let snaps = c.cli.json(&["snapshots"]);
+    let second = snaps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == st2["snapshotId"])
+        .unwrap();
+    assert_eq!(second["parent"], id.as_str());
+
+    // Restore the latest snapshot of shop/db into a new PVC in another namespace, whose pod
+    // waits in its init container (phase Pending).
+    let target = c.pvc_with_pod("staging", "db-copy", "db-copy-0", NODE, "Pending");
+    c.create("staging", "volumerestores", "from-shop", json!({
+        "snapshot": "latest", "sourceNamespace": "shop", "sourcePvc": "db", "target": {"pvc": "db-copy"}}));
+    let rs = c.wait(
+        "staging",
+        "volumerestores",
+        "from-shop",
+        &mut agent,
+        is_final,
+    );
+    assert_eq!(rs["phase"], "Completed", "{rs}\n{}", agent.logs());
+    assert_eq!(rs["snapshotId"], st2["snapshotId"]);
+    let marker = target.join(".kairn-restored");
+    assert!(
+        marker.join("from-shop").exists(),
+        "no completion marker for the init container"
+    );
+    std::fs::remove_dir_all(&marker).unwrap();
+    assert_same(&before, &scan(&target));
+
+    // SIGTERM: a clean exit.
+    assert!(agent.terminate().success(), "{}", agent.logs());
+    let logs = agent.logs();
+    assert!(
+        logs.lines()
+            .all(|l| serde_json::from_str::<Value>(l).is_ok()),
+        "not JSON lines:\n{logs}"
+    );
+    assert!(!logs.contains("correct horse"), "the password was logged");
+}
+
+#[test]
+fn fake_api_server_a_killed_agent_does_not_leave_a_backup_in_progress() {
+    let c = Cluster::new();
+    let volume = c.pvc_with_pod("shop", "db", "db-0", NODE, "Running");
+    write_volume(&volume, 9, 40);
+    // Slow storage, so the kill lands mid-backup.
+    let mut first = c.agent(&[("KAIRN_FAULTS", "seed=1,latency-ms=40")]);
+    c.create("shop", "volumebackups", "db-1", json!({"pvc": "db"}));
+    let st = c.wait("shop", "volumebackups", "db-1", &mut first, |s| {
+        s["phase"] == "InProgress" && s["progress"]["bytesDone"].as_u64().unwrap_or(0) > 0
+    });
+    let dead_instance = st["agent"].clone();
+    first.kill();
+    std::thread::sleep(Duration::from_millis(500));
+    let st = c.status("shop", "volumebackups", "db-1");
+    assert_eq!(st["phase"], "InProgress", "{st}");
+
+    // The restarted agent (a new instance) takes it up again as a second attempt.
+    let mut second = c.agent(&[]);
+    let st = c.wait("shop", "volumebackups", "db-1", &mut second, is_final);
+    assert_eq!(st["phase"], "Completed", "{st}\n{}", second.logs());
+    assert_eq!(st["attempts"], 2);
+    assert_ne!(st["agent"], dead_instance);
+    let id = st["snapshotId"].as_str().unwrap();
+    // Taken after the backup, whose reads may have moved access times.
+    let before = scan(&volume);
+    let out = c.cli.dir.path().join("restored");
+    c.cli.ok(&[
+        "restore",
+        &format!("{id}:/db"),
+        "--target",
+        out.to_str().unwrap(),
+    ]);
+    assert_same(&before, &scan(&out));
+    c.cli.ok(&["check", "--read-data"]);
+
+    // A cancel stops a running backup, records Canceled, and publishes no snapshot.
+    c.create("shop", "volumebackups", "db-2", json!({"pvc": "db"}));
+    second.kill();
+    std::fs::write(volume.join("big"), kairn_e2e::noise(77, 30 << 20)).unwrap();
+    let mut third = c.agent(&[("KAIRN_FAULTS", "seed=2,latency-ms=40")]);
+    c.wait("shop", "volumebackups", "db-2", &mut third, |s| {
+        s["phase"] == "InProgress"
+    });
+    c.kube.patch(
+        &format!("{VB}/shop/volumebackups/db-2"),
+        json!({"spec": {"cancel": true}}),
+    );
+    let st = c.wait("shop", "volumebackups", "db-2", &mut third, is_final);
+    assert_eq!(st["phase"], "Canceled", "{st}");
+    assert_eq!(c.cli.json(&["snapshots"]).as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn fake_api_server_a_wrong_password_stops_the_agent_with_its_exit_code() {
+    let c = Cluster::new();
+    let wrong = c.cli.dir.path().join("wrong");
+    std::fs::write(&wrong, "battery staple\n").unwrap();
+    let mut agent = c.agent(&[("KAIRN_PASSWORD_FILE", wrong.to_str().unwrap())]);
+    let status = agent.child.wait().unwrap();
+    assert_eq!(status.code(), Some(12), "{}", agent.logs());
+    assert!(agent.logs().contains("password"), "{}", agent.logs());
+}
