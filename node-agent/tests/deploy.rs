@@ -1,0 +1,93 @@
+//! The manifests under deploy/ parse as the Kubernetes types they claim to be, and the
+//! DaemonSet only sets settings the agent has.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::rbac::v1::ClusterRole;
+use serde::Deserialize;
+
+fn docs(file: &str) -> Vec<serde_yaml::Value> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy")
+        .join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde_yaml::Value::deserialize(d).unwrap())
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn daemonset() -> DaemonSet {
+    serde_yaml::from_value(docs("daemonset.yaml").remove(0)).unwrap()
+}
+
+#[test]
+fn the_daemonset_sets_only_settings_the_agent_reads() {
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_node-agent"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    let ds = daemonset();
+    let pod = ds.spec.unwrap().template.spec.unwrap();
+    let agent = &pod.containers[0];
+    for env in agent.env.as_ref().unwrap() {
+        if env.name.starts_with("KAIRN_") || env.name == "NODE_NAME" {
+            assert!(
+                help.contains(&format!("env: {}", env.name)),
+                "{} is not a setting of the agent",
+                env.name
+            );
+        }
+    }
+    let mounts = agent.volume_mounts.as_ref().unwrap();
+    let pods = mounts.iter().find(|m| m.name == "kubelet-pods").unwrap();
+    assert_eq!(pods.mount_propagation.as_deref(), Some("HostToContainer"));
+    let secret = mounts.iter().find(|m| m.name == "secret").unwrap();
+    let password = agent
+        .env
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|e| e.name == "KAIRN_PASSWORD_FILE")
+        .unwrap();
+    assert!(
+        password
+            .value
+            .as_deref()
+            .unwrap()
+            .starts_with(&secret.mount_path)
+    );
+    let caps = agent
+        .security_context
+        .as_ref()
+        .unwrap()
+        .capabilities
+        .as_ref()
+        .unwrap();
+    assert_eq!(caps.drop.as_deref(), Some(&["ALL".to_string()][..]));
+}
+
+#[test]
+fn the_role_grants_no_writes_beyond_status_and_events() {
+    let role: ClusterRole = docs("rbac.yaml")
+        .into_iter()
+        .find(|d| d["kind"] == "ClusterRole")
+        .map(|d| serde_yaml::from_value(d).unwrap())
+        .unwrap();
+    for rule in role.rules.unwrap() {
+        for verb in &rule.verbs {
+            if matches!(verb.as_str(), "get" | "list" | "watch") {
+                continue;
+            }
+            let resources = rule.resources.clone().unwrap_or_default();
+            let allowed = resources.iter().all(|r| {
+                (verb == "patch" && r.ends_with("/status")) || (verb == "create" && r == "events")
+            });
+            assert!(allowed, "the agent may {verb} {resources:?}");
+        }
+    }
+}
