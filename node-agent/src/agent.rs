@@ -40,6 +40,9 @@ pub struct AgentConfig {
     pub resync: Duration,
     /// How often a running job's progress is written to its status.
     pub progress_interval: Duration,
+    /// The longest a volume's filesystem stays frozen (`hooks.fsfreeze`) before the watchdog
+    /// thaws it.
+    pub freeze_limit: Duration,
 }
 
 /// A job's key: its kind and the resource's uid.

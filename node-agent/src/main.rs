@@ -52,6 +52,9 @@ struct Args {
     /// Seconds between progress updates of a running job's status.
     #[arg(long, env = "KAIRN_PROGRESS_SECONDS", default_value_t = 5.0)]
     progress_seconds: f64,
+    /// The longest a volume's filesystem stays frozen (hooks.fsfreeze), in seconds.
+    #[arg(long, env = "KAIRN_FREEZE_LIMIT_SECONDS", default_value_t = 300)]
+    freeze_limit_seconds: u64,
     /// Address of the metrics and health endpoints.
     #[arg(long, env = "KAIRN_LISTEN", default_value = "0.0.0.0:8085")]
     listen: String,
@@ -150,6 +153,7 @@ async fn run(args: Args, access: RepoAccess) -> Result<()> {
         max_attempts: args.max_attempts.max(1),
         resync: Duration::from_secs_f64(args.resync_seconds.max(0.1)),
         progress_interval: Duration::from_secs_f64(args.progress_seconds.max(0.1)),
+        freeze_limit: Duration::from_secs(args.freeze_limit_seconds.max(1)),
     };
     let agent = Agent::new(client, config, access);
     let listener = tokio::net::TcpListener::bind(&args.listen)

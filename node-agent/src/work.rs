@@ -173,8 +173,10 @@ impl Work for VolumeBackup {
         };
         let access = agent.access.clone();
         let p = progress.clone();
+        let freeze = self.spec.hooks.as_ref().is_some_and(|h| h.fsfreeze);
+        let limit = agent.config.freeze_limit;
         let result = with_progress(agent, api, &name, &progress, move || {
-            job::run_backup(&access, &req, &p)
+            frozen_backup(&access, &req, &p, freeze.then_some(limit))
         })
         .await;
         match result {
@@ -362,6 +364,32 @@ impl Work for VolumeRestore {
             }
         }
     }
+}
+
+/// Runs a backup, inside an fsfreeze of the volume's filesystem when `freeze_limit` is set;
+/// the guard thaws on every path out, and its watchdog after the limit.
+fn frozen_backup(
+    access: &job::RepoAccess,
+    req: &BackupRequest,
+    progress: &JobProgress,
+    freeze_limit: Option<std::time::Duration>,
+) -> engine::Result<job::BackupDone> {
+    let guard = match freeze_limit {
+        None => None,
+        Some(limit) => Some(
+            crate::freeze::FreezeGuard::freeze(&req.path, limit)
+                .map_err(|e| engine::Error::new(engine::ErrorKind::Io, e.to_string()))?,
+        ),
+    };
+    let result = job::run_backup(access, req, progress);
+    if let Some(g) = guard {
+        if !g.is_frozen() {
+            tracing::warn!(path = %req.path.display(), "the fsfreeze limit passed before the backup ended: later files were read unfrozen");
+        }
+        g.thaw()
+            .map_err(|e| engine::Error::new(engine::ErrorKind::Io, e.to_string()))?;
+    }
+    result
 }
 
 /// Leaves the completion marker an init container waits for.
