@@ -40,6 +40,9 @@ pub struct AgentConfig {
     pub resync: Duration,
     /// How often a running job's progress is written to its status.
     pub progress_interval: Duration,
+    /// The agent's own namespace: only VolumeRestores there may cross namespaces or target a
+    /// path on a node.
+    pub admin_namespace: String,
     /// The longest a volume's filesystem stays frozen (`hooks.fsfreeze`) before the watchdog
     /// thaws it.
     pub freeze_limit: Duration,
@@ -182,11 +185,26 @@ impl Agent {
         }
         for vr in restores {
             let ns = vr.namespace().unwrap_or_default();
+            let s = vr.status.clone().unwrap_or_default();
+            if s.phase == crate::crd::Phase::New
+                && let Some(why) = vr.refusal(&self.config.admin_namespace)
+            {
+                let api: Api<VolumeRestore> = Api::namespaced(self.client.clone(), &ns);
+                let st = json!({"phase": "Failed", "errors": [why], "finished": status::now()});
+                if let Err(e) =
+                    status::patch(&api, &vr.name_any(), vr.resource_version().as_deref(), st).await
+                    && !status::is_conflict(&e)
+                {
+                    tracing::warn!(resource = %vr.name_any(), "cannot record the refusal: {e}");
+                }
+                continue;
+            }
             let here = match &vr.spec.target {
-                RestoreTarget::Pvc(pvc) => pod_mounting(&pods, &ns, pvc).is_some(),
+                RestoreTarget::Pvc(pvc) => {
+                    pod_mounting(&pods, &vr.target_namespace(), pvc).is_some()
+                }
                 RestoreTarget::Path(_) => vr.spec.node.as_deref() == Some(&self.config.node),
             };
-            let s = vr.status.clone().unwrap_or_default();
             let claim = Claim {
                 phase: s.phase,
                 node: s.node,

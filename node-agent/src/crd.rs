@@ -170,6 +170,49 @@ pub struct VolumeBackupStatus {
     pub finished: Option<String>,
 }
 
+impl VolumeRestore {
+    /// The namespace of the target PVC.
+    pub fn target_namespace(&self) -> String {
+        self.spec
+            .target_namespace
+            .clone()
+            .or_else(|| self.metadata.namespace.clone())
+            .unwrap_or_default()
+    }
+
+    /// The source namespace: `sourceNamespace`, or this resource's own.
+    pub fn source_namespace(&self) -> String {
+        self.spec
+            .source_namespace
+            .clone()
+            .or_else(|| self.metadata.namespace.clone())
+            .unwrap_or_default()
+    }
+
+    /// Why the agents refuse this restore, if they do. Whoever may create a VolumeRestore in a
+    /// namespace may restore that namespace's own backups into that namespace's PVCs; reading
+    /// another namespace's backups, writing into another namespace, or writing to a path on a
+    /// node takes a VolumeRestore in `admin_namespace` (the agent's own), which only cluster
+    /// administrators can create.
+    pub fn refusal(&self, admin_namespace: &str) -> Option<String> {
+        let own = self.metadata.namespace.as_deref().unwrap_or_default();
+        if own == admin_namespace {
+            return None;
+        }
+        if matches!(self.spec.target, RestoreTarget::Path(_)) {
+            return Some(format!(
+                "a restore to a path on a node must be created in namespace {admin_namespace}"
+            ));
+        }
+        if self.source_namespace() != own || self.target_namespace() != own {
+            return Some(format!(
+                "a restore across namespaces must be created in namespace {admin_namespace}"
+            ));
+        }
+        None
+    }
+}
+
 /// Where a restore writes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -207,6 +250,10 @@ pub struct VolumeRestoreSpec {
     /// For a `path` target: the node whose agent restores (a path names a place on one node).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// For a `pvc` target: the PVC's namespace, when not this resource's own. Only honoured for
+    /// resources in the agent's own namespace (see [`VolumeRestore::refusal`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_namespace: Option<String>,
     /// Set to stop a restore that has not finished.
     #[serde(default)]
     pub cancel: bool,
@@ -338,6 +385,33 @@ pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
 mod tests {
     use super::*;
     use kube::CustomResourceExt;
+
+    fn restore(ns: &str, spec: serde_json::Value) -> VolumeRestore {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "kairn.dev/v1alpha1", "kind": "VolumeRestore",
+            "metadata": {"name": "r", "namespace": ns}, "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn only_the_admin_namespace_may_restore_across_namespaces_or_to_a_path() {
+        let admin = "kairn-system";
+        let own =
+            serde_json::json!({"snapshot": "latest", "sourcePvc": "db", "target": {"pvc": "db"}});
+        assert_eq!(restore("shop", own.clone()).refusal(admin), None);
+        let mut cross = own.clone();
+        cross["sourceNamespace"] = "bank".into();
+        assert!(restore("shop", cross.clone()).refusal(admin).is_some());
+        assert_eq!(restore(admin, cross).refusal(admin), None);
+        let mut into_other = own.clone();
+        into_other["targetNamespace"] = "bank".into();
+        assert!(restore("shop", into_other).refusal(admin).is_some());
+        let path =
+            serde_json::json!({"snapshot": "abcd", "target": {"path": "/etc"}, "node": "n1"});
+        assert!(restore("shop", path.clone()).refusal(admin).is_some());
+        assert_eq!(restore(admin, path).refusal(admin), None);
+    }
 
     #[test]
     fn crds_in_deploy_match_the_types() {

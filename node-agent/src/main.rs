@@ -52,6 +52,11 @@ struct Args {
     /// Seconds between progress updates of a running job's status.
     #[arg(long, env = "KAIRN_PROGRESS_SECONDS", default_value_t = 5.0)]
     progress_seconds: f64,
+    /// The agent's own namespace (the downward API's metadata.namespace): only VolumeRestores
+    /// there may read another namespace's backups, write into another namespace, or write to
+    /// a path on a node.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "kairn-system")]
+    admin_namespace: String,
     /// The longest a volume's filesystem stays frozen (hooks.fsfreeze), in seconds.
     #[arg(long, env = "KAIRN_FREEZE_LIMIT_SECONDS", default_value_t = 300)]
     freeze_limit_seconds: u64,
@@ -154,6 +159,7 @@ async fn run(args: Args, access: RepoAccess) -> Result<()> {
         resync: Duration::from_secs_f64(args.resync_seconds.max(0.1)),
         progress_interval: Duration::from_secs_f64(args.progress_seconds.max(0.1)),
         freeze_limit: Duration::from_secs(args.freeze_limit_seconds.max(1)),
+        admin_namespace: args.admin_namespace.clone(),
     };
     let agent = Agent::new(client, config, access);
     let listener = tokio::net::TcpListener::bind(&args.listen)

@@ -263,7 +263,8 @@ impl Work for VolumeBackup {
 impl Work for VolumeRestore {
     async fn execute(&self, agent: &Arc<Agent>, api: &Api<Self>, progress: Arc<JobProgress>) {
         let name = self.name_any();
-        let ns = self.namespace().unwrap_or_default();
+        // Events go to the target PVC's namespace.
+        let ns = self.target_namespace();
         let (target, target_pvc): (PathBuf, Option<String>) = match &self.spec.target {
             RestoreTarget::Path(p) => (PathBuf::from(p), None),
             RestoreTarget::Pvc(pvc) => match claim_here(agent, &ns, pvc).await {
@@ -278,12 +279,7 @@ impl Work for VolumeRestore {
             snapshot: self.spec.snapshot.clone(),
             source: Source {
                 cluster: agent.config.cluster.clone(),
-                namespace: Some(
-                    self.spec
-                        .source_namespace
-                        .clone()
-                        .unwrap_or_else(|| ns.clone()),
-                ),
+                namespace: Some(self.source_namespace()),
                 pvc: self.spec.source_pvc.clone().or_else(|| target_pvc.clone()),
                 ..Default::default()
             },

@@ -374,13 +374,28 @@ fn fake_api_server_volume_backup_lands_with_status_metrics_and_event_then_restor
         .unwrap();
     assert_eq!(second["parent"], id.as_str());
 
-    // Restore the latest snapshot of shop/db into a new PVC in another namespace, whose pod
-    // waits in its init container (phase Pending).
+    // A tenant of namespace staging may not read shop's backups: refused.
     let target = c.pvc_with_pod("staging", "db-copy", "db-copy-0", NODE, "Pending");
-    c.create("staging", "volumerestores", "from-shop", json!({
-        "snapshot": "latest", "sourceNamespace": "shop", "sourcePvc": "db", "target": {"pvc": "db-copy"}}));
+    let across = json!({"snapshot": "latest", "sourceNamespace": "shop", "sourcePvc": "db",
+                        "target": {"pvc": "db-copy"}});
+    c.create("staging", "volumerestores", "tenant", across.clone());
+    let refused = c.wait("staging", "volumerestores", "tenant", &mut agent, is_final);
+    assert_eq!(refused["phase"], "Failed", "{refused}");
+    assert!(
+        refused["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("kairn-system"),
+        "{refused}"
+    );
+
+    // An administrator restores the latest snapshot of shop/db into the new PVC in staging,
+    // whose pod waits in its init container (phase Pending).
+    let mut admin = across;
+    admin["targetNamespace"] = json!("staging");
+    c.create("kairn-system", "volumerestores", "from-shop", admin);
     let rs = c.wait(
-        "staging",
+        "kairn-system",
         "volumerestores",
         "from-shop",
         &mut agent,
