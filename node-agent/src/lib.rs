@@ -10,6 +10,7 @@ pub mod crd;
 pub mod decide;
 pub mod events;
 pub mod freeze;
+pub mod hooks;
 pub mod http;
 pub mod job;
 pub mod metrics;

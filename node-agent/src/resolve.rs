@@ -28,6 +28,8 @@ pub struct ClaimUser {
     pub pod: String,
     /// The pod's uid: its directory under the kubelet's `pods/`.
     pub uid: String,
+    /// The pod's annotations (hooks may be declared there).
+    pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 /// The first live pod (not Succeeded or Failed) in `namespace` that mounts claim `pvc`.
@@ -49,6 +51,7 @@ pub fn pod_mounting(pods: &[Pod], namespace: &str, pvc: &str) -> Option<ClaimUse
         mounts.then(|| ClaimUser {
             pod: meta.name.clone().unwrap_or_default(),
             uid: meta.uid.clone().unwrap_or_default(),
+            annotations: meta.annotations.clone().unwrap_or_default(),
         })
     })
 }

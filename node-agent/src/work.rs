@@ -171,25 +171,53 @@ impl Work for VolumeBackup {
             },
             tags: self.spec.tags.clone(),
         };
-        let access = agent.access.clone();
-        let p = progress.clone();
-        let freeze = self.spec.hooks.as_ref().is_some_and(|h| h.fsfreeze);
-        let limit = agent.config.freeze_limit;
-        let result = with_progress(agent, api, &name, &progress, move || {
-            frozen_backup(&access, &req, &p, freeze.then_some(limit))
-        })
-        .await;
+        let hooks = match self.spec.hooks.clone() {
+            Some(h) => h,
+            None => match crate::hooks::from_annotations(&located.user.annotations) {
+                Ok(h) => h.unwrap_or_default(),
+                Err(e) => {
+                    agent.metrics.errors.get_or_create(&labels).inc();
+                    let why = format!("pod {ns}/{}: {e}", located.user.pod);
+                    settle_error(agent, api, &name, "backup", why, false).await;
+                    return;
+                }
+            },
+        };
+        let pod = located.user.pod.clone();
+        let client = &agent.client;
+        let mut hook_errors = Vec::new();
+        let pre = crate::hooks::run_all(client, &ns, &pod, "pre", &hooks.pre).await;
+        let result = match pre {
+            Err(e) => Err(engine::Error::new(engine::ErrorKind::InvalidInput, e)),
+            Ok(tolerated) => {
+                hook_errors.extend(tolerated);
+                let access = agent.access.clone();
+                let p = progress.clone();
+                let freeze = hooks.fsfreeze.then_some(agent.config.freeze_limit);
+                with_progress(agent, api, &name, &progress, move || {
+                    frozen_backup(&access, &req, &p, freeze)
+                })
+                .await
+            }
+        };
+        // Post hooks run whenever pre hooks ran, so a quiesced application is always resumed.
+        match crate::hooks::run_all(client, &ns, &pod, "post", &hooks.post).await {
+            Ok(tolerated) => hook_errors.extend(tolerated),
+            Err(e) => hook_errors.push(e),
+        }
         match result {
             Ok(done) => {
                 let s = &done.summary;
                 let files = s.files_new + s.files_changed + s.files_unmodified;
-                let partial = !done.warnings.is_empty();
+                let mut problems = hook_errors.clone();
+                problems.extend(done.warnings.iter().cloned());
+                let partial = !problems.is_empty();
                 let st = json!({
                     "phase": if partial { "PartiallyFailed" } else { "Completed" },
                     "snapshotId": done.id.to_hex(),
                     "newBytesStored": s.new_bytes_stored,
                     "progress": {"bytesDone": s.bytes_read, "bytesTotal": s.total_bytes, "filesDone": files},
-                    "errors": status::error_list(&done.warnings, 10),
+                    "errors": status::error_list(&problems, 10),
                     "finished": status::now(),
                 });
                 status::patch_final(api, &name, st).await;
@@ -217,7 +245,7 @@ impl Work for VolumeBackup {
                     s.total_bytes,
                     s.new_bytes_stored,
                     if partial {
-                        format!("; {} file(s) could not be read", done.warnings.len())
+                        format!("; {} problem(s): {}", problems.len(), problems[0])
                     } else {
                         String::new()
                     }
@@ -237,7 +265,16 @@ impl Work for VolumeBackup {
             }
             Err(e) => {
                 let canceled = e.kind() == engine::ErrorKind::Canceled;
-                if settle_error(agent, api, &name, "backup", e.to_string(), canceled).await {
+                let mut why = if e.kind() == engine::ErrorKind::InvalidInput {
+                    e.message().to_string()
+                } else {
+                    e.to_string()
+                };
+                for h in &hook_errors {
+                    why.push_str("; ");
+                    why.push_str(h);
+                }
+                if settle_error(agent, api, &name, "backup", why, canceled).await {
                     agent.metrics.errors.get_or_create(&labels).inc();
                     let (kind, reason) = if canceled {
                         (EventKind::Normal, "BackupCanceled")

@@ -72,7 +72,7 @@ fn the_daemonset_sets_only_settings_the_agent_reads() {
 }
 
 #[test]
-fn the_role_grants_no_writes_beyond_status_and_events() {
+fn the_role_grants_no_writes_beyond_status_events_and_hooks() {
     let role: ClusterRole = docs("rbac.yaml")
         .into_iter()
         .find(|d| d["kind"] == "ClusterRole")
@@ -85,7 +85,8 @@ fn the_role_grants_no_writes_beyond_status_and_events() {
             }
             let resources = rule.resources.clone().unwrap_or_default();
             let allowed = resources.iter().all(|r| {
-                (verb == "patch" && r.ends_with("/status")) || (verb == "create" && r == "events")
+                (verb == "patch" && r.ends_with("/status"))
+                    || (verb == "create" && (r == "events" || r == "pods/exec"))
             });
             assert!(allowed, "the agent may {verb} {resources:?}");
         }

@@ -9,6 +9,11 @@
 //! - `PATCH` of an object or its `status` subresource, as a JSON merge patch (RFC 7386), with
 //!   `metadata.resourceVersion` in the body as a precondition (409 Conflict when stale).
 //!
+//! - the exec subresource (`pods/<name>/exec`) over WebSocket with the `v4.channel.k8s.io`
+//!   protocol. There is no container: the fake runs the command as a local process, streams
+//!   its stdout and stderr on channels 1 and 2, and its exit status as a `Status` on channel
+//!   3, as the kubelet does.
+//!
 //! It keeps every object in memory; tests read and change them directly too.
 
 use std::collections::BTreeMap;
@@ -20,6 +25,8 @@ use serde_json::{Value, json};
 
 #[derive(Default)]
 struct Store {
+    /// Commands run through the exec API: (namespace/pod, container, command).
+    execs: Vec<(String, String, Vec<String>)>,
     /// Collection path (`/api/v1/pods`, `/apis/kairn.dev/v1alpha1/volumebackups`) to objects
     /// by (namespace, name).
     objects: BTreeMap<String, BTreeMap<(String, String), Value>>,
@@ -306,6 +313,10 @@ impl FakeKube {
                 else {
                     continue;
                 };
+                if req.url().contains("/exec?") {
+                    exec::serve(req, &s);
+                    continue;
+                }
                 let mut body = Vec::new();
                 let _ = req.as_reader().read_to_end(&mut body);
                 let method = req.method().as_str().to_ascii_uppercase();
@@ -366,6 +377,11 @@ impl FakeKube {
     pub fn list(&self, collection: &str) -> Vec<Value> {
         let (_, v) = self.request("GET", collection, &Value::Null);
         v["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Commands run through the exec API so far: (namespace/pod, container, command).
+    pub fn execs(&self) -> Vec<(String, String, Vec<String>)> {
+        self.store.lock().expect("store").execs.clone()
     }
 
     /// Requests served so far.
@@ -438,5 +454,135 @@ mod tests {
         assert_eq!(items.len(), 1);
         assert_eq!(items[0]["metadata"]["name"], "p2");
         assert_eq!(list["kind"], "PodList");
+    }
+}
+
+mod exec {
+    //! The exec subresource: a WebSocket upgrade, then the channel protocol.
+
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+
+    use base64::Engine;
+
+    use super::{Store, parse_path, query_param};
+
+    const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+    fn frame(out: &mut dyn Write, opcode: u8, payload: &[u8]) -> std::io::Result<()> {
+        let mut head = vec![0x80 | opcode];
+        match payload.len() {
+            n if n < 126 => head.push(n as u8),
+            n if n < 65536 => {
+                head.push(126);
+                head.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                head.push(127);
+                head.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        out.write_all(&head)?;
+        out.write_all(payload)
+    }
+
+    fn channel(out: &mut dyn Write, ch: u8, data: &[u8]) -> std::io::Result<()> {
+        let mut payload = vec![ch];
+        payload.extend_from_slice(data);
+        frame(out, 2, &payload)
+    }
+
+    fn all_params(url: &str, key: &str) -> Vec<String> {
+        let Some((_, query)) = url.split_once('?') else {
+            return Vec::new();
+        };
+        query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| super::percent_decode(v))
+            .collect()
+    }
+
+    pub(super) fn serve(req: tiny_http::Request, store: &Arc<Mutex<Store>>) {
+        let url = req.url().to_string();
+        let target = parse_path(url.split('?').next().unwrap_or_default());
+        let command = all_params(&url, "command");
+        let container = query_param(&url, "container").unwrap_or_default();
+        let header = |name: &str| {
+            req.headers()
+                .iter()
+                .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
+                .map(|h| h.value.as_str().to_string())
+        };
+        let key = header("Sec-WebSocket-Key").unwrap_or_default();
+        let offered = header("Sec-WebSocket-Protocol").unwrap_or_default();
+        if !offered.split(',').any(|p| p.trim() == "v4.channel.k8s.io") || command.is_empty() {
+            let _ = req.respond(
+                tiny_http::Response::from_string("exec needs v4.channel.k8s.io and a command")
+                    .with_status_code(400),
+            );
+            return;
+        }
+        let pod = target
+            .map(|t| {
+                format!(
+                    "{}/{}",
+                    t.namespace.unwrap_or_default(),
+                    t.name.unwrap_or_default()
+                )
+            })
+            .unwrap_or_default();
+        store
+            .lock()
+            .expect("store")
+            .execs
+            .push((pod, container, command.clone()));
+        let accept = base64::engine::general_purpose::STANDARD.encode(
+            sha1_smol::Sha1::from(format!("{key}{GUID}"))
+                .digest()
+                .bytes(),
+        );
+        let h = |k: &str, v: &str| tiny_http::Header::from_bytes(k, v).expect("a valid header");
+        let response = tiny_http::Response::empty(101)
+            .with_header(h("Sec-WebSocket-Accept", &accept))
+            .with_header(h("Sec-WebSocket-Protocol", "v4.channel.k8s.io"));
+        let mut stream = req.upgrade("websocket", response);
+        std::thread::spawn(move || {
+            let out = std::process::Command::new(&command[0])
+                .args(&command[1..])
+                .output();
+            let status = match &out {
+                Ok(o) if o.status.success() => {
+                    serde_json::json!({"metadata": {}, "status": "Success"})
+                }
+                Ok(o) => {
+                    let code = o.status.code().unwrap_or(-1);
+                    serde_json::json!({"metadata": {}, "status": "Failure",
+                        "message": format!("command terminated with non-zero exit code: exit status {code}"),
+                        "reason": "NonZeroExitCode",
+                        "details": {"causes": [{"reason": "ExitCode", "message": code.to_string()}]}})
+                }
+                Err(e) => serde_json::json!({"metadata": {}, "status": "Failure",
+                    "message": format!("cannot run {}: {e}", command[0]), "reason": "InternalError"}),
+            };
+            let _ = (|| -> std::io::Result<()> {
+                if let Ok(o) = &out {
+                    if !o.stdout.is_empty() {
+                        channel(&mut stream, 1, &o.stdout)?;
+                    }
+                    if !o.stderr.is_empty() {
+                        channel(&mut stream, 2, &o.stderr)?;
+                    }
+                }
+                channel(&mut stream, 3, status.to_string().as_bytes())?;
+                frame(&mut stream, 8, &1000u16.to_be_bytes())?;
+                stream.flush()?;
+                // Wait for the client's close frame (or the connection's end).
+                let mut buf = [0u8; 64];
+                let _ = stream.read(&mut buf);
+                Ok(())
+            })();
+        });
     }
 }

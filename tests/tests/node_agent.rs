@@ -485,3 +485,95 @@ fn fake_api_server_a_wrong_password_stops_the_agent_with_its_exit_code() {
     assert_eq!(status.code(), Some(12), "{}", agent.logs());
     assert!(agent.logs().contains("password"), "{}", agent.logs());
 }
+
+#[test]
+fn fake_api_server_hooks_run_in_the_pod_around_the_backup_and_follow_their_error_policy() {
+    let c = Cluster::new();
+    let volume = c.pvc_with_pod("shop", "db", "db-0", NODE, "Running");
+    write_volume(&volume, 5, 3);
+    let log = c.cli.dir.path().join("hook.log");
+    let echo = |word: &str| json!(["sh", "-c", format!("echo {word} >> {}", log.display())]);
+    // Hooks from the pod's annotations, the shape Velero users know.
+    c.kube.patch(
+        "/api/v1/namespaces/shop/pods/db-0",
+        json!({"metadata": {"annotations": {
+            "pre.hook.backup.kairn.dev/container": "app",
+            "pre.hook.backup.kairn.dev/command": echo("pre").to_string(),
+            "post.hook.backup.kairn.dev/command": echo("post").to_string(),
+        }}}),
+    );
+    let mut agent = c.agent(&[]);
+    c.create("shop", "volumebackups", "annotated", json!({"pvc": "db"}));
+    let st = c.wait("shop", "volumebackups", "annotated", &mut agent, is_final);
+    assert_eq!(st["phase"], "Completed", "{st}");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "pre\npost\n");
+    let execs = c.kube.execs();
+    assert_eq!(
+        (execs[0].0.as_str(), execs[0].1.as_str()),
+        ("shop/db-0", "app")
+    );
+
+    // A failing pre hook with onError Fail: no backup, Failed, and the post hook still runs.
+    std::fs::remove_file(&log).unwrap();
+    let before = c.cli.json(&["snapshots"]).as_array().unwrap().len();
+    c.create(
+        "shop",
+        "volumebackups",
+        "pre-fails",
+        json!({"pvc": "db", "hooks": {
+        "pre": [{"command": ["sh", "-c", "echo quiesce failed >&2; exit 3"], "onError": "Fail"}],
+        "post": [{"command": echo("post")}]}}),
+    );
+    let st = c.wait("shop", "volumebackups", "pre-fails", &mut agent, is_final);
+    assert_eq!(st["phase"], "Failed", "{st}");
+    let why = st["errors"][0].as_str().unwrap();
+    assert!(
+        why.contains("pre hook") && why.contains("exit status 3") && why.contains("quiesce failed"),
+        "{why}"
+    );
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "post\n");
+    assert_eq!(c.cli.json(&["snapshots"]).as_array().unwrap().len(), before);
+
+    // onError Continue: the backup goes on, and the failure is reported.
+    c.create(
+        "shop",
+        "volumebackups",
+        "pre-tolerated",
+        json!({"pvc": "db", "hooks": {
+        "pre": [{"command": ["false"], "onError": "Continue"}]}}),
+    );
+    let st = c.wait(
+        "shop",
+        "volumebackups",
+        "pre-tolerated",
+        &mut agent,
+        is_final,
+    );
+    assert_eq!(st["phase"], "PartiallyFailed", "{st}");
+    assert!(st["snapshotId"].is_string());
+    assert!(
+        st["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("pre hook `false`"),
+        "{st}"
+    );
+
+    // A hook that outlives its timeout counts as failed.
+    c.create(
+        "shop",
+        "volumebackups",
+        "pre-hangs",
+        json!({"pvc": "db", "hooks": {
+        "pre": [{"command": ["sleep", "5"], "timeoutSeconds": 1}]}}),
+    );
+    let st = c.wait("shop", "volumebackups", "pre-hangs", &mut agent, is_final);
+    assert_eq!(st["phase"], "Failed", "{st}");
+    assert!(
+        st["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("timed out after 1s"),
+        "{st}"
+    );
+}
