@@ -2,7 +2,7 @@
 //! VolumeRestore, decide what to do with each ([`crate::decide`]), and start, stop or settle
 //! work. Jobs run on blocking threads, at most `max_concurrent` at once on this node.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,7 +13,7 @@ use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
-use crate::crd::{RestoreTarget, VolumeBackup, VolumeRestore};
+use crate::crd::{BackupSchedule, RestoreTarget, VolumeBackup, VolumeRestore};
 use crate::decide::{Action, Claim, Me, decide};
 use crate::job::{JobProgress, RepoAccess};
 use crate::metrics::Metrics;
@@ -223,9 +223,118 @@ impl Agent {
                 )
                 .await;
         }
+        let schedules: Api<BackupSchedule> = Api::all(self.client.clone());
+        let schedules = schedules.list(&ListParams::default()).await?.items;
+        if !schedules.is_empty() {
+            self.run_schedules(&pods, &schedules).await;
+        }
         self.metrics.queue_length.set(waiting);
         self.metrics.in_flight.set(self.running_jobs() as i64);
         Ok(())
+    }
+
+    /// Creates the VolumeBackups that due schedules ask for, for the PVCs of this node's pods.
+    async fn run_schedules(&self, pods: &[Pod], schedules: &[BackupSchedule]) {
+        use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
+        let now = chrono::Utc::now();
+        let resync = chrono::Duration::from_std(self.config.resync * 3).unwrap_or_default();
+        let window = resync.max(chrono::Duration::minutes(10));
+        let mut claims = std::collections::BTreeSet::new();
+        for pod in pods {
+            let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+            if matches!(phase, Some("Succeeded" | "Failed"))
+                || pod.metadata.deletion_timestamp.is_some()
+            {
+                continue;
+            }
+            let ns = pod.namespace().unwrap_or_default();
+            for v in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
+                if let Some(c) = &v.persistent_volume_claim {
+                    claims.insert((ns.clone(), c.claim_name.clone()));
+                }
+            }
+        }
+        let mut ns_labels: HashMap<String, BTreeMap<String, String>> = HashMap::new();
+        for schedule in schedules.iter().filter(|s| !s.spec.paused) {
+            let name = schedule.name_any();
+            let t = match crate::schedule::due(&schedule.spec.schedule, now, window) {
+                Ok(Some(t)) => t,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(schedule = %name, "{e}");
+                    continue;
+                }
+            };
+            for (ns, pvc) in &claims {
+                if !ns_labels.contains_key(ns) {
+                    let api: Api<Namespace> = Api::all(self.client.clone());
+                    let labels = match api.get(ns).await {
+                        Ok(n) => n.metadata.labels.unwrap_or_default(),
+                        Err(e) => {
+                            tracing::warn!(namespace = %ns, "cannot read the namespace: {e}");
+                            continue;
+                        }
+                    };
+                    ns_labels.insert(ns.clone(), labels);
+                }
+                if !crate::schedule::matches(
+                    schedule.spec.namespace_selector.as_ref(),
+                    &ns_labels[ns],
+                ) {
+                    continue;
+                }
+                let api: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), ns);
+                let labels = match api.get(pvc).await {
+                    Ok(c) => c.metadata.labels.unwrap_or_default(),
+                    Err(e) => {
+                        tracing::warn!(namespace = %ns, pvc = %pvc, "cannot read the PVC: {e}");
+                        continue;
+                    }
+                };
+                if !crate::schedule::matches(schedule.spec.pvc_selector.as_ref(), &labels) {
+                    continue;
+                }
+                self.create_scheduled(schedule, ns, pvc, t).await;
+            }
+        }
+    }
+
+    async fn create_scheduled(
+        &self,
+        schedule: &BackupSchedule,
+        ns: &str,
+        pvc: &str,
+        t: chrono::DateTime<chrono::Utc>,
+    ) {
+        let name = schedule.name_any();
+        let backup: VolumeBackup = match serde_json::from_value(json!({
+            "apiVersion": "kairn.dev/v1alpha1",
+            "kind": "VolumeBackup",
+            "metadata": {
+                "name": crate::schedule::backup_name(&name, pvc, t),
+                "namespace": ns,
+                "labels": {crate::schedule::SCHEDULE_LABEL: name},
+            },
+            "spec": {
+                "pvc": pvc,
+                "tags": [format!("schedule:{name}")],
+                "hooks": schedule.spec.hooks,
+            },
+        })) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(schedule = %name, "cannot build a VolumeBackup: {e}");
+                return;
+            }
+        };
+        let api: Api<VolumeBackup> = Api::namespaced(self.client.clone(), ns);
+        match api.create(&kube::api::PostParams::default(), &backup).await {
+            Ok(_) => tracing::info!(schedule = %name, namespace = ns, pvc, "scheduled a backup"),
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => {
+                tracing::warn!(schedule = %name, namespace = ns, pvc, "cannot create the scheduled backup: {e}")
+            }
+        }
     }
 
     /// Carries out the decision for one resource; returns 1 when it waits for a free slot.

@@ -14,6 +14,7 @@ use engine::format::snapshot::{Snapshot, Source, Summary};
 use engine::id::SnapshotId;
 use engine::index::Index;
 use engine::locate::locate;
+use engine::progress::Progress as _;
 use engine::repo::Repository;
 use engine::restore::{RestoreOptions, RestoreReport, restore};
 
@@ -94,6 +95,8 @@ pub struct BackupRequest {
     pub source: Source,
     /// Snapshot tags.
     pub tags: Vec<String>,
+    /// A block-mode volume: `path` is its device, read as one stream.
+    pub block: bool,
 }
 
 /// What a finished backup reports.
@@ -162,6 +165,9 @@ fn backup_in_session(
         .pvc
         .clone()
         .unwrap_or_else(|| "volume".to_string());
+    if req.block {
+        return block_backup(repo, &index, req, &stored_as, progress);
+    }
     let parent = parent_of(repo, &req.source, &stored_as)?;
     let opts = BackupOptions {
         paths: vec![req.path.clone()],
@@ -182,6 +188,36 @@ fn backup_in_session(
             .iter()
             .map(|w| format!("{}: {}", w.path.display(), w.message))
             .collect(),
+    })
+}
+
+/// Backs up a block device as one file: all-zero chunks become holes, and chunks already in
+/// the repository (unchanged ranges) are not stored again.
+fn block_backup(
+    repo: &Repository,
+    index: &Index,
+    req: &BackupRequest,
+    stored_as: &str,
+    progress: &JobProgress,
+) -> engine::Result<BackupDone> {
+    let mut device = std::fs::File::open(&req.path)
+        .map_err(|e| engine::Error::io(format!("cannot open {}", req.path.display()), e))?;
+    let opts = BackupOptions {
+        tags: req.tags.clone(),
+        host: req.source.node.clone(),
+        source: Source {
+            kind: engine::format::snapshot::SourceKind::BlockDevice,
+            ..req.source.clone()
+        },
+        ..Default::default()
+    };
+    let outcome =
+        engine::backup::backup_stream(repo, index, &mut device, stored_as, &opts, progress)?;
+    Ok(BackupDone {
+        id: outcome.id,
+        parent: None,
+        summary: outcome.snapshot.summary,
+        warnings: Vec::new(),
     })
 }
 
@@ -230,6 +266,9 @@ pub fn run_restore(
         }
     };
     let start = locate(&repo, &index, snap.tree, &path)?;
+    if snap.source.kind == engine::format::snapshot::SourceKind::BlockDevice {
+        return block_restore(&repo, &index, &start, &req.target, progress).map(|r| (id, r));
+    }
     let report = restore(
         &repo,
         &index,
@@ -239,4 +278,69 @@ pub fn run_restore(
         progress,
     )?;
     Ok((id, report))
+}
+
+/// Writes a block-volume snapshot onto a device (in place, its size kept) or into a file.
+fn block_restore(
+    repo: &Repository,
+    index: &Index,
+    start: &engine::locate::Located,
+    target: &Path,
+    progress: &JobProgress,
+) -> engine::Result<RestoreReport> {
+    use std::io::Write;
+    use std::os::unix::fs::FileTypeExt;
+    let engine::locate::Located::Node(node) = start else {
+        return Err(engine::Error::invalid("a block snapshot holds one file"));
+    };
+    let size = match &node.kind {
+        engine::format::tree::NodeKind::File { size, .. } => *size,
+        _ => return Err(engine::Error::invalid("a block snapshot holds one file")),
+    };
+    let is_device = std::fs::metadata(target).is_ok_and(|m| m.file_type().is_block_device());
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(!is_device)
+        .truncate(!is_device)
+        .open(target)
+        .map_err(|e| {
+            engine::Error::io(format!("cannot open {} for writing", target.display()), e)
+        })?;
+    progress.start("restore", Some(size));
+    let mut out = std::io::BufWriter::with_capacity(4 << 20, &file);
+    engine::ops::dump::dump_file(repo, index, node, &mut out)?;
+    out.flush()
+        .map_err(|e| engine::Error::io(format!("cannot write {}", target.display()), e))?;
+    drop(out);
+    file.sync_all()
+        .map_err(|e| engine::Error::io(format!("cannot sync {}", target.display()), e))?;
+    progress.bytes(size);
+    Ok(RestoreReport {
+        files: 1,
+        bytes: size,
+        ..Default::default()
+    })
+}
+
+/// Applies a schedule's retention to the snapshots it made of one PVC (the engine groups
+/// Kubernetes snapshots by volume, whatever node took them). Returns how many were forgotten.
+/// The data they alone held is freed by the next `repo prune`, which is run by an operator
+/// (it takes the repository's exclusive lock), not by the agents.
+pub fn apply_retention(
+    access: &RepoAccess,
+    schedule_tag: &str,
+    stored_as: &str,
+    policy: engine::retention::RetentionPolicy,
+) -> engine::Result<usize> {
+    let repo = access.open()?;
+    let opts = engine::forget::ForgetOptions {
+        policy,
+        filter: engine::snapshots::SnapshotFilter {
+            tags: vec![schedule_tag.to_string()],
+            paths: vec![format!("/{stored_as}")],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Ok(engine::forget::forget(&repo, &opts)?.removed.len())
 }

@@ -15,6 +15,7 @@ pub mod http;
 pub mod job;
 pub mod metrics;
 pub mod resolve;
+pub mod schedule;
 pub mod status;
 pub mod volume_path;
 pub mod work;

@@ -100,11 +100,6 @@ async fn claim_here(agent: &Agent, ns: &str, pvc: &str) -> Result<LocatedClaim, 
     let located = locate_claim(&agent.client, &agent.kubelet, user, ns, pvc)
         .await
         .map_err(|e| e.to_string())?;
-    if located.volume.mode == VolumeMode::Block {
-        return Err(format!(
-            "PVC {ns}/{pvc} is a block-mode volume, which this agent does not back up yet"
-        ));
-    }
     Ok(located)
 }
 
@@ -170,6 +165,7 @@ impl Work for VolumeBackup {
                 pod: Some(located.user.pod.clone()),
             },
             tags: self.spec.tags.clone(),
+            block: located.volume.mode == VolumeMode::Block,
         };
         let hooks = match self.spec.hooks.clone() {
             Some(h) => h,
@@ -262,6 +258,7 @@ impl Work for VolumeBackup {
                 };
                 publish(agent, &ns, &pvc, kind, reason, "Backup", &note).await;
                 tracing::info!(resource = %name, snapshot = %done.id.short(), "{note}");
+                self.retain(agent, &pvc).await;
             }
             Err(e) => {
                 let canceled = e.kind() == engine::ErrorKind::Canceled;
@@ -293,6 +290,48 @@ impl Work for VolumeBackup {
                     .await;
                 }
             }
+        }
+    }
+}
+
+impl VolumeBackup {
+    /// After a scheduled backup: forget what the schedule's retention no longer keeps.
+    async fn retain(&self, agent: &Arc<Agent>, pvc: &str) {
+        let Some(schedule) = self.labels().get(crate::schedule::SCHEDULE_LABEL).cloned() else {
+            return;
+        };
+        let api: Api<crate::crd::BackupSchedule> = Api::all(agent.client.clone());
+        let Some(r) = (match api.get(&schedule).await {
+            Ok(s) => s.spec.retention,
+            Err(e) => {
+                tracing::warn!(schedule, "cannot read the schedule for its retention: {e}");
+                return;
+            }
+        }) else {
+            return;
+        };
+        let policy = engine::retention::RetentionPolicy {
+            last: r.keep_last,
+            hourly: r.keep_hourly,
+            daily: r.keep_daily,
+            weekly: r.keep_weekly,
+            monthly: r.keep_monthly,
+            yearly: r.keep_yearly,
+            ..Default::default()
+        };
+        if policy.is_empty() {
+            return;
+        }
+        let access = agent.access.clone();
+        let (tag, stored_as) = (format!("schedule:{schedule}"), pvc.to_string());
+        match tokio::task::spawn_blocking(move || {
+            job::apply_retention(&access, &tag, &stored_as, policy)
+        })
+        .await
+        {
+            Ok(Ok(n)) => tracing::info!(schedule, pvc, forgotten = n, "retention applied"),
+            Ok(Err(e)) => tracing::warn!(schedule, pvc, "cannot apply retention: {e}"),
+            Err(e) => tracing::warn!(schedule, pvc, "retention task failed: {e}"),
         }
     }
 }
@@ -427,6 +466,9 @@ fn frozen_backup(
 
 /// Leaves the completion marker an init container waits for.
 fn write_marker(target: &std::path::Path, restore: &str) {
+    if !target.is_dir() {
+        return; // a block device: its pod waits on the VolumeRestore's status instead
+    }
     let dir = target.join(RESTORE_MARKER_DIR);
     let result =
         std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(dir.join(restore), b""));

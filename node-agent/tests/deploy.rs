@@ -72,7 +72,7 @@ fn the_daemonset_sets_only_settings_the_agent_reads() {
 }
 
 #[test]
-fn the_role_grants_no_writes_beyond_status_events_and_hooks() {
+fn the_role_grants_no_writes_beyond_status_events_hooks_and_scheduled_backups() {
     let role: ClusterRole = docs("rbac.yaml")
         .into_iter()
         .find(|d| d["kind"] == "ClusterRole")
@@ -86,7 +86,8 @@ fn the_role_grants_no_writes_beyond_status_events_and_hooks() {
             let resources = rule.resources.clone().unwrap_or_default();
             let allowed = resources.iter().all(|r| {
                 (verb == "patch" && r.ends_with("/status"))
-                    || (verb == "create" && (r == "events" || r == "pods/exec"))
+                    || (verb == "create"
+                        && ["events", "pods/exec", "volumebackups"].contains(&r.as_str()))
             });
             assert!(allowed, "the agent may {verb} {resources:?}");
         }

@@ -371,7 +371,9 @@ fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
-/// Backs up one stream (standard input) as a file called `filename`.
+/// Backs up one stream (standard input, or a block device when `opts.source.kind` is
+/// [`SourceKind::BlockDevice`]) as a file called `filename`. For a block device, chunks that
+/// are all zeros are stored as holes: unwritten space costs neither storage nor a blob.
 pub fn backup_stream(
     repo: &Repository,
     index: &Index,
@@ -387,7 +389,21 @@ pub fn backup_stream(
     let archiver = Archiver::new(repo, index, Excludes::none(), false, progress);
     progress.start("backup", None);
     let mut content = Vec::new();
+    let block = opts.source.kind == SourceKind::BlockDevice;
     let result = repo.chunker().for_each_chunk(reader, |chunk| {
+        if progress.should_stop() {
+            return Err(Error::canceled());
+        }
+        if block && chunk.iter().all(|&b| b == 0) {
+            match content.last_mut() {
+                Some(Extent::Hole { len }) => *len += chunk.len() as u64,
+                _ => content.push(Extent::Hole {
+                    len: chunk.len() as u64,
+                }),
+            }
+            progress.bytes(chunk.len() as u64);
+            return Ok(());
+        }
         let id = repo.keys().data_id(chunk);
         archiver.saver.save(BlobKind::Data, id, chunk)?;
         content.push(Extent::Data {
@@ -398,7 +414,7 @@ pub fn backup_stream(
         Ok(())
     });
     let size = match result {
-        Err(e) => return Err(Error::io("cannot read standard input", e)),
+        Err(e) => return Err(Error::io(format!("cannot read {filename}"), e)),
         Ok(Err(e)) => return Err(e),
         Ok(Ok(n)) => n,
     };
@@ -431,7 +447,11 @@ pub fn backup_stream(
     progress.finish();
     let host = opts.host.clone().unwrap_or_else(crate::sysinfo::hostname);
     let source = Source {
-        kind: SourceKind::Stdin,
+        kind: if block {
+            SourceKind::BlockDevice
+        } else {
+            SourceKind::Stdin
+        },
         ..opts.source.clone()
     };
     let paths = vec![format!("/{filename}")];

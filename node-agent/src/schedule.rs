@@ -1,0 +1,121 @@
+//! BackupSchedule, carried out by every agent for the PVCs mounted on its own node: no leader
+//! election is needed, and a PVC is backed up by the node that can read it.
+//!
+//! When a schedule's cron time `t` has come (within a window, so a restarted agent does not
+//! replay old times), the agent creates one VolumeBackup per matching PVC, named after the
+//! schedule, the PVC and `t`. The name makes creation idempotent: a second agent, a restart, or
+//! the next reconcile gets AlreadyExists and moves on.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use chrono::{DateTime, Duration, Utc};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+/// The label a scheduled VolumeBackup carries: its schedule's name.
+pub const SCHEDULE_LABEL: &str = "kairn.dev/schedule";
+
+/// The latest time `t` of `cron` with `now - window < t <= now`.
+pub fn due(
+    cron: &str,
+    now: DateTime<Utc>,
+    window: Duration,
+) -> Result<Option<DateTime<Utc>>, String> {
+    let cron = croner::Cron::from_str(cron).map_err(|e| format!("bad schedule {cron:?}: {e}"))?;
+    let mut at = now - window;
+    let mut last = None;
+    loop {
+        match cron.find_next_occurrence(&at, false) {
+            Ok(t) if t <= now => {
+                last = Some(t);
+                at = t;
+            }
+            _ => return Ok(last),
+        }
+    }
+}
+
+/// True when `labels` satisfy `selector` (matchLabels and matchExpressions: In, NotIn, Exists,
+/// DoesNotExist); no selector matches everything.
+pub fn matches(selector: Option<&LabelSelector>, labels: &BTreeMap<String, String>) -> bool {
+    let Some(s) = selector else {
+        return true;
+    };
+    let exact = s
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let exprs = s.match_expressions.iter().flatten().all(|e| {
+        let values = e.values.clone().unwrap_or_default();
+        let have = labels.get(&e.key);
+        match e.operator.as_str() {
+            "In" => have.is_some_and(|v| values.contains(v)),
+            "NotIn" => have.is_none_or(|v| !values.contains(v)),
+            "Exists" => have.is_some(),
+            "DoesNotExist" => have.is_none(),
+            _ => false,
+        }
+    });
+    exact && exprs
+}
+
+/// The VolumeBackup a schedule creates for a PVC at time `t`: a valid object name (at most 63
+/// characters, so it can also be a label value), the same on every agent.
+pub fn backup_name(schedule: &str, pvc: &str, t: DateTime<Utc>) -> String {
+    let stamp = t.format("%Y%m%d%H%M").to_string();
+    let hash = blake3::hash(format!("{schedule}/{pvc}").as_bytes()).to_hex();
+    let mut head = format!("{schedule}-{pvc}");
+    head.truncate(63 - stamp.len() - 8 - 2);
+    format!(
+        "{}-{}-{stamp}",
+        head.trim_end_matches(['-', '.']),
+        &hash[..6]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn the_latest_time_within_the_window_is_due() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 23, 2, 7, 30).unwrap();
+        let w = Duration::minutes(10);
+        let t = due("*/5 * * * *", now, w).unwrap().unwrap();
+        assert_eq!(t, Utc.with_ymd_and_hms(2026, 11, 23, 2, 5, 0).unwrap());
+        assert_eq!(due("0 3 * * *", now, w).unwrap(), None);
+        assert!(due("not cron", now, w).is_err());
+    }
+
+    #[test]
+    fn selectors_match_labels_and_expressions() {
+        let labels: BTreeMap<String, String> = [("tier".to_string(), "db".to_string())]
+            .into_iter()
+            .collect();
+        let sel: LabelSelector = serde_json::from_value(serde_json::json!({
+            "matchLabels": {"tier": "db"},
+            "matchExpressions": [{"key": "skip", "operator": "DoesNotExist"}]}))
+        .unwrap();
+        assert!(matches(Some(&sel), &labels));
+        assert!(matches(None, &labels));
+        let other: LabelSelector =
+            serde_json::from_value(serde_json::json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["web"]}]})).unwrap();
+        assert!(!matches(Some(&other), &labels));
+    }
+
+    #[test]
+    fn names_are_stable_valid_and_short() {
+        let t = Utc.with_ymd_and_hms(2026, 11, 23, 2, 5, 0).unwrap();
+        let a = backup_name("nightly", "db", t);
+        assert_eq!(a, backup_name("nightly", "db", t));
+        assert!(
+            a.starts_with("nightly-db-") && a.ends_with("-202611230205"),
+            "{a}"
+        );
+        let long = backup_name(&"s".repeat(60), &"p".repeat(60), t);
+        assert!(long.len() <= 63, "{long}");
+    }
+}
