@@ -745,3 +745,85 @@ fn fake_api_server_a_schedule_backs_up_the_selected_pvcs_of_this_node_and_applie
         .count();
     assert!(again <= 2, "{again} scheduled backups");
 }
+
+/// Not a test: the measurement behind BENCHMARKS.md's node-agent section. Copies the directory
+/// in `KAIRN_AGENT_BENCH_VOLUME` into a PVC, has the agent back it up twice (full, then with
+/// nothing changed) and restore it, and prints wall times and the agent's peak RSS; then
+/// `repo backup` of the same directory under GNU time, for comparison.
+///   KAIRN_AGENT_BENCH_VOLUME=/var/tmp/kairn-bench/data/pg \
+///     cargo test --release -p kairn-e2e --test node_agent -- --ignored --nocapture measure
+#[test]
+#[ignore = "a measurement: run by hand, see BENCHMARKS.md"]
+fn measure_agent_backup_and_restore_of_a_large_volume() {
+    let Some(source) = std::env::var_os("KAIRN_AGENT_BENCH_VOLUME") else {
+        eprintln!("set KAIRN_AGENT_BENCH_VOLUME to a directory");
+        return;
+    };
+    let c = Cluster::new();
+    let volume = c.pvc_with_pod("shop", "db", "db-0", NODE, "Running");
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", Path::new(&source).display()))
+        .arg(&volume)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let mut agent = c.agent(&[("KAIRN_PROGRESS_SECONDS", "1")]);
+    let peak = |agent: &Agent| {
+        std::fs::read_to_string(format!("/proc/{}/status", agent.child.id()))
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .map(|l| l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() / 1024)
+            .unwrap()
+    };
+    for (name, spec) in [
+        ("full", json!({"pvc": "db"})),
+        ("unchanged", json!({"pvc": "db"})),
+    ] {
+        let start = Instant::now();
+        c.create("shop", "volumebackups", name, spec);
+        let st = c.wait("shop", "volumebackups", name, &mut agent, is_final);
+        assert_eq!(st["phase"], "Completed", "{st}");
+        println!(
+            "agent backup {name}: {:.1} s, read {} bytes, stored {} new bytes, agent peak RSS {} MiB",
+            start.elapsed().as_secs_f64(),
+            st["progress"]["bytesDone"],
+            st["newBytesStored"],
+            peak(&agent)
+        );
+    }
+    let target = c.pvc_with_pod("shop", "db-copy", "db-copy-0", NODE, "Pending");
+    let start = Instant::now();
+    c.create(
+        "shop",
+        "volumerestores",
+        "back",
+        json!({
+        "snapshot": "latest", "sourcePvc": "db", "target": {"pvc": "db-copy"}}),
+    );
+    let rs = c.wait("shop", "volumerestores", "back", &mut agent, is_final);
+    assert_eq!(rs["phase"], "Completed", "{rs}");
+    println!(
+        "agent restore: {:.1} s, {} bytes, agent peak RSS {} MiB",
+        start.elapsed().as_secs_f64(),
+        rs["progress"]["bytesDone"],
+        peak(&agent)
+    );
+    let _ = target;
+    let cli = Cli::init();
+    let out = Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("repo backup: %e s, peak RSS %M KiB")
+        .arg(kairn_e2e::repo_bin())
+        .arg("-r")
+        .arg(&cli.repo)
+        .arg("--password-file")
+        .arg(&cli.password_file)
+        .arg("-q")
+        .arg("backup")
+        .arg(&volume)
+        .output()
+        .unwrap();
+    println!("{}", String::from_utf8_lossy(&out.stderr).trim());
+}
