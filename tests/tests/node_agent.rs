@@ -428,11 +428,16 @@ fn fake_api_server_a_killed_agent_does_not_leave_a_backup_in_progress() {
     let volume = c.pvc_with_pod("shop", "db", "db-0", NODE, "Running");
     write_volume(&volume, 9, 40);
     // Slow storage, so the kill lands mid-backup.
-    let mut first = c.agent(&[("KAIRN_FAULTS", "seed=1,latency-ms=40")]);
+    let mut first = c.agent(&[("KAIRN_FAULTS", "seed=1,latency-ms=150")]);
     c.create("shop", "volumebackups", "db-1", json!({"pvc": "db"}));
     let st = c.wait("shop", "volumebackups", "db-1", &mut first, |s| {
-        s["phase"] == "InProgress" && s["progress"]["bytesDone"].as_u64().unwrap_or(0) > 0
+        (s["phase"] == "InProgress" && s["progress"]["bytesDone"].as_u64().unwrap_or(0) > 0)
+            || is_final(s)
     });
+    assert_eq!(
+        st["phase"], "InProgress",
+        "finished before it could be killed: {st}"
+    );
     let dead_instance = st["agent"].clone();
     first.kill();
     std::thread::sleep(Duration::from_millis(500));
@@ -465,10 +470,14 @@ fn fake_api_server_a_killed_agent_does_not_leave_a_backup_in_progress() {
     let snapshots = c.cli.json(&["snapshots"]).as_array().unwrap().len();
     c.create("shop", "volumebackups", "db-2", json!({"pvc": "db"}));
     std::fs::write(volume.join("big"), kairn_e2e::noise(77, 30 << 20)).unwrap();
-    let mut third = c.agent(&[("KAIRN_FAULTS", "seed=2,latency-ms=40")]);
-    c.wait("shop", "volumebackups", "db-2", &mut third, |s| {
-        s["phase"] == "InProgress"
+    let mut third = c.agent(&[("KAIRN_FAULTS", "seed=2,latency-ms=150")]);
+    let running = c.wait("shop", "volumebackups", "db-2", &mut third, |s| {
+        s["phase"] == "InProgress" || is_final(s)
     });
+    assert_eq!(
+        running["phase"], "InProgress",
+        "finished before it could be canceled"
+    );
     c.kube.patch(
         &format!("{VB}/shop/volumebackups/db-2"),
         json!({"spec": {"cancel": true}}),
