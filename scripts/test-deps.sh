@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs, idempotently, the real servers the object-storage tests start on 127.0.0.1:
+# Installs, idempotently, the real servers the tests start on 127.0.0.1: etcd (Debian), and
 # moto (S3 with Object Lock, from PyPI) in /opt/moto, and s3s-fs (from crates.io) in
 # ~/.cargo/bin. Each step is skipped when its result is already there.
 set -euo pipefail
@@ -14,4 +14,14 @@ S3S_FS=${KAIRN_S3S_FS:-${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs}
 if [ ! -x "$S3S_FS" ]; then
   # 0.14.1 is the last release that builds with rustc 1.95.
   cargo install -q s3s-fs --version 0.14.1 --features binary --locked
+fi
+
+# etcd 3.4 (Debian's etcd-server, and etcdctl from etcd-client) for the etcd snapshot tests,
+# and openssl for their certificates. The package would start no service: there is no init here,
+# and the tests start their own members on free loopback ports.
+if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null || ! command -v openssl >/dev/null; then
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends etcd-server etcd-client openssl
 fi

@@ -41,6 +41,11 @@ pub enum ErrorKind {
     /// The caller asked the operation to stop ([`crate::progress::Progress::should_stop`]). What
     /// was stored before the stop follows the write-ordering invariant, so re-running is safe.
     Canceled,
+    /// A source outside the repository (etcd) sent data that failed its own integrity check:
+    /// a cut stream, or a hash that does not match. Nothing was recorded.
+    SourceCorrupt,
+    /// A source outside the repository (etcd) could not be reached, refused, or broke off.
+    SourceUnavailable,
     /// An invariant of the engine itself was broken: a bug.
     Internal,
 }
@@ -62,6 +67,8 @@ impl ErrorKind {
             Self::AppendOnly => "refused in append-only mode",
             Self::SessionExpired => "session expired",
             Self::Canceled => "canceled",
+            Self::SourceCorrupt => "source failed its integrity check",
+            Self::SourceUnavailable => "source unavailable",
             Self::Internal => "internal error",
         }
     }

@@ -4,7 +4,8 @@
 //! 1. bytes to types, no I/O: [`format`], [`crypto`], [`chunker`], [`compress`], [`id`];
 //! 2. storage: [`backend`], a small trait with its contract written on it;
 //! 3. the repository: [`repo`], [`index`], [`packer`], [`blobs`];
-//! 4. operations: [`backup`], [`restore`], [`copy`], [`snapshots`], [`ops`].
+//! 4. operations: [`backup`], [`restore`], [`copy`], [`snapshots`], [`ops`], and the cluster
+//!    sources that feed a backup: [`etcd`].
 //!
 //! The engine never prints; it reports through [`progress::Progress`].
 //!
@@ -31,6 +32,7 @@ pub mod compress;
 pub mod copy;
 pub mod crypto;
 pub mod error;
+pub mod etcd;
 pub mod forget;
 pub mod format;
 pub mod id;

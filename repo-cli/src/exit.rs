@@ -31,6 +31,10 @@ pub const SESSION_EXPIRED: u8 = 16;
 pub const PERMISSION_DENIED: u8 = 17;
 /// The command would delete, and the repository is open in append-only mode.
 pub const APPEND_ONLY: u8 = 18;
+/// `backup --etcd`: the snapshot etcd sent failed its check; nothing was recorded.
+pub const SOURCE_CORRUPT: u8 = 19;
+/// `backup --etcd`: etcd could not be reached, refused, or broke off; a retry may work.
+pub const SOURCE_UNAVAILABLE: u8 = 20;
 
 /// The exit code for an engine error.
 pub fn for_kind(kind: ErrorKind) -> u8 {
@@ -44,6 +48,8 @@ pub fn for_kind(kind: ErrorKind) -> u8 {
         ErrorKind::SessionExpired => SESSION_EXPIRED,
         ErrorKind::PermissionDenied => PERMISSION_DENIED,
         ErrorKind::AppendOnly => APPEND_ONLY,
+        ErrorKind::SourceCorrupt => SOURCE_CORRUPT,
+        ErrorKind::SourceUnavailable => SOURCE_UNAVAILABLE,
         _ => ERROR,
     }
 }

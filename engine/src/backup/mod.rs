@@ -447,10 +447,9 @@ pub fn backup_stream(
     progress.finish();
     let host = opts.host.clone().unwrap_or_else(crate::sysinfo::hostname);
     let source = Source {
-        kind: if block {
-            SourceKind::BlockDevice
-        } else {
-            SourceKind::Stdin
+        kind: match opts.source.kind {
+            SourceKind::Filesystem => SourceKind::Stdin,
+            kind => kind,
         },
         ..opts.source.clone()
     };

@@ -4,6 +4,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use engine::backup::resume::adopt_interrupted_packs;
 use engine::backup::{BackupOptions, ParentChoice, backup, backup_stream};
+use engine::etcd::{EtcdSource, EtcdTls, backup_etcd};
 use engine::index::Index;
 
 use crate::args::Global;
@@ -41,6 +42,22 @@ pub struct BackupArgs {
     /// The file name to give standard input in the snapshot.
     #[arg(long, value_name = "NAME")]
     stdin_filename: Option<String>,
+    /// Take an etcd snapshot from this client URL (repeatable, or comma-separated: the first
+    /// that answers is used). Stored as `/etcd-snapshot.db`, checked against etcd's SHA-256.
+    #[arg(long, value_name = "ENDPOINT", value_delimiter = ',', conflicts_with_all = ["stdin", "paths"])]
+    etcd: Vec<String>,
+    /// The CA that signed etcd's server certificate (kubeadm: /etc/kubernetes/pki/etcd/ca.crt).
+    #[arg(long, value_name = "FILE", requires = "etcd")]
+    etcd_cacert: Option<PathBuf>,
+    /// Client certificate for etcd (kubeadm: .../healthcheck-client.crt).
+    #[arg(long, value_name = "FILE", requires = "etcd_key")]
+    etcd_cert: Option<PathBuf>,
+    /// The client certificate's key (kubeadm: .../healthcheck-client.key).
+    #[arg(long, value_name = "FILE", requires = "etcd_cert")]
+    etcd_key: Option<PathBuf>,
+    /// Kubernetes cluster name to record on an etcd snapshot.
+    #[arg(long, value_name = "NAME", requires = "etcd")]
+    cluster: Option<String>,
 }
 
 fn read_exclude_file(path: &PathBuf) -> Result<Vec<String>> {
@@ -54,7 +71,16 @@ fn read_exclude_file(path: &PathBuf) -> Result<Vec<String>> {
         .collect())
 }
 
+fn read_pem(path: &Option<PathBuf>) -> Result<Option<Vec<u8>>> {
+    path.as_ref()
+        .map(|p| std::fs::read(p).with_context(|| format!("cannot read {}", p.display())))
+        .transpose()
+}
+
 pub fn run(g: &Global, a: BackupArgs) -> Result<()> {
+    if !a.etcd.is_empty() {
+        return run_etcd(g, &a);
+    }
     if a.stdin != a.paths.is_empty() {
         if a.stdin {
             bail!(crate::UsageError("--stdin takes no paths".into()));
@@ -67,18 +93,7 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<()> {
     for f in &a.exclude_file {
         excludes.extend(read_exclude_file(f)?);
     }
-    let (repo, mut index) = g.open_for_writing("backup")?;
-    let adopted = adopt_interrupted_packs(&repo, &index, g.expiry())?;
-    if adopted.packs > 0 {
-        index = Index::load(&repo)?;
-        if !g.quiet && !g.json {
-            eprintln!(
-                "resuming: reusing {} pack(s) ({}) stored by an interrupted backup",
-                adopted.packs,
-                output::bytes(adopted.bytes)
-            );
-        }
-    }
+    let (repo, index) = open_resuming(g)?;
     let parent = match (&a.parent, a.force) {
         (_, true) => ParentChoice::None,
         (Some(name), _) => {
@@ -151,6 +166,75 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<()> {
             ),
         }
         .into());
+    }
+    Ok(())
+}
+
+fn open_resuming(g: &Global) -> Result<(engine::repo::Repository, Index)> {
+    let (repo, mut index) = g.open_for_writing("backup")?;
+    let adopted = adopt_interrupted_packs(&repo, &index, g.expiry())?;
+    if adopted.packs > 0 {
+        index = Index::load(&repo)?;
+        if !g.quiet && !g.json {
+            eprintln!(
+                "resuming: reusing {} pack(s) ({}) stored by an interrupted backup",
+                adopted.packs,
+                output::bytes(adopted.bytes)
+            );
+        }
+    }
+    Ok((repo, index))
+}
+
+fn run_etcd(g: &Global, a: &BackupArgs) -> Result<()> {
+    let source = EtcdSource {
+        endpoints: a.etcd.clone(),
+        tls: EtcdTls {
+            ca: read_pem(&a.etcd_cacert)?,
+            cert: read_pem(&a.etcd_cert)?,
+            key: read_pem(&a.etcd_key)?,
+        },
+        ..Default::default()
+    };
+    let (repo, index) = open_resuming(g)?;
+    let opts = BackupOptions {
+        tags: a.tags.clone(),
+        host: a.host.clone(),
+        source: engine::format::snapshot::Source {
+            cluster: a.cluster.clone(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let progress = CliProgress::new(g.quiet || g.json, !g.json);
+    let taken = backup_etcd(&repo, &index, &source, &opts, &progress)?;
+    repo.end_session()?;
+    let s = &taken.outcome.snapshot.summary;
+    if g.json {
+        output::json(&serde_json::json!({
+            "snapshot": taken.outcome.id.to_hex(),
+            "endpoint": taken.endpoint,
+            "sha256": taken.sha256,
+            "size": taken.size,
+            "summary": s,
+        }))?;
+    } else if !g.quiet {
+        output::line(format!(
+            "etcd snapshot from {}: {}, sha256 {} verified",
+            taken.endpoint,
+            output::bytes(taken.size),
+            taken.sha256
+        ))?;
+        output::line(format!(
+            "added {} to the repository ({} before compression)",
+            output::bytes(s.new_bytes_stored),
+            output::bytes(s.new_bytes_raw)
+        ))?;
+        output::line(format!(
+            "snapshot {} saved in {:.2}s",
+            taken.outcome.id.short(),
+            s.duration_secs
+        ))?;
     }
     Ok(())
 }
