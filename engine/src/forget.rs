@@ -3,12 +3,15 @@
 
 use serde::Serialize;
 
-use crate::error::Result;
+use std::collections::HashSet;
+
+use crate::error::{Error, ErrorKind, Result};
 use crate::format::FileKind;
+use crate::format::snapshot::Snapshot;
 use crate::id::SnapshotId;
 use crate::repo::Repository;
 use crate::retention::{GroupPlan, RetentionPolicy, plan};
-use crate::snapshots::{SnapshotFilter, list};
+use crate::snapshots::{GroupMatch, SnapshotFilter, list};
 
 /// What to forget.
 #[derive(Debug, Clone, Default)]
@@ -19,6 +22,9 @@ pub struct ForgetOptions {
     pub filter: SnapshotFilter,
     /// Forget exactly these snapshots instead of applying a policy.
     pub ids: Vec<SnapshotId>,
+    /// Forget every snapshot of these cluster backups (by group id) instead of applying a
+    /// policy; with `ids`, both.
+    pub groups: Vec<String>,
     /// Decide, but delete nothing.
     pub dry_run: bool,
 }
@@ -38,10 +44,32 @@ pub struct ForgetReport {
     pub dry_run: bool,
 }
 
+/// The snapshots that pass `filter`, plus every other snapshot of a cluster backup one of
+/// them belongs to: a filter on hosts or tags must not split a group that retention decides
+/// whole.
+fn whole_groups(
+    all: Vec<(SnapshotId, Snapshot)>,
+    filter: &SnapshotFilter,
+) -> Vec<(SnapshotId, Snapshot)> {
+    let chosen: HashSet<String> = all
+        .iter()
+        .filter(|(_, s)| filter.matches(s))
+        .filter_map(|(_, s)| s.group.as_ref().map(|g| g.id.clone()))
+        .collect();
+    all.into_iter()
+        .filter(|(_, s)| {
+            filter.matches(s) || s.group.as_ref().is_some_and(|g| chosen.contains(&g.id))
+        })
+        .collect()
+}
+
 /// Applies the options.
 pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetReport> {
-    let (groups, removed) = if opts.ids.is_empty() {
-        let groups = plan(&opts.policy, &list(repo, &opts.filter)?)?;
+    let (groups, removed) = if opts.ids.is_empty() && opts.groups.is_empty() {
+        let groups = plan(
+            &opts.policy,
+            &whole_groups(repo.load_snapshots()?, &opts.filter),
+        )?;
         let removed = groups
             .iter()
             .flat_map(|g| g.snapshots.iter().filter(|d| !d.keep).map(|d| d.id))
@@ -54,7 +82,24 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetReport> {
                 return Err(crate::backend::not_found(FileKind::Snapshot, &id.to_hex()));
             }
         }
-        (Vec::new(), opts.ids.clone())
+        let mut removed = opts.ids.clone();
+        for group in &opts.groups {
+            let filter = SnapshotFilter {
+                group: Some(GroupMatch::Id(group.clone())),
+                ..Default::default()
+            };
+            let members = list(repo, &filter)?;
+            if members.is_empty() {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!("no snapshot belongs to cluster backup {group:?}"),
+                ));
+            }
+            removed.extend(members.into_iter().map(|(id, _)| id));
+        }
+        removed.sort();
+        removed.dedup();
+        (Vec::new(), removed)
     };
     let mut locked = Vec::new();
     let mut gone = Vec::with_capacity(removed.len());

@@ -122,6 +122,9 @@ pub struct Decision {
     pub id: SnapshotId,
     /// Its time.
     pub time: String,
+    /// The cluster backup it shares its fate with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// True when some rule keeps it.
     pub keep: bool,
     /// The rules that keep it, like "daily snapshot"; empty when it goes.
@@ -160,7 +163,10 @@ pub fn group_key(snap: &Snapshot) -> String {
     format!("{}:{}", snap.host, paths.join(","))
 }
 
-/// Applies `policy` to `snapshots`, group by group.
+/// Applies `policy` to `snapshots`, source by source. Snapshots that belong to a cluster
+/// backup ([`Group`]) are decided together instead: the policy runs over the groups of each
+/// series (a group's time is its earliest snapshot's, its tags all its snapshots' tags), and
+/// every snapshot of a group shares the group's fate, so a kept point in time stays whole.
 pub fn plan(
     policy: &RetentionPolicy,
     snapshots: &[(SnapshotId, Snapshot)],
@@ -170,26 +176,73 @@ pub fn plan(
             "no retention rule given: refusing to forget every snapshot (use --keep-*)",
         ));
     }
-    let mut groups: BTreeMap<String, Vec<Member<'_>>> = BTreeMap::new();
+    let mut sources: BTreeMap<String, Vec<Member<'_>>> = BTreeMap::new();
+    let mut series: BTreeMap<&str, BTreeMap<&str, Vec<Member<'_>>>> = BTreeMap::new();
     for (id, snap) in snapshots {
         let time = snap
             .datetime()
             .map_err(|e| e.with_context("snapshot", id.short()))?;
-        groups
-            .entry(group_key(snap))
-            .or_default()
-            .push((*id, snap, time));
+        match &snap.group {
+            Some(g) => series
+                .entry(g.series.as_str())
+                .or_default()
+                .entry(g.id.as_str())
+                .or_default()
+                .push((*id, snap, time)),
+            None => sources
+                .entry(group_key(snap))
+                .or_default()
+                .push((*id, snap, time)),
+        }
     }
-    Ok(groups
+    let mut plans: Vec<GroupPlan> = sources
         .into_iter()
         .map(|(group, mut members)| {
             members.sort_by(|a, b| b.2.cmp(&a.2).then(b.0.cmp(&a.0)));
-            GroupPlan {
-                group,
-                snapshots: decide(policy, &members),
-            }
+            let units: Vec<Unit<'_>> = members
+                .iter()
+                .map(|(_, snap, time)| Unit {
+                    time: *time,
+                    tags: snap.tags.iter().collect(),
+                })
+                .collect();
+            let snapshots = members
+                .iter()
+                .zip(reasons(policy, &units))
+                .map(|((id, snap, _), reasons)| decision(*id, snap, reasons))
+                .collect();
+            GroupPlan { group, snapshots }
         })
-        .collect())
+        .collect();
+    for (name, groups) in series {
+        let mut groups: Vec<(&str, Vec<Member<'_>>)> = groups.into_iter().collect();
+        for (_, members) in &mut groups {
+            members.sort_by(|a, b| b.2.cmp(&a.2).then(b.0.cmp(&a.0)));
+        }
+        let start = |m: &[Member<'_>]| m.iter().map(|x| x.2).min();
+        groups.sort_by(|a, b| start(&b.1).cmp(&start(&a.1)).then(b.0.cmp(a.0)));
+        let units: Vec<Unit<'_>> = groups
+            .iter()
+            .map(|(_, members)| Unit {
+                time: start(members).unwrap_or(DateTime::<Utc>::MIN_UTC),
+                tags: members.iter().flat_map(|m| m.1.tags.iter()).collect(),
+            })
+            .collect();
+        let snapshots = groups
+            .iter()
+            .zip(reasons(policy, &units))
+            .flat_map(|((_, members), reasons)| {
+                members
+                    .iter()
+                    .map(move |(id, snap, _)| decision(*id, snap, reasons.clone()))
+            })
+            .collect();
+        plans.push(GroupPlan {
+            group: format!("cluster backups {name:?}"),
+            snapshots,
+        });
+    }
+    Ok(plans)
 }
 
 type Bucket = fn(DateTime<Utc>) -> (i32, u32, u32, u32);
@@ -197,7 +250,24 @@ type Bucket = fn(DateTime<Utc>) -> (i32, u32, u32, u32);
 /// A snapshot of a group, with its parsed time.
 type Member<'a> = (SnapshotId, &'a Snapshot, DateTime<Utc>);
 
-fn decide(policy: &RetentionPolicy, newest_first: &[Member<'_>]) -> Vec<Decision> {
+/// What the policy looks at: a snapshot, or a whole cluster backup.
+struct Unit<'a> {
+    time: DateTime<Utc>,
+    tags: Vec<&'a String>,
+}
+
+fn decision(id: SnapshotId, snap: &Snapshot, reasons: Vec<String>) -> Decision {
+    Decision {
+        id,
+        time: snap.time.clone(),
+        group: snap.group.as_ref().map(|g| g.id.clone()),
+        keep: !reasons.is_empty(),
+        reasons,
+    }
+}
+
+/// The rules that keep each unit, newest first.
+fn reasons(policy: &RetentionPolicy, newest_first: &[Unit<'_>]) -> Vec<Vec<String>> {
     let mut reasons: Vec<Vec<String>> = vec![Vec::new(); newest_first.len()];
     for r in reasons.iter_mut().take(policy.last as usize) {
         r.push("last snapshot".into());
@@ -220,40 +290,31 @@ fn decide(policy: &RetentionPolicy, newest_first: &[Member<'_>]) -> Vec<Decision
     ];
     for (count, reason, bucket) in buckets {
         let mut seen = HashSet::new();
-        for (i, (_, _, time)) in newest_first.iter().enumerate() {
+        for (i, unit) in newest_first.iter().enumerate() {
             if seen.len() as u32 >= count {
                 break;
             }
-            if seen.insert(bucket(*time)) {
+            if seen.insert(bucket(unit.time)) {
                 reasons[i].push(reason.into());
             }
         }
     }
     if let (Some(within), Some(newest)) = (policy.within, newest_first.first()) {
-        let cutoff = within.cutoff(newest.2);
-        for (i, (_, _, time)) in newest_first.iter().enumerate() {
-            if *time >= cutoff {
+        let cutoff = within.cutoff(newest.time);
+        for (i, unit) in newest_first.iter().enumerate() {
+            if unit.time >= cutoff {
                 reasons[i].push("within the kept period".into());
             }
         }
     }
-    for (i, (_, snap, _)) in newest_first.iter().enumerate() {
+    for (i, unit) in newest_first.iter().enumerate() {
         for tag in &policy.tags {
-            if snap.tags.contains(tag) {
+            if unit.tags.contains(&tag) && !reasons[i].contains(&format!("tagged {tag}")) {
                 reasons[i].push(format!("tagged {tag}"));
             }
         }
     }
-    newest_first
-        .iter()
-        .zip(reasons)
-        .map(|((id, snap, _), reasons)| Decision {
-            id: *id,
-            time: snap.time.clone(),
-            keep: !reasons.is_empty(),
-            reasons,
-        })
-        .collect()
+    reasons
 }
 
 #[cfg(test)]
@@ -275,6 +336,7 @@ mod tests {
                 parent: None,
                 original: None,
                 source: Source::default(),
+                group: None,
                 incomplete: false,
                 summary: Default::default(),
                 program: String::new(),
@@ -410,5 +472,65 @@ mod tests {
         for bad in ["", "5", "3x", "d", "99999999999y"] {
             assert!(bad.parse::<KeepWithin>().is_err(), "{bad:?}");
         }
+    }
+
+    fn member(n: u8, time: &str, pvc: &str, group: &str, tags: &[&str]) -> (SnapshotId, Snapshot) {
+        let (id, mut s) = snap(n, time, "node-a", tags);
+        s.source.pvc = Some(pvc.into());
+        s.source.namespace = Some("app".into());
+        s.group = Some(crate::format::snapshot::Group {
+            id: group.into(),
+            series: "nightly".into(),
+        });
+        (id, s)
+    }
+
+    #[test]
+    fn cluster_backups_are_kept_or_dropped_whole() {
+        let snaps = vec![
+            // Day 1: the etcd snapshot, and two volumes.
+            member(1, "2026-03-01T02:00:00Z", "etcd", "n-1", &[]),
+            member(2, "2026-03-01T02:05:00Z", "db", "n-1", &[]),
+            member(3, "2026-03-01T02:06:00Z", "web", "n-1", &[]),
+            // Day 2: the web volume failed that night.
+            member(4, "2026-03-02T02:00:00Z", "etcd", "n-2", &[]),
+            member(5, "2026-03-02T02:05:00Z", "db", "n-2", &[]),
+            // Day 3.
+            member(6, "2026-03-03T02:00:00Z", "etcd", "n-3", &[]),
+            member(7, "2026-03-03T02:05:00Z", "db", "n-3", &["legal-hold"]),
+            member(8, "2026-03-03T02:06:00Z", "web", "n-3", &[]),
+            // Day 4.
+            member(9, "2026-03-04T02:00:00Z", "etcd", "n-4", &[]),
+            member(10, "2026-03-04T02:05:00Z", "db", "n-4", &[]),
+            member(11, "2026-03-04T02:06:00Z", "web", "n-4", &[]),
+            // Not part of any cluster backup.
+            snap(12, "2026-03-04T03:00:00Z", "node-b", &[]),
+        ];
+        let policy = RetentionPolicy {
+            last: 1,
+            tags: vec!["legal-hold".into()],
+            ..Default::default()
+        };
+        let p = plan(&policy, &snaps).unwrap();
+        let fate = |n: u8| {
+            p.iter()
+                .flat_map(|g| &g.snapshots)
+                .find(|d| d.id == SnapshotId(Id([n; 32])))
+                .map(|d| d.keep)
+                .unwrap()
+        };
+        // Per source, keep-last 1 would keep day 1's `web` (day 2 has none); by group, day 1
+        // goes whole, day 3 stays whole because one of its snapshots is on legal hold.
+        let kept: Vec<u8> = (1..=12).filter(|&n| fate(n)).collect();
+        assert_eq!(kept, [6, 7, 8, 9, 10, 11, 12]);
+        let series = p.iter().find(|g| g.group.contains("nightly")).unwrap();
+        assert_eq!(series.snapshots.len(), 11);
+        assert!(series.snapshots.iter().all(|d| d.group.is_some()));
+        let day3 = series
+            .snapshots
+            .iter()
+            .find(|d| d.id == SnapshotId(Id([6; 32])))
+            .unwrap();
+        assert_eq!(day3.reasons, ["tagged legal-hold"]);
     }
 }

@@ -18,6 +18,17 @@ pub struct SnapshotFilter {
     pub tags: Vec<String>,
     /// Exactly this source identity.
     pub source: Option<Source>,
+    /// Only snapshots that belong to a cluster backup, or to this one.
+    pub group: Option<GroupMatch>,
+}
+
+/// Which cluster backups a filter lets through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupMatch {
+    /// Any snapshot that is part of a cluster backup.
+    Any,
+    /// The snapshots of the cluster backup with this id.
+    Id(String),
 }
 
 impl SnapshotFilter {
@@ -34,6 +45,14 @@ impl SnapshotFilter {
             })
             && self.tags.iter().all(|t| snap.tags.contains(t))
             && self.source.as_ref().is_none_or(|s| *s == snap.source)
+            && self
+                .group
+                .as_ref()
+                .is_none_or(|want| match (want, &snap.group) {
+                    (_, None) => false,
+                    (GroupMatch::Any, Some(_)) => true,
+                    (GroupMatch::Id(id), Some(g)) => g.id == *id,
+                })
     }
 }
 

@@ -64,6 +64,8 @@ pub struct BackupOptions {
     /// kubelet's `pods/<uid>/volumes/...`) keeps one path across snapshots this way, so the
     /// parent's entries line up and unchanged files are not read again.
     pub stored_as: Option<String>,
+    /// The cluster backup the snapshot is part of.
+    pub group: Option<crate::format::snapshot::Group>,
 }
 
 /// What a backup produced.
@@ -127,6 +129,9 @@ pub fn backup(
 ) -> Result<BackupOutcome> {
     if opts.paths.is_empty() {
         return Err(Error::invalid("no paths to back up"));
+    }
+    if let Some(group) = &opts.group {
+        group.validate()?;
     }
     let started = chrono::Utc::now();
     let clock = Instant::now();
@@ -354,6 +359,7 @@ fn finish(
         parent,
         original: None,
         source,
+        group: opts.group.clone(),
         incomplete: !warnings.is_empty(),
         summary,
         program: format!("kairn {}", env!("CARGO_PKG_VERSION")),
@@ -384,6 +390,9 @@ pub fn backup_stream(
 ) -> Result<BackupOutcome> {
     crate::format::tree::validate_name(filename.as_bytes())
         .map_err(|_| Error::invalid(format!("{filename:?} is not a valid file name")))?;
+    if let Some(group) = &opts.group {
+        group.validate()?;
+    }
     let started = chrono::Utc::now();
     let clock = Instant::now();
     let archiver = Archiver::new(repo, index, Excludes::none(), false, progress);

@@ -122,6 +122,7 @@ mod tests {
             parent: None,
             original,
             source: Default::default(),
+            group: None,
             incomplete: false,
             summary: Default::default(),
             program: String::new(),

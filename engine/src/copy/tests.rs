@@ -173,6 +173,7 @@ fn source_snapshot(
         parent,
         original: None,
         source: Default::default(),
+        group: None,
         incomplete: false,
         summary: Default::default(),
         program: "kairn test".into(),

@@ -48,6 +48,44 @@ pub struct Source {
     pub pod: Option<String>,
 }
 
+/// A cluster backup: the volume snapshots, the etcd snapshot and the manifests taken for one
+/// request or schedule run. Retention keeps or drops a group whole.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Group {
+    /// Unique per request or run, like `nightly-20261123-020000`.
+    pub id: String,
+    /// What produces such groups (a schedule's name): retention decides each series' groups as
+    /// one sequence, the way it decides each source's snapshots.
+    #[serde(default)]
+    pub series: String,
+}
+
+impl Group {
+    /// Checks the id and series: 1 to 253 characters of `A-Z a-z 0-9 . _ : -` (a Kubernetes
+    /// name fits), the series possibly empty.
+    pub fn validate(&self) -> Result<()> {
+        let ok = |s: &str, empty_ok: bool| {
+            (empty_ok || !s.is_empty())
+                && s.len() <= 253
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+        };
+        if !ok(&self.id, false) {
+            return Err(Error::invalid(format!(
+                "cluster backup id {:?} must be 1 to 253 of A-Z a-z 0-9 . _ : -",
+                self.id
+            )));
+        }
+        if !ok(&self.series, true) {
+            return Err(Error::invalid(format!(
+                "cluster backup series {:?} must be up to 253 of A-Z a-z 0-9 . _ : -",
+                self.series
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// What a backup did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -113,6 +151,10 @@ pub struct Snapshot {
     /// Source identity.
     #[serde(default)]
     pub source: Source,
+    /// The cluster backup this snapshot is part of, with the others taken for the same request
+    /// or schedule run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<Group>,
     /// True when some files could not be read or changed while read; see the summary.
     #[serde(default)]
     pub incomplete: bool,

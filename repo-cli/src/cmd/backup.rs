@@ -5,6 +5,7 @@ use clap::Args;
 use engine::backup::resume::adopt_interrupted_packs;
 use engine::backup::{BackupOptions, ParentChoice, backup, backup_stream};
 use engine::etcd::{EtcdSource, EtcdTls, backup_etcd};
+use engine::format::snapshot::Group;
 use engine::index::Index;
 
 use crate::args::Global;
@@ -55,6 +56,14 @@ pub struct BackupArgs {
     /// The client certificate's key (kubeadm: .../healthcheck-client.key).
     #[arg(long, value_name = "FILE", requires = "etcd_cert")]
     etcd_key: Option<PathBuf>,
+    /// Make the snapshot part of this cluster backup: snapshots that share the id are listed
+    /// as one (`snapshots --group`) and kept or forgotten together.
+    #[arg(long, value_name = "ID")]
+    group: Option<String>,
+    /// The series the cluster backup belongs to (a schedule's name): retention decides each
+    /// series' cluster backups as one sequence.
+    #[arg(long, value_name = "NAME", requires = "group")]
+    series: Option<String>,
     /// Kubernetes cluster name to record on an etcd snapshot.
     #[arg(long, value_name = "NAME", requires = "etcd")]
     cluster: Option<String>,
@@ -108,6 +117,7 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<()> {
         tags: a.tags.clone(),
         host: a.host.clone(),
         parent,
+        group: group_of(&a),
         ..Default::default()
     };
     let progress = CliProgress::new(g.quiet || g.json, !g.json);
@@ -170,6 +180,13 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<()> {
     Ok(())
 }
 
+fn group_of(a: &BackupArgs) -> Option<Group> {
+    a.group.as_ref().map(|id| Group {
+        id: id.clone(),
+        series: a.series.clone().unwrap_or_default(),
+    })
+}
+
 fn open_resuming(g: &Global) -> Result<(engine::repo::Repository, Index)> {
     let (repo, mut index) = g.open_for_writing("backup")?;
     let adopted = adopt_interrupted_packs(&repo, &index, g.expiry())?;
@@ -204,6 +221,7 @@ fn run_etcd(g: &Global, a: &BackupArgs) -> Result<()> {
             cluster: a.cluster.clone(),
             ..Default::default()
         },
+        group: group_of(a),
         ..Default::default()
     };
     let progress = CliProgress::new(g.quiet || g.json, !g.json);

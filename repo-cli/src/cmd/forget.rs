@@ -12,7 +12,11 @@ use crate::output;
 pub struct ForgetArgs {
     /// Forget exactly these snapshots (ids or unique prefixes) instead of applying a policy.
     snapshots: Vec<String>,
-    /// Keep the newest N snapshots.
+    /// Forget every snapshot of this cluster backup (repeatable) instead of applying a policy.
+    #[arg(long = "group", value_name = "ID")]
+    groups: Vec<String>,
+    /// Keep the newest N snapshots (snapshots of a cluster backup: the newest N cluster
+    /// backups of each series, whole).
     #[arg(long, value_name = "N", default_value_t = 0)]
     keep_last: u32,
     /// Keep the newest snapshot of each of the last N hours that have one.
@@ -75,6 +79,7 @@ pub fn run(g: &Global, a: ForgetArgs) -> Result<()> {
             ..Default::default()
         },
         ids,
+        groups: a.groups.clone(),
         dry_run: a.dry_run,
     };
     repo.refuse_append_only("forget")?;
@@ -99,7 +104,12 @@ pub fn run(g: &Global, a: ForgetArgs) -> Result<()> {
                 } else {
                     "remove".to_string()
                 };
-                output::line(format!("  {}  {}  {fate}", d.id.short(), d.time))?;
+                let group = d
+                    .group
+                    .as_ref()
+                    .map(|g| format!("  [{g}]"))
+                    .unwrap_or_default();
+                output::line(format!("  {}  {}{group}  {fate}", d.id.short(), d.time))?;
             }
         }
         let verb = if a.dry_run { "would remove" } else { "removed" };
