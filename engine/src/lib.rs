@@ -5,7 +5,7 @@
 //! 2. storage: [`backend`], a small trait with its contract written on it;
 //! 3. the repository: [`repo`], [`index`], [`packer`], [`blobs`];
 //! 4. operations: [`backup`], [`restore`], [`copy`], [`snapshots`], [`ops`], and the cluster
-//!    sources that feed a backup: [`etcd`].
+//!    sources that feed a backup: [`etcd`], [`manifests`].
 //!
 //! The engine never prints; it reports through [`progress::Progress`].
 //!
@@ -38,6 +38,7 @@ pub mod format;
 pub mod id;
 pub mod index;
 pub mod locate;
+pub mod manifests;
 pub mod ops;
 pub mod pack_cache;
 pub mod packer;

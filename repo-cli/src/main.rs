@@ -67,6 +67,8 @@ enum Command {
     Restore(cmd::restore::RestoreArgs),
     /// Write a file to stdout, or a directory as a tar stream.
     Dump(cmd::dump::DumpArgs),
+    /// Print a manifests snapshot as YAML for `kubectl apply`, in dependency order.
+    Manifests(cmd::manifests::ManifestsArgs),
     /// Show what changed between two snapshots.
     Diff(cmd::diff::DiffArgs),
     /// Print a repository object, decrypted, as JSON.
@@ -98,6 +100,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ls(a) => cmd::ls::run(g, a),
         Command::Restore(a) => cmd::restore::run(g, a),
         Command::Dump(a) => cmd::dump::run(g, a),
+        Command::Manifests(a) => cmd::manifests::run(g, a),
         Command::Diff(a) => cmd::diff::run(g, a),
         Command::Cat(a) => cmd::cat::run(g, a),
         Command::Stats(a) => cmd::stats::run(g, a),

@@ -4,6 +4,7 @@
 mod archiver;
 mod excludes;
 mod file;
+pub mod memory;
 mod metadata;
 pub mod resume;
 

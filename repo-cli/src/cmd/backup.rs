@@ -64,8 +64,16 @@ pub struct BackupArgs {
     /// series' cluster backups as one sequence.
     #[arg(long, value_name = "NAME", requires = "group")]
     series: Option<String>,
-    /// Kubernetes cluster name to record on an etcd snapshot.
-    #[arg(long, value_name = "NAME", requires = "etcd")]
+    /// Store Kubernetes objects as a manifests snapshot: a file (`-` for standard input) of what
+    /// `kubectl get ... -o json` or `-o yaml` prints. Each object is normalised and stored at
+    /// `<namespace or _cluster>/<group>/<Kind>/<name>.yaml`.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["stdin", "paths", "etcd"])]
+    manifests: Option<PathBuf>,
+    /// With --manifests: keep each object's status.
+    #[arg(long, requires = "manifests")]
+    keep_status: bool,
+    /// Kubernetes cluster name to record on an etcd or manifests snapshot.
+    #[arg(long, value_name = "NAME")]
     cluster: Option<String>,
 }
 
@@ -89,6 +97,9 @@ fn read_pem(path: &Option<PathBuf>) -> Result<Option<Vec<u8>>> {
 pub fn run(g: &Global, a: BackupArgs) -> Result<()> {
     if !a.etcd.is_empty() {
         return run_etcd(g, &a);
+    }
+    if let Some(file) = &a.manifests {
+        return run_manifests(g, &a, file);
     }
     if a.stdin != a.paths.is_empty() {
         if a.stdin {
@@ -247,6 +258,64 @@ fn run_etcd(g: &Global, a: &BackupArgs) -> Result<()> {
             "added {} to the repository ({} before compression)",
             output::bytes(s.new_bytes_stored),
             output::bytes(s.new_bytes_raw)
+        ))?;
+        output::line(format!(
+            "snapshot {} saved in {:.2}s",
+            taken.outcome.id.short(),
+            s.duration_secs
+        ))?;
+    }
+    Ok(())
+}
+
+fn run_manifests(g: &Global, a: &BackupArgs, file: &PathBuf) -> Result<()> {
+    let bytes = if file.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut buf)
+            .context("cannot read standard input")?;
+        buf
+    } else {
+        std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?
+    };
+    let objects = engine::manifests::parse_objects(&bytes)?;
+    let (repo, index) = open_resuming(g)?;
+    let opts = BackupOptions {
+        tags: a.tags.clone(),
+        host: a.host.clone(),
+        source: engine::format::snapshot::Source {
+            cluster: a.cluster.clone(),
+            ..Default::default()
+        },
+        group: group_of(a),
+        ..Default::default()
+    };
+    let manifest_opts = engine::manifests::ManifestOptions {
+        keep_status: a.keep_status,
+    };
+    let progress = CliProgress::new(g.quiet || g.json, !g.json);
+    let taken = engine::manifests::backup_manifests(
+        &repo,
+        &index,
+        objects,
+        &manifest_opts,
+        &opts,
+        &progress,
+    )?;
+    repo.end_session()?;
+    let s = &taken.outcome.snapshot.summary;
+    if g.json {
+        output::json(&serde_json::json!({
+            "snapshot": taken.outcome.id.to_hex(),
+            "stored": taken.stored,
+            "skipped": taken.skipped,
+            "summary": s,
+        }))?;
+    } else if !g.quiet {
+        output::line(format!(
+            "{} object(s) stored, {} left out; added {} to the repository",
+            taken.stored,
+            taken.skipped.len(),
+            output::bytes(s.new_bytes_stored)
         ))?;
         output::line(format!(
             "snapshot {} saved in {:.2}s",

@@ -10,6 +10,7 @@ pub mod forget;
 pub mod init;
 pub mod key;
 pub mod ls;
+pub mod manifests;
 pub mod prune;
 pub mod repair;
 pub mod restore;
