@@ -9,6 +9,7 @@ pub mod agent;
 pub mod crd;
 pub mod decide;
 pub mod events;
+pub mod export;
 pub mod freeze;
 pub mod hooks;
 pub mod http;

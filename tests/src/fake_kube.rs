@@ -32,6 +32,10 @@ struct Store {
     objects: BTreeMap<String, BTreeMap<(String, String), Value>>,
     resource_version: u64,
     requests: u64,
+    /// What discovery serves.
+    resources: Vec<crate::fake_discovery::ResourceDef>,
+    /// Paths that answer with an error instead, like an aggregated API whose backend is down.
+    failing: BTreeMap<String, u16>,
 }
 
 /// A running fake API server; stopped when dropped.
@@ -114,6 +118,22 @@ fn field_matches(obj: &Value, selector: &str) -> bool {
     })
 }
 
+/// Equality-based label selectors (`a=b,c!=d`, `e`), as a real server reads them.
+fn labels_match(obj: &Value, selector: &str) -> bool {
+    let labels = &obj["metadata"]["labels"];
+    selector.split(',').filter(|s| !s.is_empty()).all(|term| {
+        if let Some((k, v)) = term.split_once("!=") {
+            labels[k.trim()].as_str() != Some(v.trim())
+        } else if let Some((k, v)) = term.split_once('=') {
+            labels[k.trim().trim_end_matches('=')].as_str() == Some(v.trim())
+        } else if let Some(k) = term.strip_prefix('!') {
+            labels[k.trim()].is_null()
+        } else {
+            !labels[term.trim()].is_null()
+        }
+    })
+}
+
 fn query_param(url: &str, key: &str) -> Option<String> {
     let query = url.split_once('?')?.1;
     query.split('&').find_map(|kv| {
@@ -168,6 +188,14 @@ impl Store {
     fn handle(&mut self, method: &str, url: &str, body: &[u8]) -> (u16, Value) {
         self.requests += 1;
         let path = url.split('?').next().unwrap_or(url);
+        if let Some(&code) = self.failing.get(path) {
+            return status_error(code, "ServiceUnavailable", &format!("{path} is failing"));
+        }
+        if method == "GET"
+            && let Some(doc) = crate::fake_discovery::respond(&self.resources, path)
+        {
+            return (200, doc);
+        }
         let Some(t) = parse_path(path) else {
             return status_error(404, "NotFound", &format!("no route {path}"));
         };
@@ -201,25 +229,51 @@ impl Store {
 
     fn list(&self, t: &Target, url: &str) -> (u16, Value) {
         let fields = query_param(url, "fieldSelector").unwrap_or_default();
-        let items: Vec<Value> = self
+        let labels = query_param(url, "labelSelector").unwrap_or_default();
+        let mut items: Vec<Value> = self
             .objects
             .get(&t.collection)
             .into_iter()
             .flatten()
             .filter(|((ns, _), _)| t.namespace.as_ref().is_none_or(|want| want == ns))
             .map(|(_, obj)| obj.clone())
-            .filter(|obj| field_matches(obj, &fields))
+            .filter(|obj| field_matches(obj, &fields) && labels_match(obj, &labels))
             .collect();
         let kind = items
             .first()
             .and_then(|o| o["kind"].as_str())
             .map_or("List".to_string(), |k| format!("{k}List"));
+        // Paging (`limit`, `continue`): the token is the offset of the next item.
+        let offset: usize = query_param(url, "continue")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let limit: usize = query_param(url, "limit")
+            .and_then(|l| l.parse().ok())
+            .filter(|&l| l > 0)
+            .unwrap_or(usize::MAX);
+        let total = items.len();
+        items = items.into_iter().skip(offset).take(limit).collect();
+        let next = offset.saturating_add(items.len());
+        // A built-in type's list items carry no apiVersion or kind (only the envelope does);
+        // custom resources are served as unstructured objects, which keep theirs.
+        let version = api_version(&t.collection);
+        let group = version.rsplit_once('/').map(|(g, _)| g).unwrap_or_default();
+        if !group.contains('.') || group.ends_with(".k8s.io") {
+            for item in &mut items {
+                if let Some(o) = item.as_object_mut() {
+                    o.remove("apiVersion");
+                    o.remove("kind");
+                }
+            }
+        }
+        let mut metadata = json!({"resourceVersion": self.resource_version.to_string()});
+        if next < total {
+            metadata["continue"] = json!(next.to_string());
+            metadata["remainingItemCount"] = json!(total - next);
+        }
         (
             200,
-            json!({"apiVersion": api_version(&t.collection),
-                   "kind": kind,
-                   "metadata": {"resourceVersion": self.resource_version.to_string()},
-                   "items": items}),
+            json!({"apiVersion": version, "kind": kind, "metadata": metadata, "items": items}),
         )
     }
 
@@ -304,7 +358,10 @@ impl FakeKube {
     pub fn start() -> Self {
         let server = tiny_http::Server::http("127.0.0.1:0").expect("bind 127.0.0.1");
         let addr = server.server_addr().to_ip().expect("an IP address");
-        let store = Arc::new(Mutex::new(Store::default()));
+        let store = Arc::new(Mutex::new(Store {
+            resources: crate::fake_discovery::built_in(),
+            ..Store::default()
+        }));
         let stop = Arc::new(AtomicBool::new(false));
         let (s, st) = (store.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
@@ -382,6 +439,20 @@ impl FakeKube {
     /// Commands run through the exec API so far: (namespace/pod, container, command).
     pub fn execs(&self) -> Vec<(String, String, Vec<String>)> {
         self.store.lock().expect("store").execs.clone()
+    }
+
+    /// Adds a resource to discovery (a custom resource, once its CRD is "installed").
+    pub fn serve_resource(&self, def: crate::fake_discovery::ResourceDef) {
+        self.store.lock().expect("store").resources.push(def);
+    }
+
+    /// Makes `path` answer with HTTP `code`, like an aggregated API whose service is down.
+    pub fn fail_path(&self, path: &str, code: u16) {
+        self.store
+            .lock()
+            .expect("store")
+            .failing
+            .insert(path.to_string(), code);
     }
 
     /// Requests served so far.

@@ -6,6 +6,7 @@
 //! its integration tests), so it is always fresh when these tests run.
 
 pub mod etcd;
+pub mod fake_discovery;
 pub mod fake_kube;
 pub mod s3;
 

@@ -1,0 +1,229 @@
+//! Exports the cluster's resources through API discovery: every group and version the server
+//! prefers, namespaced and cluster-scoped, custom resources included, as JSON objects ready
+//! for [`engine::manifests::backup_manifests`].
+//!
+//! Lists are paged (`limit`/`continue`) so a large cluster never arrives as one response. A
+//! resource that cannot be listed (RBAC, an aggregated API whose service is down) is reported
+//! and skipped, as `kubectl get` would; the rest of the export goes on.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use kube::Client;
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope, verbs};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Which resources to export.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportFilter {
+    /// Only these namespaces (with their Namespace objects and the definitions of the custom
+    /// resources found in them); every namespace and every cluster-scoped resource when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
+    /// Only these kinds: `Deployment`, a plural such as `deployments`, or `widget.example.com`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<String>,
+    /// Only objects whose labels match this selector (`app=web,tier!=cache`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_selector: Option<String>,
+    /// Leave Secrets out.
+    #[serde(default)]
+    pub exclude_secrets: bool,
+    /// Keep each object's status.
+    #[serde(default)]
+    pub include_status: bool,
+}
+
+/// What an export found.
+#[derive(Debug, Default)]
+pub struct Export {
+    /// The objects, each with `apiVersion` and `kind`.
+    pub objects: Vec<Value>,
+    /// Resources that could not be listed, with why.
+    pub warnings: Vec<String>,
+}
+
+/// Groups whose objects are not state: resource metrics change every few seconds.
+const SKIPPED_GROUPS: &[&str] = &["metrics.k8s.io"];
+/// Kinds never worth listing (engine::manifests would drop every object anyway).
+const SKIPPED_KINDS: &[&str] = &["Event", "Node", "ComponentStatus", "Lease"];
+const PAGE: u32 = 500;
+
+fn wanted_kind(filter: &ExportFilter, ar: &ApiResource) -> bool {
+    filter.kinds.is_empty()
+        || filter.kinds.iter().any(|k| {
+            let k = k.to_ascii_lowercase();
+            k == ar.kind.to_ascii_lowercase()
+                || k == ar.plural
+                || (!ar.group.is_empty()
+                    && (k == format!("{}.{}", ar.kind.to_ascii_lowercase(), ar.group)
+                        || k == format!("{}.{}", ar.plural, ar.group)))
+        })
+}
+
+/// The resources to list, in discovery order.
+async fn resources(client: &Client) -> kube::Result<Vec<(ApiResource, ApiCapabilities)>> {
+    let discovery = Discovery::new(client.clone())
+        .exclude(SKIPPED_GROUPS)
+        .run()
+        .await?;
+    let mut out = Vec::new();
+    for group in discovery.groups_alphabetical() {
+        for (ar, caps) in group.recommended_resources() {
+            if caps.supports_operation(verbs::LIST) && !SKIPPED_KINDS.contains(&ar.kind.as_str()) {
+                out.push((ar, caps));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A client for exports: kube's default retry policy retries a 503 fifteen times over more
+/// than five minutes, which one aggregated API whose service is down would turn into a stalled
+/// export; [`list_all`] retries briefly itself instead.
+pub fn export_client(mut config: kube::Config) -> kube::Result<Client> {
+    config.default_retry = false;
+    Client::try_from(config)
+}
+
+/// Waits before the retries of a list the server said it could not serve now.
+const RETRY_DELAYS: [Duration; 2] = [Duration::from_millis(500), Duration::from_secs(2)];
+
+fn transient(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if matches!(s.code, 429 | 503 | 504))
+}
+
+async fn list_all(
+    api: &Api<DynamicObject>,
+    labels: Option<&str>,
+) -> kube::Result<Vec<DynamicObject>> {
+    let mut out = Vec::new();
+    let mut params = ListParams::default().limit(PAGE);
+    if let Some(l) = labels {
+        params = params.labels(l);
+    }
+    let mut delays = RETRY_DELAYS.iter();
+    loop {
+        let page = match api.list(&params).await {
+            Ok(page) => page,
+            Err(e) if transient(&e) => match delays.next() {
+                Some(d) => {
+                    tokio::time::sleep(*d).await;
+                    continue;
+                }
+                None => return Err(e),
+            },
+            Err(e) => return Err(e),
+        };
+        out.extend(page.items);
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => params = params.continue_token(&token),
+            _ => return Ok(out),
+        }
+    }
+}
+
+fn to_value(ar: &ApiResource, obj: DynamicObject) -> Option<Value> {
+    let mut v = serde_json::to_value(obj).ok()?;
+    // List items of built-in types carry no apiVersion or kind: discovery says what they are.
+    v["apiVersion"] = Value::String(ar.api_version.clone());
+    v["kind"] = Value::String(ar.kind.clone());
+    Some(v)
+}
+
+/// Lists what `filter` asks for.
+pub async fn export(client: &Client, filter: &ExportFilter) -> kube::Result<Export> {
+    let mut result = Export::default();
+    let all = resources(client).await?;
+    let labels = filter.label_selector.as_deref();
+    let mut custom_kinds = BTreeSet::new();
+    for (ar, caps) in &all {
+        let is_secret = ar.group.is_empty() && ar.kind == "Secret";
+        if !wanted_kind(filter, ar) || (is_secret && filter.exclude_secrets) {
+            continue;
+        }
+        let apis: Vec<Api<DynamicObject>> = match (&caps.scope, filter.namespaces.is_empty()) {
+            (Scope::Namespaced, true) | (Scope::Cluster, true) => {
+                vec![Api::all_with(client.clone(), ar)]
+            }
+            (Scope::Namespaced, false) => filter
+                .namespaces
+                .iter()
+                .map(|ns| Api::namespaced_with(client.clone(), ns, ar))
+                .collect(),
+            // Cluster-scoped objects come with a namespace filter only as what the chosen
+            // namespaces need: their Namespace objects and CRDs, added below.
+            (Scope::Cluster, false) => continue,
+        };
+        for api in apis {
+            match list_all(&api, labels).await {
+                Ok(items) => {
+                    let before = result.objects.len();
+                    result
+                        .objects
+                        .extend(items.into_iter().filter_map(|o| to_value(ar, o)));
+                    if result.objects.len() > before && !builtin(&ar.group) {
+                        custom_kinds.insert((ar.group.clone(), ar.kind.clone()));
+                    }
+                }
+                Err(e) => result
+                    .warnings
+                    .push(format!("cannot list {}.{}: {e}", ar.plural, ar.group)),
+            }
+        }
+    }
+    if !filter.namespaces.is_empty() {
+        add_needed(client, &all, filter, &custom_kinds, &mut result).await;
+    }
+    Ok(result)
+}
+
+fn builtin(group: &str) -> bool {
+    !group.contains('.') || group.ends_with(".k8s.io")
+}
+
+/// With a namespace filter: the Namespace objects of the chosen namespaces, and the
+/// definitions of the custom resources found in them.
+async fn add_needed(
+    client: &Client,
+    all: &[(ApiResource, ApiCapabilities)],
+    filter: &ExportFilter,
+    custom_kinds: &BTreeSet<(String, String)>,
+    result: &mut Export,
+) {
+    for (ar, _) in all {
+        let keep: Box<dyn Fn(&Value) -> bool> = match (ar.group.as_str(), ar.kind.as_str()) {
+            ("", "Namespace") => Box::new(|o: &Value| {
+                o["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| filter.namespaces.iter().any(|w| w == n))
+            }),
+            ("apiextensions.k8s.io", "CustomResourceDefinition") if !custom_kinds.is_empty() => {
+                Box::new(|o: &Value| {
+                    let g = o["spec"]["group"].as_str().unwrap_or_default().to_string();
+                    let k = o["spec"]["names"]["kind"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
+                    custom_kinds.contains(&(g, k))
+                })
+            }
+            _ => continue,
+        };
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), ar);
+        match list_all(&api, None).await {
+            Ok(items) => result.objects.extend(
+                items
+                    .into_iter()
+                    .filter_map(|o| to_value(ar, o))
+                    .filter(|o| keep(o)),
+            ),
+            Err(e) => result
+                .warnings
+                .push(format!("cannot list {}.{}: {e}", ar.plural, ar.group)),
+        }
+    }
+}
