@@ -2,7 +2,7 @@
 //! VolumeRestore, decide what to do with each ([`crate::decide`]), and start, stop or settle
 //! work. Jobs run on blocking threads, at most `max_concurrent` at once on this node.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -54,6 +54,8 @@ pub type JobKey = (&'static str, String);
 /// The agent's shared state.
 pub struct Agent {
     pub(crate) client: Client,
+    /// For resource exports: no built-in retries (see [`crate::export::export_client`]).
+    pub(crate) export_client: Client,
     pub(crate) config: AgentConfig,
     pub(crate) kubelet: KubeletPods,
     pub(crate) access: RepoAccess,
@@ -67,9 +69,15 @@ pub struct Agent {
 
 impl Agent {
     /// A new agent.
-    pub fn new(client: Client, config: AgentConfig, access: RepoAccess) -> Arc<Self> {
+    pub fn new(
+        client: Client,
+        export_client: Client,
+        config: AgentConfig,
+        access: RepoAccess,
+    ) -> Arc<Self> {
         Arc::new(Self {
             client,
+            export_client,
             kubelet: KubeletPods::new(config.kubelet_pods.clone()),
             config,
             access,
@@ -98,7 +106,7 @@ impl Agent {
         self.shutdown.load(Ordering::Relaxed)
     }
 
-    fn me(&self) -> Me<'_> {
+    pub(crate) fn me(&self) -> Me<'_> {
         Me {
             node: &self.config.node,
             instance: &self.config.instance,
@@ -157,6 +165,7 @@ impl Agent {
         let pods = pods.list(&on_node).await?.items;
         let backups: Api<VolumeBackup> = Api::all(self.client.clone());
         let backups = backups.list(&ListParams::default()).await?.items;
+        self.reconcile_cluster_backups(&pods, &backups).await?;
         let restores: Api<VolumeRestore> = Api::all(self.client.clone());
         let restores = restores.list(&ListParams::default()).await?.items;
 
@@ -233,28 +242,14 @@ impl Agent {
         Ok(())
     }
 
-    /// Creates the VolumeBackups that due schedules ask for, for the PVCs of this node's pods.
+    /// Creates what due schedules ask for: the VolumeBackups of this node's selected PVCs, or,
+    /// for a schedule that also wants etcd or manifests, one ClusterBackup (every agent
+    /// creates the same one; the name makes that idempotent).
     async fn run_schedules(&self, pods: &[Pod], schedules: &[BackupSchedule]) {
-        use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
         let now = chrono::Utc::now();
         let resync = chrono::Duration::from_std(self.config.resync * 3).unwrap_or_default();
         let window = resync.max(chrono::Duration::minutes(10));
-        let mut claims = std::collections::BTreeSet::new();
-        for pod in pods {
-            let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-            if matches!(phase, Some("Succeeded" | "Failed"))
-                || pod.metadata.deletion_timestamp.is_some()
-            {
-                continue;
-            }
-            let ns = pod.namespace().unwrap_or_default();
-            for v in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
-                if let Some(c) = &v.persistent_volume_claim {
-                    claims.insert((ns.clone(), c.claim_name.clone()));
-                }
-            }
-        }
-        let mut ns_labels: HashMap<String, BTreeMap<String, String>> = HashMap::new();
+        let mut labels = crate::cluster::LabelCache::default();
         for schedule in schedules.iter().filter(|s| !s.spec.paused) {
             let name = schedule.name_any();
             let t = match crate::schedule::due(&schedule.spec.schedule, now, window) {
@@ -265,35 +260,19 @@ impl Agent {
                     continue;
                 }
             };
-            for (ns, pvc) in &claims {
-                if !ns_labels.contains_key(ns) {
-                    let api: Api<Namespace> = Api::all(self.client.clone());
-                    let labels = match api.get(ns).await {
-                        Ok(n) => n.metadata.labels.unwrap_or_default(),
-                        Err(e) => {
-                            tracing::warn!(namespace = %ns, "cannot read the namespace: {e}");
-                            continue;
-                        }
-                    };
-                    ns_labels.insert(ns.clone(), labels);
-                }
-                if !crate::schedule::matches(
+            if schedule.spec.etcd.is_some() || schedule.spec.manifests.is_some() {
+                self.create_cluster_backup(schedule, t).await;
+                continue;
+            }
+            let chosen = self
+                .selected_pvcs(
+                    pods,
                     schedule.spec.namespace_selector.as_ref(),
-                    &ns_labels[ns],
-                ) {
-                    continue;
-                }
-                let api: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), ns);
-                let labels = match api.get(pvc).await {
-                    Ok(c) => c.metadata.labels.unwrap_or_default(),
-                    Err(e) => {
-                        tracing::warn!(namespace = %ns, pvc = %pvc, "cannot read the PVC: {e}");
-                        continue;
-                    }
-                };
-                if !crate::schedule::matches(schedule.spec.pvc_selector.as_ref(), &labels) {
-                    continue;
-                }
+                    schedule.spec.pvc_selector.as_ref(),
+                    &mut labels,
+                )
+                .await;
+            for (ns, pvc) in &chosen {
                 self.create_scheduled(schedule, ns, pvc, t).await;
             }
         }

@@ -4,7 +4,9 @@
 //! - [`VolumeBackup`]: back up one PVC, on the node whose pod mounts it.
 //! - [`VolumeRestore`]: restore a snapshot into a PVC or a path.
 //! - [`BackupSchedule`]: create VolumeBackups on a cron schedule for the PVCs a selector picks,
-//!   and apply retention.
+//!   or a ClusterBackup when it also asks for etcd or manifests, and apply retention.
+//! - [`ClusterBackup`]: one point in time of the cluster: the volume snapshots, an etcd
+//!   snapshot and the resource manifests, grouped under the resource's name.
 
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -130,6 +132,20 @@ pub struct VolumeBackupSpec {
     /// Set to stop a backup that has not finished.
     #[serde(default)]
     pub cancel: bool,
+    /// The cluster backup this volume's snapshot is part of (set by a ClusterBackup).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_backup: Option<GroupRef>,
+}
+
+/// A cluster backup's identity, as its snapshots record it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupRef {
+    /// The group id: the ClusterBackup's name.
+    pub id: String,
+    /// The series: the schedule's name, or the ClusterBackup's own.
+    #[serde(default)]
+    pub series: String,
 }
 
 /// What an agent reports about a [`VolumeBackup`].
@@ -350,6 +366,139 @@ pub struct BackupScheduleSpec {
     /// Create no backups while set.
     #[serde(default)]
     pub paused: bool,
+    /// Also take an etcd snapshot: each run is then a ClusterBackup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<EtcdSpec>,
+    /// Also export the resource manifests: each run is then a ClusterBackup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifests: Option<crate::export::ExportFilter>,
+    /// Back up the selected volumes (with `etcd` or `manifests`, set false for cluster state
+    /// alone).
+    #[serde(default = "yes")]
+    pub volumes: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Where etcd is and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EtcdSpec {
+    /// Client URLs, tried in order (kubeadm: `https://127.0.0.1:2379`, reachable from the
+    /// control-plane nodes' host network).
+    pub endpoints: Vec<String>,
+    /// A Secret in the agent's namespace with `ca.crt`, `tls.crt` and `tls.key` (kubeadm:
+    /// `/etc/kubernetes/pki/etcd/{ca.crt,healthcheck-client.crt,healthcheck-client.key}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_secret: Option<String>,
+    /// Only an agent on a node labelled `node-role.kubernetes.io/control-plane` takes it.
+    #[serde(default = "yes")]
+    pub control_plane_only: bool,
+}
+
+/// Back up the cluster at one point in time: the volumes the selectors pick (each node's
+/// agent backs up its own), one etcd snapshot and one manifests export, all recorded under
+/// the group id `metadata.name`.
+#[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "kairn.dev",
+    version = "v1alpha1",
+    kind = "ClusterBackup",
+    status = "ClusterBackupStatus",
+    shortname = "cbk",
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Volumes","type":"integer","jsonPath":".status.volumes.completed"}"#,
+    printcolumn = r#"{"name":"Etcd","type":"string","jsonPath":".status.etcd.phase"}"#,
+    printcolumn = r#"{"name":"Manifests","type":"string","jsonPath":".status.manifests.phase"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterBackupSpec {
+    /// The series for retention (the schedule's name); the resource's name when empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub series: String,
+    /// Back up the volumes the selectors pick.
+    #[serde(default = "yes")]
+    pub volumes: bool,
+    /// Namespaces whose labels match; every namespace when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+    /// PVCs whose labels match; every PVC of the chosen namespaces when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pvc_selector: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+    /// Hooks for every volume backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<Hooks>,
+    /// Take an etcd snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<EtcdSpec>,
+    /// Export the resource manifests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifests: Option<crate::export::ExportFilter>,
+    /// Tags recorded in every snapshot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+/// One part of a cluster backup: the etcd snapshot or the manifests.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PartStatus {
+    /// Where it is.
+    #[serde(default)]
+    pub phase: Phase,
+    /// The agent instance that took it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// Its node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// The snapshot written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
+    /// What happened, in a line or a few: the error, or what was left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<String>,
+}
+
+/// The volumes of a cluster backup, counted from their VolumeBackups.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumesStatus {
+    /// VolumeBackups created.
+    #[serde(default)]
+    pub total: u32,
+    /// Of them, Completed.
+    #[serde(default)]
+    pub completed: u32,
+    /// Of them, PartiallyFailed, Failed or Canceled.
+    #[serde(default)]
+    pub failed: u32,
+}
+
+/// Which parts of a [`ClusterBackup`] succeeded.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterBackupStatus {
+    /// `Completed` when every part did, `PartiallyFailed` when some did, `Failed` when none.
+    #[serde(default)]
+    pub phase: Phase,
+    /// The volumes.
+    #[serde(default)]
+    pub volumes: VolumesStatus,
+    /// The etcd snapshot, when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<PartStatus>,
+    /// The manifests, when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifests: Option<PartStatus>,
+    /// When it started and ended (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<String>,
 }
 
 /// What the schedule has done.
@@ -374,6 +523,7 @@ pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
         VolumeBackup::crd(),
         VolumeRestore::crd(),
         BackupSchedule::crd(),
+        ClusterBackup::crd(),
     ] {
         out.push_str("---\n");
         out.push_str(&serde_yaml::to_string(&crd)?);

@@ -195,24 +195,27 @@ async fn add_needed(
     result: &mut Export,
 ) {
     for (ar, _) in all {
-        let keep: Box<dyn Fn(&Value) -> bool> = match (ar.group.as_str(), ar.kind.as_str()) {
-            ("", "Namespace") => Box::new(|o: &Value| {
-                o["metadata"]["name"]
-                    .as_str()
-                    .is_some_and(|n| filter.namespaces.iter().any(|w| w == n))
-            }),
-            ("apiextensions.k8s.io", "CustomResourceDefinition") if !custom_kinds.is_empty() => {
-                Box::new(|o: &Value| {
-                    let g = o["spec"]["group"].as_str().unwrap_or_default().to_string();
-                    let k = o["spec"]["names"]["kind"]
+        let keep: Box<dyn Fn(&Value) -> bool + Send + Sync> =
+            match (ar.group.as_str(), ar.kind.as_str()) {
+                ("", "Namespace") => Box::new(|o: &Value| {
+                    o["metadata"]["name"]
                         .as_str()
-                        .unwrap_or_default()
-                        .to_string();
-                    custom_kinds.contains(&(g, k))
-                })
-            }
-            _ => continue,
-        };
+                        .is_some_and(|n| filter.namespaces.iter().any(|w| w == n))
+                }),
+                ("apiextensions.k8s.io", "CustomResourceDefinition")
+                    if !custom_kinds.is_empty() =>
+                {
+                    Box::new(|o: &Value| {
+                        let g = o["spec"]["group"].as_str().unwrap_or_default().to_string();
+                        let k = o["spec"]["names"]["kind"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string();
+                        custom_kinds.contains(&(g, k))
+                    })
+                }
+                _ => continue,
+            };
         let api: Api<DynamicObject> = Api::all_with(client.clone(), ar);
         match list_all(&api, None).await {
             Ok(items) => result.objects.extend(

@@ -97,6 +97,8 @@ pub struct BackupRequest {
     pub tags: Vec<String>,
     /// A block-mode volume: `path` is its device, read as one stream.
     pub block: bool,
+    /// The cluster backup the snapshot is part of.
+    pub group: Option<engine::format::snapshot::Group>,
 }
 
 /// What a finished backup reports.
@@ -176,6 +178,7 @@ fn backup_in_session(
         parent: parent.map_or(ParentChoice::None, ParentChoice::Snapshot),
         source: req.source.clone(),
         stored_as: Some(stored_as),
+        group: req.group.clone(),
         ..Default::default()
     };
     let outcome = backup(repo, &index, &opts, progress)?;
@@ -209,6 +212,7 @@ fn block_backup(
             kind: engine::format::snapshot::SourceKind::BlockDevice,
             ..req.source.clone()
         },
+        group: req.group.clone(),
         ..Default::default()
     };
     let outcome =

@@ -6,6 +6,7 @@
 //! metrics and health.
 
 pub mod agent;
+pub mod cluster;
 pub mod crd;
 pub mod decide;
 pub mod events;

@@ -138,9 +138,13 @@ fn init_logging(text: bool) {
 }
 
 async fn run(args: Args, access: RepoAccess) -> Result<()> {
-    let client = kube::Client::try_default()
+    let kube_config = kube::Config::infer()
         .await
         .context("cannot configure the Kubernetes client (in-cluster or KUBECONFIG)")?;
+    let client = kube::Client::try_from(kube_config.clone())
+        .context("cannot configure the Kubernetes client (in-cluster or KUBECONFIG)")?;
+    let export_client = node_agent::export::export_client(kube_config)
+        .context("cannot configure the Kubernetes client for exports")?;
     let instance = format!(
         "{}-{:x}",
         std::env::var("POD_NAME").unwrap_or_else(|_| args.node_name.clone()),
@@ -161,7 +165,7 @@ async fn run(args: Args, access: RepoAccess) -> Result<()> {
         freeze_limit: Duration::from_secs(args.freeze_limit_seconds.max(1)),
         admin_namespace: args.admin_namespace.clone(),
     };
-    let agent = Agent::new(client, config, access);
+    let agent = Agent::new(client, export_client, config, access);
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

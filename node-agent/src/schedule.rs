@@ -74,6 +74,15 @@ pub fn backup_name(schedule: &str, pvc: &str, t: DateTime<Utc>) -> String {
     )
 }
 
+/// The ClusterBackup a schedule creates for its run at `t`: `<schedule>-<YYYYmmddHHMM>`,
+/// the same on every agent.
+pub fn cluster_backup_name(schedule: &str, t: DateTime<Utc>) -> String {
+    let stamp = t.format("%Y%m%d%H%M").to_string();
+    let mut head = schedule.to_string();
+    head.truncate(253 - stamp.len() - 1);
+    format!("{}-{stamp}", head.trim_end_matches(['-', '.']))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -166,6 +166,14 @@ impl Work for VolumeBackup {
             },
             tags: self.spec.tags.clone(),
             block: located.volume.mode == VolumeMode::Block,
+            group: self
+                .spec
+                .cluster_backup
+                .as_ref()
+                .map(|g| engine::format::snapshot::Group {
+                    id: g.id.clone(),
+                    series: g.series.clone(),
+                }),
         };
         let hooks = match self.spec.hooks.clone() {
             Some(h) => h,

@@ -87,7 +87,8 @@ fn the_role_grants_no_writes_beyond_status_events_hooks_and_scheduled_backups() 
             let allowed = resources.iter().all(|r| {
                 (verb == "patch" && r.ends_with("/status"))
                     || (verb == "create"
-                        && ["events", "pods/exec", "volumebackups"].contains(&r.as_str()))
+                        && ["events", "pods/exec", "volumebackups", "clusterbackups"]
+                            .contains(&r.as_str()))
             });
             assert!(allowed, "the agent may {verb} {resources:?}");
         }

@@ -842,3 +842,123 @@ fn measure_agent_backup_and_restore_of_a_large_volume() {
         .unwrap();
     println!("{}", String::from_utf8_lossy(&out.stderr).trim());
 }
+
+#[test]
+fn fake_api_server_a_scheduled_cluster_backup_groups_volumes_a_real_etcd_snapshot_and_manifests() {
+    let c = Cluster::new();
+    let data = c.pvc_with_pod("shop", "data", "db-0", NODE, "Running");
+    write_volume(&data, 11, 3);
+    c.kube.create(
+        "/api/v1/namespaces",
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+    );
+    c.kube.create(
+        "/api/v1/namespaces/shop/configmaps",
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"mode": "fast"}}),
+    );
+    c.kube.create(
+        "/apis/apps/v1/namespaces/shop/deployments",
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 2}}),
+    );
+    // This node is a control-plane node: its agent may take the etcd snapshot.
+    c.kube.create(
+        "/api/v1/nodes",
+        json!({"apiVersion": "v1", "kind": "Node",
+               "metadata": {"name": NODE, "labels": {"node-role.kubernetes.io/control-plane": ""}}}),
+    );
+    let work = tempfile::tempdir().unwrap();
+    let etcd = kairn_e2e::etcd::Etcd::start("cp", &work.path().join("etcd"), None);
+    let out = etcd.ctl(&["put", "/registry/kairn", "cluster-state"]);
+    assert!(out.status.success());
+
+    c.kube.create(
+        "/apis/kairn.dev/v1alpha1/backupschedules",
+        json!({"apiVersion": "kairn.dev/v1alpha1", "kind": "BackupSchedule",
+               "metadata": {"name": "cluster"},
+               "spec": {"schedule": "* * * * *",
+                        "etcd": {"endpoints": [etcd.endpoint]},
+                        "manifests": {"namespaces": ["shop"]}}}),
+    );
+    let mut agent = c.agent(&[]);
+    let start = Instant::now();
+    let (name, status) = loop {
+        let done = c
+            .kube
+            .list("/apis/kairn.dev/v1alpha1/clusterbackups")
+            .into_iter()
+            .find(|cb| is_final(&cb["status"]));
+        if let Some(cb) = done {
+            break (
+                cb["metadata"]["name"].as_str().unwrap().to_string(),
+                cb["status"].clone(),
+            );
+        }
+        if let Ok(Some(exit)) = agent.child.try_wait() {
+            panic!("the agent exited ({exit}):\n{}", agent.logs());
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "no cluster backup finished: {:?}\n{}",
+            c.kube.list("/apis/kairn.dev/v1alpha1/clusterbackups"),
+            agent.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    agent.kill();
+    assert!(name.starts_with("cluster-"), "{name}");
+    assert_eq!(status["phase"], "Completed", "{status:#}");
+    assert_eq!(status["etcd"]["phase"], "Completed", "{status:#}");
+    assert_eq!(status["manifests"]["phase"], "Completed", "{status:#}");
+    assert_eq!(
+        status["volumes"],
+        json!({"total": 1, "completed": 1, "failed": 0})
+    );
+
+    // In the repository: one cluster backup of three snapshots, the etcd one restorable.
+    let groups = c.cli.json(&["snapshots", "--group", &name]);
+    let group = &groups[0];
+    assert_eq!(group["series"], "cluster");
+    assert_eq!(
+        (
+            group["etcd"].as_u64(),
+            group["manifests"].as_u64(),
+            group["volumes"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1)),
+        "{group:#}"
+    );
+    let yaml = c.cli.ok(&[
+        "manifests",
+        status["manifests"]["snapshotId"].as_str().unwrap(),
+    ]);
+    for want in [
+        "kind: Namespace",
+        "kind: ConfigMap",
+        "kind: Deployment",
+        "mode: fast",
+    ] {
+        assert!(yaml.contains(want), "{want} missing from\n{yaml}");
+    }
+    let target = work.path().join("etcd-restore");
+    c.cli.ok(&[
+        "restore",
+        status["etcd"]["snapshotId"].as_str().unwrap(),
+        "--target",
+        target.to_str().unwrap(),
+    ]);
+    let peer = kairn_e2e::s3::free_port();
+    let rebuilt = work.path().join("rebuilt");
+    let out =
+        kairn_e2e::etcd::restore_snapshot(&target.join("etcd-snapshot.db"), &rebuilt, "r", peer);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(etcd);
+    let member = kairn_e2e::etcd::Etcd::start_with_peer("r", &rebuilt, None, peer);
+    assert_eq!(
+        member.get_prefix("/registry/")["/registry/kairn"],
+        "cluster-state"
+    );
+}
