@@ -501,10 +501,44 @@ impl Agent {
         if old.started.is_none() {
             patch["started"] = json!(status::now());
         }
-        if let Err(e) = status::patch(api, &name, cb.resource_version().as_deref(), patch).await
-            && !status::is_conflict(&e)
+        match status::patch(api, &name, cb.resource_version().as_deref(), patch).await {
+            Ok(()) if phase.is_some() => self.retain(cb).await,
+            Ok(()) => {}
+            Err(e) if status::is_conflict(&e) => {}
+            Err(e) => tracing::warn!(cluster_backup = %name, "cannot record the status: {e}"),
+        }
+    }
+
+    /// After a scheduled cluster backup: forget the runs the schedule's retention no longer
+    /// keeps, whole (the engine decides a series' cluster backups as units).
+    async fn retain(&self, cb: &ClusterBackup) {
+        let Some(schedule) = cb.labels().get(crate::schedule::SCHEDULE_LABEL).cloned() else {
+            return;
+        };
+        let api: Api<BackupSchedule> = Api::all(self.client.clone());
+        let policy = match api.get(&schedule).await {
+            Ok(s) => match s.spec.retention {
+                Some(r) => r.policy(),
+                None => return,
+            },
+            Err(e) => {
+                tracing::warn!(schedule, "cannot read the schedule for its retention: {e}");
+                return;
+            }
+        };
+        if policy.is_empty() {
+            return;
+        }
+        let access = self.access.clone();
+        let tag = format!("schedule:{schedule}");
+        match tokio::task::spawn_blocking(move || {
+            crate::job::apply_retention(&access, &tag, None, policy)
+        })
+        .await
         {
-            tracing::warn!(cluster_backup = %name, "cannot record the status: {e}");
+            Ok(Ok(n)) => tracing::info!(schedule, forgotten = n, "retention applied"),
+            Ok(Err(e)) => tracing::warn!(schedule, "cannot apply retention: {e}"),
+            Err(e) => tracing::warn!(schedule, "retention task failed: {e}"),
         }
     }
 }

@@ -336,6 +336,21 @@ pub struct Retention {
     pub keep_yearly: u32,
 }
 
+impl Retention {
+    /// The engine's form of the policy.
+    pub fn policy(&self) -> engine::retention::RetentionPolicy {
+        engine::retention::RetentionPolicy {
+            last: self.keep_last,
+            hourly: self.keep_hourly,
+            daily: self.keep_daily,
+            weekly: self.keep_weekly,
+            monthly: self.keep_monthly,
+            yearly: self.keep_yearly,
+            ..Default::default()
+        }
+    }
+}
+
 /// Back up the PVCs a selector picks, on a schedule.
 #[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(

@@ -326,14 +326,14 @@ fn block_restore(
     })
 }
 
-/// Applies a schedule's retention to the snapshots it made of one PVC (the engine groups
-/// Kubernetes snapshots by volume, whatever node took them). Returns how many were forgotten.
-/// The data they alone held is freed by the next `repo prune`, which is run by an operator
-/// (it takes the repository's exclusive lock), not by the agents.
+/// Applies a schedule's retention to the snapshots it made (of one PVC when `stored_as` names
+/// it; the engine groups Kubernetes snapshots by volume, whatever node took them, and decides
+/// cluster backups whole). Returns how many were forgotten. The data they alone held is freed
+/// by the next `repo prune`, which is run by an operator, not by the agents.
 pub fn apply_retention(
     access: &RepoAccess,
     schedule_tag: &str,
-    stored_as: &str,
+    stored_as: Option<&str>,
     policy: engine::retention::RetentionPolicy,
 ) -> engine::Result<usize> {
     let repo = access.open()?;
@@ -341,7 +341,7 @@ pub fn apply_retention(
         policy,
         filter: engine::snapshots::SnapshotFilter {
             tags: vec![schedule_tag.to_string()],
-            paths: vec![format!("/{stored_as}")],
+            paths: stored_as.map(|s| vec![format!("/{s}")]).unwrap_or_default(),
             ..Default::default()
         },
         ..Default::default()

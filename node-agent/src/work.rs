@@ -318,22 +318,14 @@ impl VolumeBackup {
         }) else {
             return;
         };
-        let policy = engine::retention::RetentionPolicy {
-            last: r.keep_last,
-            hourly: r.keep_hourly,
-            daily: r.keep_daily,
-            weekly: r.keep_weekly,
-            monthly: r.keep_monthly,
-            yearly: r.keep_yearly,
-            ..Default::default()
-        };
+        let policy = r.policy();
         if policy.is_empty() {
             return;
         }
         let access = agent.access.clone();
         let (tag, stored_as) = (format!("schedule:{schedule}"), pvc.to_string());
         match tokio::task::spawn_blocking(move || {
-            job::apply_retention(&access, &tag, &stored_as, policy)
+            job::apply_retention(&access, &tag, Some(&stored_as), policy)
         })
         .await
         {

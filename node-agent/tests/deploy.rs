@@ -94,3 +94,28 @@ fn the_role_grants_no_writes_beyond_status_events_hooks_and_scheduled_backups() 
         }
     }
 }
+
+#[test]
+fn every_example_parses_as_the_resource_it_claims_to_be() {
+    use node_agent::crd::{BackupSchedule, ClusterBackup, VolumeBackup, VolumeRestore};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let file = format!("examples/{}", entry.unwrap().file_name().to_string_lossy());
+        for doc in docs(&file) {
+            let kind = doc["kind"].as_str().unwrap_or_default().to_string();
+            // Through JSON, as the API server stores it (serde_yaml reads enums from YAML tags).
+            let doc = serde_json::to_value(&doc).unwrap();
+            let parsed = match kind.as_str() {
+                "VolumeBackup" => serde_json::from_value::<VolumeBackup>(doc).map(|_| ()),
+                "VolumeRestore" => serde_json::from_value::<VolumeRestore>(doc).map(|_| ()),
+                "BackupSchedule" => serde_json::from_value::<BackupSchedule>(doc).map(|_| ()),
+                "ClusterBackup" => serde_json::from_value::<ClusterBackup>(doc).map(|_| ()),
+                _ => continue,
+            };
+            assert!(parsed.is_ok(), "{file}: {kind}: {parsed:?}");
+            seen += 1;
+        }
+    }
+    assert!(seen >= 5, "only {seen} examples");
+}

@@ -871,14 +871,36 @@ fn fake_api_server_a_scheduled_cluster_backup_groups_volumes_a_real_etcd_snapsho
     let out = etcd.ctl(&["put", "/registry/kairn", "cluster-state"]);
     assert!(out.status.success());
 
+    // Due once: at this very minute (UTC) of the day, so no second run can start mid-test.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let this_minute = format!("{} {} * * *", now / 60 % 60, now / 3600 % 24);
     c.kube.create(
         "/apis/kairn.dev/v1alpha1/backupschedules",
         json!({"apiVersion": "kairn.dev/v1alpha1", "kind": "BackupSchedule",
                "metadata": {"name": "cluster"},
-               "spec": {"schedule": "* * * * *",
+               "spec": {"schedule": this_minute,
                         "etcd": {"endpoints": [etcd.endpoint]},
-                        "manifests": {"namespaces": ["shop"]}}}),
+                        "manifests": {"namespaces": ["shop"]},
+                        "retention": {"keepLast": 1}}}),
     );
+    // An earlier run of the same schedule, of two snapshots: retention forgets it whole.
+    for part in ["etcd", "volume"] {
+        let dir = work.path().join(part);
+        write_volume(&dir, 70, 1);
+        c.cli.ok(&[
+            "backup",
+            dir.to_str().unwrap(),
+            "--group",
+            "cluster-202601010000",
+            "--series",
+            "cluster",
+            "--tag",
+            "schedule:cluster",
+        ]);
+    }
     let mut agent = c.agent(&[]);
     let start = Instant::now();
     let (name, status) = loop {
@@ -904,7 +926,6 @@ fn fake_api_server_a_scheduled_cluster_backup_groups_volumes_a_real_etcd_snapsho
         );
         std::thread::sleep(Duration::from_millis(100));
     };
-    agent.kill();
     assert!(name.starts_with("cluster-"), "{name}");
     assert_eq!(status["phase"], "Completed", "{status:#}");
     assert_eq!(status["etcd"]["phase"], "Completed", "{status:#}");
@@ -913,6 +934,25 @@ fn fake_api_server_a_scheduled_cluster_backup_groups_volumes_a_real_etcd_snapsho
         status["volumes"],
         json!({"total": 1, "completed": 1, "failed": 0})
     );
+
+    let start = Instant::now();
+    while c
+        .cli
+        .json(&["snapshots", "--group"])
+        .as_array()
+        .unwrap()
+        .len()
+        > 1
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "retention did not forget the earlier run: {}",
+            agent.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    agent.kill();
+    assert_eq!(c.cli.json(&["snapshots"]).as_array().unwrap().len(), 3);
 
     // In the repository: one cluster backup of three snapshots, the etcd one restorable.
     let groups = c.cli.json(&["snapshots", "--group", &name]);
