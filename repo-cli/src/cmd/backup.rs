@@ -214,6 +214,29 @@ fn open_resuming(g: &Global) -> Result<(engine::repo::Repository, Index)> {
     Ok((repo, index))
 }
 
+/// Options for a snapshot of cluster state (etcd, manifests): no paths, the cluster's name.
+fn cluster_source_options(a: &BackupArgs) -> BackupOptions {
+    BackupOptions {
+        tags: a.tags.clone(),
+        host: a.host.clone(),
+        source: engine::format::snapshot::Source {
+            cluster: a.cluster.clone(),
+            ..Default::default()
+        },
+        group: group_of(a),
+        ..Default::default()
+    }
+}
+
+fn print_saved(outcome: &engine::backup::BackupOutcome) -> Result<()> {
+    output::line(format!(
+        "snapshot {} saved in {:.2}s",
+        outcome.id.short(),
+        outcome.snapshot.summary.duration_secs
+    ))?;
+    Ok(())
+}
+
 fn run_etcd(g: &Global, a: &BackupArgs) -> Result<()> {
     let source = EtcdSource {
         endpoints: a.etcd.clone(),
@@ -225,16 +248,7 @@ fn run_etcd(g: &Global, a: &BackupArgs) -> Result<()> {
         ..Default::default()
     };
     let (repo, index) = open_resuming(g)?;
-    let opts = BackupOptions {
-        tags: a.tags.clone(),
-        host: a.host.clone(),
-        source: engine::format::snapshot::Source {
-            cluster: a.cluster.clone(),
-            ..Default::default()
-        },
-        group: group_of(a),
-        ..Default::default()
-    };
+    let opts = cluster_source_options(a);
     let progress = CliProgress::new(g.quiet || g.json, !g.json);
     let taken = backup_etcd(&repo, &index, &source, &opts, &progress)?;
     repo.end_session()?;
@@ -259,11 +273,7 @@ fn run_etcd(g: &Global, a: &BackupArgs) -> Result<()> {
             output::bytes(s.new_bytes_stored),
             output::bytes(s.new_bytes_raw)
         ))?;
-        output::line(format!(
-            "snapshot {} saved in {:.2}s",
-            taken.outcome.id.short(),
-            s.duration_secs
-        ))?;
+        print_saved(&taken.outcome)?;
     }
     Ok(())
 }
@@ -279,16 +289,7 @@ fn run_manifests(g: &Global, a: &BackupArgs, file: &PathBuf) -> Result<()> {
     };
     let objects = engine::manifests::parse_objects(&bytes)?;
     let (repo, index) = open_resuming(g)?;
-    let opts = BackupOptions {
-        tags: a.tags.clone(),
-        host: a.host.clone(),
-        source: engine::format::snapshot::Source {
-            cluster: a.cluster.clone(),
-            ..Default::default()
-        },
-        group: group_of(a),
-        ..Default::default()
-    };
+    let opts = cluster_source_options(a);
     let manifest_opts = engine::manifests::ManifestOptions {
         keep_status: a.keep_status,
     };
@@ -317,11 +318,7 @@ fn run_manifests(g: &Global, a: &BackupArgs, file: &PathBuf) -> Result<()> {
             taken.skipped.len(),
             output::bytes(s.new_bytes_stored)
         ))?;
-        output::line(format!(
-            "snapshot {} saved in {:.2}s",
-            taken.outcome.id.short(),
-            s.duration_secs
-        ))?;
+        print_saved(&taken.outcome)?;
     }
     Ok(())
 }
