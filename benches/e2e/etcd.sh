@@ -53,18 +53,20 @@ now() { date +%s.%N; }
 secs() { echo "$2 - $1" | bc; }
 field() { python3 -c "import json,sys; v=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
 r() { "$repo_bin" --password-file pw -r repo "$@"; }
+# Under GNU time: the binary itself, not the shell function.
+timed() { /usr/bin/time -f %M -o rss "$repo_bin" --password-file pw -r repo "$@"; }
 
 load
-s=$(now); ETCDCTL_API=3 etcdctl --endpoints $ep snapshot save saved.db >/dev/null; e=$(now)
+s=$(now); ETCDCTL_API=3 etcdctl --endpoints $ep snapshot save saved.db >/dev/null 2>&1; e=$(now)
 printf 'etcd: %s keys of %s bytes; database %s bytes\n' "$keys" "$value" "$(stat -c %s saved.db)"
 printf 'etcdctl snapshot save: %.2f s\n' "$(secs "$s" "$e")"
 r init --kdf-memory-kib 65536 >/dev/null
-s=$(now); /usr/bin/time -f %M -o rss r --json backup --etcd $ep >first.json; e=$(now)
+s=$(now); timed --json backup --etcd $ep >first.json; e=$(now)
 printf 'repo backup --etcd, first: %.2f s, %s bytes added, peak RSS %s KiB\n' \
   "$(secs "$s" "$e")" "$(field first.json "v['summary']['new_bytes_stored']")" "$(cat rss)"
 for rep in $(seq "$reps"); do
   load churn "$rep"
-  s=$(now); /usr/bin/time -f %M -o rss r --json backup --etcd $ep >next.json; e=$(now)
+  s=$(now); timed --json backup --etcd $ep >next.json; e=$(now)
   printf 'after rewriting 1%% of the keys, rep %s: %.2f s, %s of %s bytes new (%s stored), peak RSS %s KiB\n' \
     "$rep" "$(secs "$s" "$e")" "$(field next.json "v['summary']['new_bytes_raw']")" \
     "$(field next.json "v['size']")" "$(field next.json "v['summary']['new_bytes_stored']")" "$(cat rss)"
