@@ -480,6 +480,16 @@ impl Agent {
         let volumes_settled = !cb.spec.volumes || (all_final && age > grace);
         let mut st = cb.status.clone().unwrap_or_default();
         st.volumes = volumes.clone();
+        // No agent can take the etcd part (no agent on a control-plane node, as on managed
+        // clusters): say so instead of waiting forever.
+        let unclaimed = cb.spec.etcd.is_some() && st.etcd.is_none() && age > unclaimed_limit(grace);
+        if unclaimed {
+            st.etcd = Some(PartStatus {
+                phase: Phase::Failed,
+                messages: vec![NO_ETCD_AGENT.into()],
+                ..Default::default()
+            });
+        }
         let phase = settled_phase(
             &st,
             cb.spec.etcd.is_some(),
@@ -487,10 +497,13 @@ impl Agent {
             volumes_settled,
         );
         let old = cb.status.clone().unwrap_or_default();
-        if phase.is_none() && old.volumes == volumes && old.phase != Phase::New {
+        if phase.is_none() && !unclaimed && old.volumes == volumes && old.phase != Phase::New {
             return;
         }
         let mut patch = json!({"volumes": volumes});
+        if unclaimed {
+            patch["etcd"] = json!(st.etcd);
+        }
         match phase {
             Some(p) => {
                 patch["phase"] = json!(p);
@@ -541,6 +554,16 @@ impl Agent {
             Err(e) => tracing::warn!(schedule, "retention task failed: {e}"),
         }
     }
+}
+
+const NO_ETCD_AGENT: &str = "no agent took the etcd snapshot: none runs on a node labelled \
+    node-role.kubernetes.io/control-plane (set etcd.controlPlaneOnly: false if etcd is \
+    reachable from other nodes)";
+
+/// How long the etcd part may wait for an agent that can take it: ten resyncs, at least
+/// five minutes (agents restart, nodes join).
+fn unclaimed_limit(grace: chrono::Duration) -> chrono::Duration {
+    (grace * 10 / 3).max(chrono::Duration::minutes(5))
 }
 
 /// When the resource was created (now, if the server did not say).
@@ -619,6 +642,13 @@ mod tests {
         // Asked for etcd, nobody has taken it yet.
         let fresh = ClusterBackupStatus::default();
         assert_eq!(settled_phase(&fresh, true, false, true), None);
+    }
+
+    #[test]
+    fn an_etcd_part_nobody_can_take_fails_after_ten_resyncs_or_five_minutes() {
+        let grace = |s| chrono::Duration::seconds(s);
+        assert_eq!(unclaimed_limit(grace(30)), chrono::Duration::minutes(5));
+        assert_eq!(unclaimed_limit(grace(180)), chrono::Duration::minutes(10));
     }
 
     #[test]

@@ -103,6 +103,12 @@ fn cluster_backups_are_listed_as_one_and_forgotten_whole() {
         String::from_utf8_lossy(&missing.stderr)
     );
 
+    let misplaced = cli.run(&["backup", lone.to_str().unwrap(), "--cluster", "prod"]);
+    assert_eq!(
+        code(&misplaced),
+        2,
+        "--cluster is for etcd and manifests backups"
+    );
     let bad = cli.run(&["backup", lone.to_str().unwrap(), "--group", "a b"]);
     assert_eq!(code(&bad), 1);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("cluster backup id"));

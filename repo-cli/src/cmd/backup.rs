@@ -101,6 +101,11 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<()> {
     if let Some(file) = &a.manifests {
         return run_manifests(g, &a, file);
     }
+    if a.cluster.is_some() {
+        bail!(crate::UsageError(
+            "--cluster names the cluster of an --etcd or --manifests backup".into()
+        ));
+    }
     if a.stdin != a.paths.is_empty() {
         if a.stdin {
             bail!(crate::UsageError("--stdin takes no paths".into()));
