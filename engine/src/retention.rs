@@ -177,15 +177,13 @@ pub fn plan(
         ));
     }
     let mut sources: BTreeMap<String, Vec<Member<'_>>> = BTreeMap::new();
-    let mut series: BTreeMap<&str, BTreeMap<&str, Vec<Member<'_>>>> = BTreeMap::new();
+    let mut by_id: BTreeMap<&str, Vec<Member<'_>>> = BTreeMap::new();
     for (id, snap) in snapshots {
         let time = snap
             .datetime()
             .map_err(|e| e.with_context("snapshot", id.short()))?;
         match &snap.group {
-            Some(g) => series
-                .entry(g.series.as_str())
-                .or_default()
+            Some(g) => by_id
                 .entry(g.id.as_str())
                 .or_default()
                 .push((*id, snap, time)),
@@ -194,6 +192,17 @@ pub fn plan(
                 .or_default()
                 .push((*id, snap, time)),
         }
+    }
+    // A group is its id, whatever series its snapshots name (they should all name one; if
+    // they do not, the smallest decides): a group is never split between two sequences.
+    let mut series: BTreeMap<&str, BTreeMap<&str, Vec<Member<'_>>>> = BTreeMap::new();
+    for (id, members) in by_id {
+        let name = members
+            .iter()
+            .filter_map(|m| m.1.group.as_ref().map(|g| g.series.as_str()))
+            .min()
+            .unwrap_or_default();
+        series.entry(name).or_default().insert(id, members);
     }
     let mut plans: Vec<GroupPlan> = sources
         .into_iter()
@@ -506,6 +515,11 @@ mod tests {
             // Not part of any cluster backup.
             snap(12, "2026-03-04T03:00:00Z", "node-b", &[]),
         ];
+        let mut snaps = snaps;
+        // Day 1's web volume names another series by mistake: it still goes with its group.
+        if let Some(g) = snaps[2].1.group.as_mut() {
+            g.series = "other".into();
+        }
         let policy = RetentionPolicy {
             last: 1,
             tags: vec!["legal-hold".into()],

@@ -64,14 +64,16 @@ pub fn group_of(cb: &ClusterBackup) -> GroupRef {
     GroupRef { id, series }
 }
 
-/// True when this agent should take `part` now: nobody has, or a previous agent of this same
-/// node did and is gone.
-fn should_claim(part: Option<&PartStatus>, node: &str, instance: &str) -> bool {
+/// True when this agent should take `part` now: nobody has; or a previous agent of this same
+/// node did and is gone; or this agent did, and its job is no longer running (its final
+/// status write was lost).
+fn should_claim(part: Option<&PartStatus>, node: &str, instance: &str, running_here: bool) -> bool {
     match part {
         None => true,
         Some(p) if p.phase == Phase::New => true,
         Some(p) if p.phase == Phase::InProgress => {
-            p.node.as_deref() == Some(node) && p.agent.as_deref() != Some(instance)
+            p.node.as_deref() == Some(node)
+                && (p.agent.as_deref() != Some(instance) || !running_here)
         }
         Some(_) => false,
     }
@@ -240,13 +242,20 @@ impl Agent {
                         &mut labels,
                     )
                     .await;
+                let mut created = false;
                 for (ns, pvc) in chosen {
-                    self.create_member(&cb, &ns, &pvc).await;
+                    created |= self.create_member(&cb, &ns, &pvc).await;
+                }
+                // `backups` was listed before: settle on the next pass, which counts them.
+                if created {
+                    continue;
                 }
             }
             let (node, instance) = (&self.config.node, &self.config.instance);
+            let uid = cb.uid().unwrap_or_default();
+            let running = |part: Part| self.running_part(part, &uid);
             if let Some(etcd) = &cb.spec.etcd
-                && should_claim(st.etcd.as_ref(), node, instance)
+                && should_claim(st.etcd.as_ref(), node, instance, running(Part::Etcd))
                 && self.may_take_etcd(etcd).await
                 && self.claim(&api, &cb, Part::Etcd).await
             {
@@ -254,7 +263,12 @@ impl Agent {
                 continue;
             }
             if cb.spec.manifests.is_some()
-                && should_claim(st.manifests.as_ref(), node, instance)
+                && should_claim(
+                    st.manifests.as_ref(),
+                    node,
+                    instance,
+                    running(Part::Manifests),
+                )
                 && self.claim(&api, &cb, Part::Manifests).await
             {
                 self.spawn_part(&cb, Part::Manifests);
@@ -265,7 +279,8 @@ impl Agent {
         Ok(())
     }
 
-    async fn create_member(&self, cb: &ClusterBackup, ns: &str, pvc: &str) {
+    /// Creates the VolumeBackup of one selected PVC; true when it is new.
+    async fn create_member(&self, cb: &ClusterBackup, ns: &str, pvc: &str) -> bool {
         let group = group_of(cb);
         let created = created_at(cb);
         let mut tags = cb.spec.tags.clone();
@@ -282,17 +297,19 @@ impl Agent {
             Ok(vb) => vb,
             Err(e) => {
                 tracing::warn!(cluster_backup = %group.id, "cannot build a VolumeBackup: {e}");
-                return;
+                return false;
             }
         };
         let api: Api<VolumeBackup> = Api::namespaced(self.client.clone(), ns);
         match api.create(&PostParams::default(), &vb).await {
             Ok(_) => {
-                tracing::info!(cluster_backup = %group.id, namespace = ns, pvc, "created a volume backup")
+                tracing::info!(cluster_backup = %group.id, namespace = ns, pvc, "created a volume backup");
+                true
             }
-            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => false,
             Err(e) => {
-                tracing::warn!(cluster_backup = %group.id, namespace = ns, pvc, "cannot create the volume backup: {e}")
+                tracing::warn!(cluster_backup = %group.id, namespace = ns, pvc, "cannot create the volume backup: {e}");
+                false
             }
         }
     }
@@ -334,9 +351,27 @@ impl Agent {
         }
     }
 
+    fn part_key(part: Part, uid: &str) -> crate::agent::JobKey {
+        let kind = match part {
+            Part::Etcd => "cluster-etcd",
+            Part::Manifests => "cluster-manifests",
+        };
+        (kind, uid.to_string())
+    }
+
+    fn running_part(&self, part: Part, uid: &str) -> bool {
+        self.running
+            .lock()
+            .is_ok_and(|r| r.contains_key(&Self::part_key(part, uid)))
+    }
+
     fn spawn_part(self: &Arc<Self>, cb: &ClusterBackup, part: Part) {
         let agent = self.clone();
         let cb = cb.clone();
+        let key = Self::part_key(part, &cb.uid().unwrap_or_default());
+        if let Ok(mut running) = self.running.lock() {
+            running.insert(key.clone(), Arc::default());
+        }
         tokio::spawn(async move {
             let name = cb.name_any();
             tracing::info!(cluster_backup = %name, part = part.field(), "started");
@@ -358,6 +393,9 @@ impl Agent {
             tracing::info!(cluster_backup = %name, part = part.field(), "{value}");
             let api: Api<ClusterBackup> = Api::all(agent.client.clone());
             status::patch_final(&api, &name, json!({ part.field(): value })).await;
+            if let Ok(mut running) = agent.running.lock() {
+                running.remove(&key);
+            }
         });
     }
 
@@ -515,7 +553,9 @@ impl Agent {
             patch["started"] = json!(status::now());
         }
         match status::patch(api, &name, cb.resource_version().as_deref(), patch).await {
-            Ok(()) if phase.is_some() => self.retain(cb).await,
+            // Only a complete run may make retention forget earlier ones: a run whose database
+            // volume failed must not push out the last run that holds it.
+            Ok(()) if phase == Some(Phase::Completed) => self.retain(cb).await,
             Ok(()) => {}
             Err(e) if status::is_conflict(&e) => {}
             Err(e) => tracing::warn!(cluster_backup = %name, "cannot record the status: {e}"),
@@ -661,10 +701,17 @@ mod tests {
                 ..Default::default()
             })
         };
-        assert!(should_claim(None, "n1", "a2"));
-        assert!(should_claim(mine("a1").as_ref(), "n1", "a2"));
-        assert!(!should_claim(mine("a2").as_ref(), "n1", "a2"));
-        assert!(!should_claim(mine("a1").as_ref(), "n2", "b1"));
-        assert!(!should_claim(part(Phase::Completed).as_ref(), "n1", "a2"));
+        assert!(should_claim(None, "n1", "a2", false));
+        assert!(should_claim(mine("a1").as_ref(), "n1", "a2", false));
+        assert!(!should_claim(mine("a2").as_ref(), "n1", "a2", true));
+        // This agent's own job ended without its final write: run it again.
+        assert!(should_claim(mine("a2").as_ref(), "n1", "a2", false));
+        assert!(!should_claim(mine("a1").as_ref(), "n2", "b1", false));
+        assert!(!should_claim(
+            part(Phase::Completed).as_ref(),
+            "n1",
+            "a2",
+            false
+        ));
     }
 }

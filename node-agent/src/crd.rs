@@ -401,8 +401,9 @@ fn yes() -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EtcdSpec {
-    /// Client URLs, tried in order (kubeadm: `https://127.0.0.1:2379`, reachable from the
-    /// control-plane nodes' host network).
+    /// Client URLs, tried in order: the control-plane nodes' addresses
+    /// (`https://10.0.0.10:2379`; kubeadm's etcd listens on the node IP and on 127.0.0.1, and
+    /// 127.0.0.1 inside the agent's pod is the pod itself).
     pub endpoints: Vec<String>,
     /// A Secret in the agent's namespace with `ca.crt`, `tls.crt` and `tls.key` (kubeadm:
     /// `/etc/kubernetes/pki/etcd/{ca.crt,healthcheck-client.crt,healthcheck-client.key}`).

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use kube::Client;
 use kube::api::{Api, DynamicObject, ListParams};
-use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope, verbs};
+use kube::core::GroupVersion;
+use kube::discovery::{ApiCapabilities, ApiResource, Scope, verbs};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -64,18 +65,36 @@ fn wanted_kind(filter: &ExportFilter, ar: &ApiResource) -> bool {
         })
 }
 
-/// The resources to list, in discovery order.
-async fn resources(client: &Client) -> kube::Result<Vec<(ApiResource, ApiCapabilities)>> {
-    let discovery = Discovery::new(client.clone())
-        .exclude(SKIPPED_GROUPS)
-        .run()
-        .await?;
+/// The resources to list: each group's preferred version, the core group's `v1`. Groups are
+/// discovered one by one, so one whose discovery document fails (an aggregated API whose
+/// service is down: its group is listed, its resources are not) is a warning, not the end.
+async fn resources(
+    client: &Client,
+    warnings: &mut Vec<String>,
+) -> kube::Result<Vec<(ApiResource, ApiCapabilities)>> {
+    let mut versions = vec![GroupVersion::gv("", "v1")];
+    for g in client.list_api_groups().await?.groups {
+        if SKIPPED_GROUPS.contains(&g.name.as_str()) {
+            continue;
+        }
+        let version = g
+            .preferred_version
+            .map(|v| v.version)
+            .or_else(|| g.versions.first().map(|v| v.version.clone()));
+        if let Some(v) = version {
+            versions.push(GroupVersion::gv(&g.name, &v));
+        }
+    }
     let mut out = Vec::new();
-    for group in discovery.groups_alphabetical() {
-        for (ar, caps) in group.recommended_resources() {
-            if caps.supports_operation(verbs::LIST) && !SKIPPED_KINDS.contains(&ar.kind.as_str()) {
-                out.push((ar, caps));
-            }
+    for gv in versions {
+        match kube::discovery::pinned_group(client, &gv).await {
+            Ok(group) => out.extend(group.recommended_resources().into_iter().filter(
+                |(ar, caps)| {
+                    caps.supports_operation(verbs::LIST)
+                        && !SKIPPED_KINDS.contains(&ar.kind.as_str())
+                },
+            )),
+            Err(e) => warnings.push(format!("cannot discover {}: {e}", gv.api_version())),
         }
     }
     Ok(out)
@@ -137,9 +156,8 @@ fn to_value(ar: &ApiResource, obj: DynamicObject) -> Option<Value> {
 /// Lists what `filter` asks for.
 pub async fn export(client: &Client, filter: &ExportFilter) -> kube::Result<Export> {
     let mut result = Export::default();
-    let all = resources(client).await?;
+    let all = resources(client, &mut result.warnings).await?;
     let labels = filter.label_selector.as_deref();
-    let mut custom_kinds = BTreeSet::new();
     for (ar, caps) in &all {
         let is_secret = ar.group.is_empty() && ar.kind == "Secret";
         if !wanted_kind(filter, ar) || (is_secret && filter.exclude_secrets) {
@@ -160,70 +178,94 @@ pub async fn export(client: &Client, filter: &ExportFilter) -> kube::Result<Expo
         };
         for api in apis {
             match list_all(&api, labels).await {
-                Ok(items) => {
-                    let before = result.objects.len();
-                    result
-                        .objects
-                        .extend(items.into_iter().filter_map(|o| to_value(ar, o)));
-                    if result.objects.len() > before && !builtin(&ar.group) {
-                        custom_kinds.insert((ar.group.clone(), ar.kind.clone()));
-                    }
-                }
+                Ok(items) => result
+                    .objects
+                    .extend(items.into_iter().filter_map(|o| to_value(ar, o))),
                 Err(e) => result
                     .warnings
                     .push(format!("cannot list {}.{}: {e}", ar.plural, ar.group)),
             }
         }
     }
-    if !filter.namespaces.is_empty() {
-        add_needed(client, &all, filter, &custom_kinds, &mut result).await;
+    let filtered = !filter.namespaces.is_empty() || !filter.kinds.is_empty() || labels.is_some();
+    if filtered {
+        add_needed(client, &all, filter, &mut result).await;
     }
     Ok(result)
 }
 
-fn builtin(group: &str) -> bool {
-    !group.contains('.') || group.ends_with(".k8s.io")
-}
-
-/// With a namespace filter: the Namespace objects of the chosen namespaces, and the
-/// definitions of the custom resources found in them.
+/// With a filter: what the chosen objects need to apply, even where the filter leaves it
+/// out: the Namespace objects of their namespaces (and of the namespaces asked for), and the
+/// CustomResourceDefinitions of their kinds, whatever the group (`*.k8s.io` ones included).
 async fn add_needed(
     client: &Client,
     all: &[(ApiResource, ApiCapabilities)],
     filter: &ExportFilter,
-    custom_kinds: &BTreeSet<(String, String)>,
     result: &mut Export,
 ) {
+    let kinds: BTreeSet<(String, String)> = result
+        .objects
+        .iter()
+        .map(engine::manifests::normalize::group_kind)
+        .collect();
+    let mut namespaces: BTreeSet<String> = filter.namespaces.iter().cloned().collect();
+    namespaces.extend(
+        result
+            .objects
+            .iter()
+            .filter_map(|o| o["metadata"]["namespace"].as_str().map(String::from)),
+    );
+    let have: BTreeSet<(String, String)> = result
+        .objects
+        .iter()
+        .map(|o| {
+            (
+                o["kind"].as_str().unwrap_or_default().to_string(),
+                o["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
     for (ar, _) in all {
         let keep: Box<dyn Fn(&Value) -> bool + Send + Sync> =
             match (ar.group.as_str(), ar.kind.as_str()) {
                 ("", "Namespace") => Box::new(|o: &Value| {
                     o["metadata"]["name"]
                         .as_str()
-                        .is_some_and(|n| filter.namespaces.iter().any(|w| w == n))
+                        .is_some_and(|n| namespaces.contains(n))
                 }),
-                ("apiextensions.k8s.io", "CustomResourceDefinition")
-                    if !custom_kinds.is_empty() =>
-                {
-                    Box::new(|o: &Value| {
-                        let g = o["spec"]["group"].as_str().unwrap_or_default().to_string();
-                        let k = o["spec"]["names"]["kind"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .to_string();
-                        custom_kinds.contains(&(g, k))
-                    })
-                }
+                ("apiextensions.k8s.io", "CustomResourceDefinition") => Box::new(|o: &Value| {
+                    let g = o["spec"]["group"].as_str().unwrap_or_default().to_string();
+                    let k = o["spec"]["names"]["kind"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
+                    kinds.contains(&(g, k))
+                }),
                 _ => continue,
             };
         let api: Api<DynamicObject> = Api::all_with(client.clone(), ar);
         match list_all(&api, None).await {
-            Ok(items) => result.objects.extend(
-                items
+            Ok(items) => {
+                let new: Vec<Value> = items
                     .into_iter()
                     .filter_map(|o| to_value(ar, o))
-                    .filter(|o| keep(o)),
-            ),
+                    .filter(|o| keep(o))
+                    .filter(|o| {
+                        let key = (
+                            ar.kind.clone(),
+                            o["metadata"]["name"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_string(),
+                        );
+                        !have.contains(&key)
+                    })
+                    .collect();
+                result.objects.extend(new);
+            }
             Err(e) => result
                 .warnings
                 .push(format!("cannot list {}.{}: {e}", ar.plural, ar.group)),

@@ -54,7 +54,31 @@ fn populate(kube: &FakeKube) {
         true,
     ));
     kube.create("/apis/example.com/v1/namespaces/shop/widgets", json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w1"}, "spec": {"size": 3}}));
-    // An aggregated API whose service is down.
+    // An aggregated API whose service is down: its group is listed, its discovery document
+    // fails; and another whose discovery works but whose list fails.
+    kube.serve_resource(ResourceDef::new(
+        "custom.metrics.k8s.io",
+        "v1beta2",
+        "pods",
+        "MetricValueList",
+        true,
+    ));
+    kube.fail_path("/apis/custom.metrics.k8s.io/v1beta2", 503);
+    // A CRD under a *.k8s.io group, as Gateway API's are.
+    kube.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "httproutes.gateway.networking.k8s.io"},
+        "spec": {"group": "gateway.networking.k8s.io", "scope": "Namespaced",
+                 "names": {"kind": "HTTPRoute", "plural": "httproutes", "singular": "httproute", "listKind": "HTTPRouteList"},
+                 "versions": [{"name": "v1", "served": true, "storage": true}]}}));
+    kube.serve_resource(ResourceDef::new(
+        "gateway.networking.k8s.io",
+        "v1",
+        "httproutes",
+        "HTTPRoute",
+        true,
+    ));
+    kube.create("/apis/gateway.networking.k8s.io/v1/namespaces/shop/httproutes", json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "web", "labels": {"app": "web"}}}));
     kube.serve_resource(ResourceDef::new(
         "broken.example.com",
         "v1",
@@ -86,9 +110,14 @@ async fn fake_api_server_export_walks_discovery_pages_lists_and_reports_what_fai
     populate(&kube);
     let client = client(&kube);
     let all = export(&client, &ExportFilter::default()).await.unwrap();
-    assert_eq!(all.warnings.len(), 1, "{:?}", all.warnings);
+    assert_eq!(all.warnings.len(), 2, "{:?}", all.warnings);
     assert!(
-        all.warnings[0].contains("things.broken.example.com"),
+        all.warnings[0].contains("custom.metrics.k8s.io/v1beta2"),
+        "{:?}",
+        all.warnings
+    );
+    assert!(
+        all.warnings[1].contains("things.broken.example.com"),
         "{:?}",
         all.warnings
     );
@@ -142,6 +171,29 @@ async fn fake_api_server_export_walks_discovery_pages_lists_and_reports_what_fai
     // namespace object is.
     assert!(got.contains(&"Namespace shop".to_string()));
     assert!(!got.contains(&"Namespace other".to_string()));
+    assert!(
+        !got.iter()
+            .any(|n| n.starts_with("CustomResourceDefinition "))
+    );
+
+    // A kind filter alone still brings the definition (a *.k8s.io group too) and the namespace.
+    let routes = export(
+        &client,
+        &ExportFilter {
+            kinds: vec!["httproutes".into()],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        names(&routes.objects),
+        [
+            "CustomResourceDefinition httproutes.gateway.networking.k8s.io",
+            "HTTPRoute web",
+            "Namespace shop"
+        ]
+    );
 
     let widgets = export(
         &client,

@@ -274,22 +274,38 @@ fn fake_etcd_gateway_a_cut_or_altered_snapshot_stream_is_refused_and_nothing_is_
         .rposition(|&b| b == b'\n')
         .unwrap();
     cut.truncate(last_line + 1);
-    let cases: Vec<(&str, Vec<u8>, i32, &str)> =
-        vec![
-        ("one bit flipped", gateway_lines(&flipped), 19, "SHA-256 does not match"),
-        ("hash altered", gateway_lines(&bad_hash), 19, "SHA-256 does not match"),
+    let lines = gateway_lines(&good);
+    let first_line = &lines[..=lines.iter().position(|&b| b == b'\n').unwrap()];
+    let cases: Vec<(&str, Vec<u8>, i32, &str)> = vec![
+        (
+            "one bit flipped",
+            gateway_lines(&flipped),
+            19,
+            "SHA-256 does not match",
+        ),
+        (
+            "hash altered",
+            gateway_lines(&bad_hash),
+            19,
+            "SHA-256 does not match",
+        ),
         ("hash message missing", cut, 19, "no room for its SHA-256"),
-        ("not JSON", b"<html>proxy error</html>\n".to_vec(), 20, "not JSON"),
+        (
+            "not JSON",
+            b"<html>proxy error</html>\n".to_vec(),
+            19,
+            "not JSON",
+        ),
         (
             "server error mid-stream",
             [
-                gateway_lines(&good)[..100].to_vec(),
-                b"\n{\"error\":{\"grpc_code\":14,\"message\":\"etcdserver: leader changed\"}}\n"
+                first_line.to_vec(),
+                b"{\"error\":{\"grpc_code\":14,\"message\":\"etcdserver: leader changed\"}}\n"
                     .to_vec(),
             ]
             .concat(),
             20,
-            "",
+            "leader changed",
         ),
     ];
     for (what, body, expected, says) in cases {
@@ -314,7 +330,7 @@ fn an_unreachable_etcd_is_a_retryable_exit_code_and_the_next_endpoint_is_tried()
     let nobody = format!("http://127.0.0.1:{}", free_port());
     let out = cli.run(&["backup", "--etcd", &nobody]);
     assert_eq!(code(&out), 20, "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach etcd"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot take a snapshot from etcd"));
 
     let etcd = Etcd::start("second", &work.path().join("second"), None);
     let both = format!("{nobody},{}", etcd.endpoint);

@@ -114,7 +114,8 @@ fn client(source: &EtcdSource) -> Result<reqwest::blocking::Client> {
         .map_err(|e| Error::invalid("cannot set up the etcd client").with_source(e))
 }
 
-/// Asks the first endpoint that answers for a snapshot, and returns its stream.
+/// Asks the endpoints in order for a snapshot, and returns the first stream one grants: an
+/// endpoint that cannot be reached or refuses (any HTTP error) is passed over for the next.
 pub fn open(source: &EtcdSource) -> Result<OpenStream> {
     if source.endpoints.is_empty() {
         return Err(Error::invalid("no etcd endpoint given"));
@@ -138,24 +139,16 @@ pub fn open(source: &EtcdSource) -> Result<OpenStream> {
         let status = response.status();
         if !status.is_success() {
             let body = response.text().unwrap_or_default();
-            let kind = match status.as_u16() {
-                401 | 403 => ErrorKind::PermissionDenied,
-                404 => ErrorKind::InvalidInput,
-                _ => ErrorKind::SourceUnavailable,
-            };
             let hint = if status.as_u16() == 404 {
                 " (is etcd's gRPC gateway disabled?)"
             } else {
                 ""
             };
-            return Err(Error::new(
-                kind,
-                format!(
-                    "etcd at {endpoint} refused the snapshot with HTTP {status}{hint}: {}",
-                    body.trim()
-                ),
-            )
-            .set_retryable(kind == ErrorKind::SourceUnavailable));
+            failures.push(format!(
+                "{endpoint} answered HTTP {status}{hint}: {}",
+                body.trim()
+            ));
+            continue;
         }
         return Ok(OpenStream {
             endpoint: endpoint.clone(),
@@ -164,7 +157,7 @@ pub fn open(source: &EtcdSource) -> Result<OpenStream> {
     }
     Err(Error::new(
         ErrorKind::SourceUnavailable,
-        format!("cannot reach etcd: {}", failures.join("; ")),
+        format!("cannot take a snapshot from etcd: {}", failures.join("; ")),
     )
     .set_retryable(true))
 }

@@ -38,8 +38,10 @@ pub struct EtcdBackup {
 }
 
 /// Streams a snapshot from etcd into the repository. `opts.paths` is ignored; `opts.source`
-/// may name the cluster. A stream that fails its checks is [`ErrorKind::SourceCorrupt`]; an
-/// etcd that cannot be reached or breaks off is [`ErrorKind::SourceUnavailable`], retryable.
+/// may name the cluster. A stream that fails its checks, or is not a snapshot stream at all, is
+/// [`ErrorKind::SourceCorrupt`]; an etcd that cannot be reached, refuses, or breaks off is
+/// [`ErrorKind::SourceUnavailable`]; both retryable (the next snapshot is a new one). Errors of
+/// the repository keep their own kinds.
 pub fn backup_etcd(
     repo: &Repository,
     index: &Index,
@@ -74,7 +76,15 @@ pub fn backup_etcd(
             format!("refused the etcd snapshot from {endpoint}: {refusal}"),
         )
         .set_retryable(true)),
-        (Err(e), _) if e.kind() == ErrorKind::Io => Err(Error::new(
+        (Err(e), _) if reader.stream_error() == Some(std::io::ErrorKind::InvalidData) => {
+            Err(Error::new(
+                ErrorKind::SourceCorrupt,
+                format!("{endpoint} sent something that is not an etcd snapshot stream"),
+            )
+            .with_source(e)
+            .set_retryable(true))
+        }
+        (Err(e), _) if reader.stream_error().is_some() => Err(Error::new(
             ErrorKind::SourceUnavailable,
             format!("the etcd snapshot stream from {endpoint} broke off"),
         )

@@ -133,6 +133,7 @@ pub struct VerifiedReader<R> {
     inner: R,
     check: Option<SnapshotCheck>,
     verdict: Option<Result<String, Refusal>>,
+    failed: Option<io::ErrorKind>,
 }
 
 impl<R: Read> VerifiedReader<R> {
@@ -142,7 +143,14 @@ impl<R: Read> VerifiedReader<R> {
             inner,
             check: Some(SnapshotCheck::new()),
             verdict: None,
+            failed: None,
         }
+    }
+
+    /// The kind of the error the stream itself failed with, if it did (the connection broke,
+    /// or what came was not a snapshot stream): what the reader was given, not the check.
+    pub fn stream_error(&self) -> Option<io::ErrorKind> {
+        self.failed
     }
 
     /// The result of the check, once the stream has been read to its end.
@@ -153,7 +161,10 @@ impl<R: Read> VerifiedReader<R> {
 
 impl<R: Read> Read for VerifiedReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let n = self
+            .inner
+            .read(buf)
+            .inspect_err(|e| self.failed = Some(e.kind()))?;
         if n > 0 {
             if let Some(check) = self.check.as_mut() {
                 check.update(&buf[..n]);

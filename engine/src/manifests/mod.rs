@@ -66,7 +66,16 @@ pub fn object_path(obj: &Value) -> std::result::Result<Vec<String>, String> {
     } else {
         group
     };
-    let path = vec![namespace.to_string(), group, kind, format!("{name}.yaml")];
+    // A name may have 253 characters, and `.yaml` would take the file name past the 255
+    // bytes a Linux file name may have: such names are cut and given a hash (the YAML inside
+    // keeps the real name). Names are ASCII (DNS subdomains), so the cut is on a character.
+    let file = if name.len() > 200 && name.is_char_boundary(180) {
+        let hash = blake3::hash(name.as_bytes()).to_hex();
+        format!("{}-{}.yaml", &name[..180], &hash[..16])
+    } else {
+        format!("{name}.yaml")
+    };
+    let path = vec![namespace.to_string(), group, kind, file];
     for part in &path[..3] {
         if validate_name(part.as_bytes()).is_err() {
             return Err(format!("{part:?} cannot be a directory name"));
@@ -288,6 +297,13 @@ mod tests {
         assert_eq!(
             object_path(&ns).unwrap(),
             ["_cluster", "core", "Namespace", "shop.yaml"]
+        );
+        let long = "a".repeat(253);
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": long}});
+        let file = &object_path(&cm).unwrap()[3];
+        assert!(
+            file.len() <= 255 && file.starts_with(&long[..180]),
+            "{file}"
         );
         let bad = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": ".."}});
         assert!(object_path(&bad).is_err());

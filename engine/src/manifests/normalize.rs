@@ -68,9 +68,6 @@ pub fn skip_reason(obj: &Value) -> Option<&'static str> {
         {
             Some("the endpoints controller recreates it")
         }
-        ("", "Secret") if obj["type"] == "kubernetes.io/service-account-token" => {
-            Some("the token controller recreates it")
-        }
         ("", "ConfigMap") if meta["name"] == "kube-root-ca.crt" => {
             Some("every namespace gets it from the cluster")
         }
@@ -95,6 +92,14 @@ pub fn normalize(obj: &mut Value, keep_status: bool) {
         if meta.get("labels").is_some_and(is_empty_map) {
             meta.remove("labels");
         }
+    }
+    // A token Secret's data is signed by the old cluster; since Kubernetes 1.24 the token
+    // controller fills in a Secret a user created, but creates none itself.
+    if group.is_empty()
+        && kind == "Secret"
+        && root.get("type").and_then(Value::as_str) == Some("kubernetes.io/service-account-token")
+    {
+        root.remove("data");
     }
     let spec = root.get_mut("spec").and_then(Value::as_object_mut);
     match (group.as_str(), kind.as_str(), spec) {
@@ -191,9 +196,14 @@ mod tests {
         let owned = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "r",
             "ownerReferences": [{"kind": "Deployment", "name": "d", "controller": true}]}});
         assert!(skip_reason(&owned).is_some());
-        let token = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "t"},
-            "type": "kubernetes.io/service-account-token"});
-        assert!(skip_reason(&token).is_some());
+        let mut token = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "t",
+            "annotations": {"kubernetes.io/service-account.name": "build"}},
+            "type": "kubernetes.io/service-account-token", "data": {"token": "eHl6"}});
+        assert_eq!(skip_reason(&token), None);
+        normalize(&mut token, false);
+        assert!(
+            token.get("data").is_none() && token["type"] == "kubernetes.io/service-account-token"
+        );
         let event =
             json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e"}});
         assert!(skip_reason(&event).is_some());

@@ -131,12 +131,11 @@ pub fn select_and_order(objects: Vec<Value>, sel: &Selection) -> Vec<Value> {
     // What the chosen objects need: their namespaces, and the definitions of their kinds.
     let needed_namespaces: BTreeSet<String> =
         chosen.iter().filter_map(|o| namespace_of(o)).collect();
+    // A definition is needed by the objects of the kind it defines, whatever their group
+    // (`gateway.networking.k8s.io` is a CRD too); built-in kinds have none.
     let needed_crds: BTreeSet<String> = chosen
         .iter()
         .map(|o| group_kind(o))
-        .filter(|(g, _)| {
-            !BUILT_IN_GROUPS.contains(&g.as_str()) && g != "admissionregistration.k8s.io"
-        })
         .map(|(g, k)| format!("{g}/{k}"))
         .collect();
     let needed = |o: &Value| -> bool {
