@@ -27,15 +27,19 @@ use crate::crd::{
     VolumeBackup, VolumesStatus,
 };
 use crate::export::{ExportFilter, export};
-use crate::job::{JobProgress, RepoAccess};
+use crate::job::JobProgress;
 use crate::status;
 
 /// The node label kubeadm (and most installers) put on control-plane nodes.
 pub const CONTROL_PLANE_LABEL: &str = "node-role.kubernetes.io/control-plane";
 
-/// Namespace labels read during one pass, so each namespace is read once.
+/// Namespace and PVC labels read during one pass, so each object is read once however many
+/// schedules and cluster backups select from it.
 #[derive(Default)]
-pub struct LabelCache(HashMap<String, Option<BTreeMap<String, String>>>);
+pub struct LabelCache {
+    namespaces: HashMap<String, Option<BTreeMap<String, String>>>,
+    pvcs: HashMap<(String, String), Option<BTreeMap<String, String>>>,
+}
 
 /// Which part of a cluster backup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,7 +151,7 @@ impl Agent {
         }
         let mut out = Vec::new();
         for (ns, pvc) in claims {
-            if !cache.0.contains_key(&ns) {
+            if !cache.namespaces.contains_key(&ns) {
                 let api: Api<Namespace> = Api::all(self.client.clone());
                 let labels = match api.get(&ns).await {
                     Ok(n) => Some(n.metadata.labels.unwrap_or_default()),
@@ -156,23 +160,30 @@ impl Agent {
                         None
                     }
                 };
-                cache.0.insert(ns.clone(), labels);
+                cache.namespaces.insert(ns.clone(), labels);
             }
-            let Some(Some(ns_labels)) = cache.0.get(&ns) else {
+            let Some(Some(ns_labels)) = cache.namespaces.get(&ns) else {
                 continue;
             };
             if !crate::schedule::matches(namespace_selector, ns_labels) {
                 continue;
             }
-            let api: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), &ns);
-            let labels = match api.get(&pvc).await {
-                Ok(c) => c.metadata.labels.unwrap_or_default(),
-                Err(e) => {
-                    tracing::warn!(namespace = %ns, pvc = %pvc, "cannot read the PVC: {e}");
-                    continue;
-                }
+            let key = (ns.clone(), pvc.clone());
+            if !cache.pvcs.contains_key(&key) {
+                let api: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), &ns);
+                let labels = match api.get(&pvc).await {
+                    Ok(c) => Some(c.metadata.labels.unwrap_or_default()),
+                    Err(e) => {
+                        tracing::warn!(namespace = %ns, pvc = %pvc, "cannot read the PVC: {e}");
+                        None
+                    }
+                };
+                cache.pvcs.insert(key.clone(), labels);
+            }
+            let Some(Some(labels)) = cache.pvcs.get(&key) else {
+                continue;
             };
-            if crate::schedule::matches(pvc_selector, &labels) {
+            if crate::schedule::matches(pvc_selector, labels) {
                 out.push((ns, pvc));
             }
         }
@@ -429,7 +440,7 @@ impl Agent {
         let opts = self.part_options(cb);
         let access = self.access.clone();
         let done = tokio::task::spawn_blocking(move || {
-            in_session(&access, |repo, index| {
+            crate::job::in_writer_session(&access, |repo, index| {
                 let progress = JobProgress::default();
                 engine::etcd::backup_etcd(repo, index, &source, &opts, &progress)
             })
@@ -452,7 +463,7 @@ impl Agent {
         };
         let objects = exported.objects;
         let done = tokio::task::spawn_blocking(move || {
-            in_session(&access, |repo, index| {
+            crate::job::in_writer_session(&access, |repo, index| {
                 let progress = JobProgress::default();
                 engine::manifests::backup_manifests(
                     repo,
@@ -613,29 +624,6 @@ fn created_at(cb: &ClusterBackup) -> chrono::DateTime<chrono::Utc> {
         .as_ref()
         .and_then(|t| chrono::DateTime::from_timestamp(t.0.as_second(), 0))
         .unwrap_or_else(chrono::Utc::now)
-}
-
-/// Runs `f` in a writer session of its own, with interrupted backups' packs adopted first.
-fn in_session<T>(
-    access: &RepoAccess,
-    f: impl FnOnce(&engine::repo::Repository, &engine::index::Index) -> engine::Result<T>,
-) -> engine::Result<T> {
-    let repo = access.open()?;
-    repo.begin_session("backup", access.session_expiry)?;
-    let result = (|| {
-        let mut index = engine::index::Index::load(&repo)?;
-        if engine::backup::resume::adopt_interrupted_packs(&repo, &index, access.session_expiry)?
-            .packs
-            > 0
-        {
-            index = engine::index::Index::load(&repo)?;
-        }
-        f(&repo, &index)
-    })();
-    let ended = repo.end_session();
-    let value = result?;
-    ended?;
-    Ok(value)
 }
 
 #[cfg(test)]

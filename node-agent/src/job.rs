@@ -143,32 +143,45 @@ pub fn run_backup(
     req: &BackupRequest,
     progress: &JobProgress,
 ) -> engine::Result<BackupDone> {
+    in_writer_session(access, |repo, index| {
+        backup_in_session(repo, index, req, progress)
+    })
+}
+
+/// Runs `f` in a writer session of its own (as a separate `repo` process would hold), with an
+/// interrupted backup's packs adopted first; the session ends whatever `f` returns.
+pub fn in_writer_session<T>(
+    access: &RepoAccess,
+    f: impl FnOnce(&Repository, &Index) -> engine::Result<T>,
+) -> engine::Result<T> {
     let repo = access.open()?;
     repo.begin_session("backup", access.session_expiry)?;
-    let result = backup_in_session(&repo, access, req, progress);
+    let result = (|| {
+        let mut index = Index::load(&repo)?;
+        if adopt_interrupted_packs(&repo, &index, access.session_expiry)?.packs > 0 {
+            index = Index::load(&repo)?;
+        }
+        f(&repo, &index)
+    })();
     let ended = repo.end_session();
-    let done = result?;
+    let value = result?;
     ended?;
-    Ok(done)
+    Ok(value)
 }
 
 fn backup_in_session(
     repo: &Repository,
-    access: &RepoAccess,
+    index: &Index,
     req: &BackupRequest,
     progress: &JobProgress,
 ) -> engine::Result<BackupDone> {
-    let mut index = Index::load(repo)?;
-    if adopt_interrupted_packs(repo, &index, access.session_expiry)?.packs > 0 {
-        index = Index::load(repo)?;
-    }
     let stored_as = req
         .source
         .pvc
         .clone()
         .unwrap_or_else(|| "volume".to_string());
     if req.block {
-        return block_backup(repo, &index, req, &stored_as, progress);
+        return block_backup(repo, index, req, &stored_as, progress);
     }
     let parent = parent_of(repo, &req.source, &stored_as)?;
     let opts = BackupOptions {
@@ -181,7 +194,7 @@ fn backup_in_session(
         group: req.group.clone(),
         ..Default::default()
     };
-    let outcome = backup(repo, &index, &opts, progress)?;
+    let outcome = backup(repo, index, &opts, progress)?;
     Ok(BackupDone {
         id: outcome.id,
         parent: outcome.snapshot.parent,
