@@ -1,11 +1,16 @@
 //! Kairn's backup engine: a content-addressed, deduplicating, encrypted repository of file trees.
 //!
-//! Layers, bottom to top (a lower layer never uses a higher one):
-//! 1. bytes to types, no I/O: [`format`], [`crypto`], [`chunker`], [`compress`], [`id`];
-//! 2. storage: [`backend`], a small trait with its contract written on it;
-//! 3. the repository: [`repo`], [`index`], [`packer`], [`blobs`];
-//! 4. operations: [`backup`], [`restore`], [`copy`], [`snapshots`], [`ops`], and the cluster
-//!    sources that feed a backup: [`etcd`], [`manifests`].
+//! This crate only re-exports the layer crates beside it, so that the binaries see one library.
+//! Each layer is a crate, and Cargo enforces their direction (a lower one cannot name a higher
+//! one). `engine/README.md` draws the pipeline and the layers with their real paths.
+//!
+//! | layer | crate | modules |
+//! |---|---|---|
+//! | bytes ↔ types, no I/O | `engine/format` | [`format`], [`chunker`], [`crypto`], [`compress`], [`id`], [`error`], [`units`] |
+//! | storage | `engine/storage` | [`backend`] (the trait and its contract), [`cache`] |
+//! | repository | `engine/repository` | [`repo`], [`session`], [`index`], [`save`], [`read`], [`snapshots`], [`locate`], [`sysinfo`] |
+//! | operations | `engine/ops` | [`backup`], [`restore`], [`copy`], [`inspect`], [`check`], [`forget`], [`retention`], [`prune`], [`repair`], [`progress`] |
+//! | sources | `engine/sources` | [`etcd`], [`manifests`] |
 //!
 //! The engine never prints; it reports through [`progress::Progress`].
 //!
@@ -22,37 +27,23 @@
 //! # Ok(()) }
 //! ```
 
-pub mod backend;
-pub mod backup;
-pub mod blobs;
-pub mod cache;
-pub mod check;
-pub mod chunker;
-pub mod compress;
-pub mod copy;
-pub mod crypto;
-pub mod error;
-pub mod etcd;
-pub mod forget;
-pub mod format;
-pub mod id;
-pub mod index;
-pub mod locate;
-pub mod manifests;
-pub mod ops;
-pub mod pack_cache;
-pub mod packer;
-pub mod progress;
-pub mod prune;
-pub mod reachable;
-pub mod repair;
-pub mod repo;
-pub mod restore;
-pub mod retention;
-pub mod session;
-pub mod snapshots;
-pub mod sysinfo;
-pub mod units;
-pub mod uploader;
+pub use kairn_format::{Error, ErrorKind, Result};
+pub use kairn_format::{chunker, compress, crypto, error, id, units};
 
-pub use error::{Error, ErrorKind, Result};
+/// The on-disk format: each stored file type, bytes to types and back.
+pub mod format {
+    pub use kairn_format::{
+        FORMAT_VERSION, FileKind, blob, check_version, config, decode_exact, index, keyfile, pack,
+        sealed, snapshot, tree,
+    };
+}
+
+pub use kairn_storage as backend;
+pub use kairn_storage::cache;
+
+pub use kairn_repository::{index, locate, read, repo, save, session, snapshots, sysinfo};
+
+pub use kairn_ops::maintenance::{check, forget, prune, reachable, repair, retention};
+pub use kairn_ops::{backup, copy, inspect, progress, restore};
+
+pub use kairn_sources::{etcd, manifests};

@@ -2,9 +2,9 @@
 //! Stored blobs: decryption, decompression and the id check, with the plaintext length an index
 //! claims. Input: `kind (1) ‖ claimed raw length (4, LE) ‖ id (32) ‖ stored bytes`.
 
-use engine::compress;
-use engine::format::blob::{BlobKind, open_blob, open_blob_in_place};
-use engine::id::{BlobId, Id};
+use kairn_format::compress;
+use kairn_format::blob::{BlobKind, open_blob, open_blob_in_place};
+use kairn_format::id::{BlobId, Id};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -2,7 +2,7 @@
 //! The content-defined chunker: chunks cover the input exactly, in order, within the size
 //! bounds, and the same input always cuts the same way. Small sizes, so inputs make many chunks.
 
-use engine::chunker::{Chunker, ChunkerParams};
+use kairn_format::chunker::{Chunker, ChunkerParams};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,8 +1,8 @@
 #![no_main]
 //! The repository config: as a sealed file, and as the payload inside one.
 
-use engine::format::config::Config;
-use engine::format::sealed::{self, SealedType};
+use kairn_format::config::Config;
+use kairn_format::sealed::{self, SealedType};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -5,8 +5,8 @@
 
 use std::io::Read;
 
-use engine::etcd::gateway::GatewayStream;
-use engine::etcd::verify::VerifiedReader;
+use kairn_sources::etcd::gateway::GatewayStream;
+use kairn_sources::etcd::verify::VerifiedReader;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

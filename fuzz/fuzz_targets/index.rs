@@ -1,8 +1,8 @@
 #![no_main]
 //! Index files: as sealed files, and as the postcard payload inside one.
 
-use engine::format::index::IndexFile;
-use engine::format::sealed::{self, SealedType};
+use kairn_format::index::IndexFile;
+use kairn_format::sealed::{self, SealedType};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

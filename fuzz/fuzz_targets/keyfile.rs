@@ -2,7 +2,7 @@
 //! Key files: JSON, then (for cheap key-derivation settings only, so that an iteration stays
 //! fast) unwrapping the master keys with a password.
 
-use engine::format::keyfile::KeyFile;
+use kairn_format::keyfile::KeyFile;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

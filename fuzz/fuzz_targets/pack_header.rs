@@ -1,8 +1,8 @@
 #![no_main]
 //! A whole pack: its trailer, its sealed header, and the blob entries the header claims.
 
-use engine::format::blob::open_blob;
-use engine::format::pack::read_header_from_bytes;
+use kairn_format::blob::open_blob;
+use kairn_format::pack::read_header_from_bytes;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

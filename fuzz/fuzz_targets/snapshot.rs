@@ -1,8 +1,8 @@
 #![no_main]
 //! Snapshots: as sealed files, and as the JSON payload inside one.
 
-use engine::format::sealed::{self, SealedType};
-use engine::format::snapshot::Snapshot;
+use kairn_format::sealed::{self, SealedType};
+use kairn_format::snapshot::Snapshot;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -2,7 +2,7 @@
 //! Trees, the blobs an attacker with the key controls most directly: every name a decoded tree
 //! yields must be safe to join to a restore target.
 
-use engine::format::tree::{Tree, validate_name};
+use kairn_format::tree::{Tree, validate_name};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

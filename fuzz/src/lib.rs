@@ -4,7 +4,7 @@
 //! with the seeds, from a real repository. Sealed seeds open with it, so the fuzzer starts past
 //! authentication and its mutations test what authentication rejects.
 
-use engine::crypto::MasterKeys;
+use kairn_format::crypto::MasterKeys;
 use std::sync::OnceLock;
 
 static KEY_BYTES: &[u8] = include_bytes!("../seeds/master.key");

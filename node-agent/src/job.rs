@@ -325,7 +325,7 @@ fn block_restore(
         })?;
     progress.start("restore", Some(size));
     let mut out = std::io::BufWriter::with_capacity(4 << 20, &file);
-    engine::ops::dump::dump_file(repo, index, node, &mut out)?;
+    engine::inspect::dump::dump_file(repo, index, node, &mut out)?;
     out.flush()
         .map_err(|e| engine::Error::io(format!("cannot write {}", target.display()), e))?;
     drop(out);

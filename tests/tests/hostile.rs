@@ -12,10 +12,10 @@ use engine::format::blob::BlobKind;
 use engine::format::tree::{Node, NodeKind, Timestamp, Tree};
 use engine::index::Index;
 use engine::locate::Located;
-use engine::packer::BlobSaver;
 use engine::progress::NoProgress;
 use engine::repo::{InitOptions, Repository};
 use engine::restore::{RestoreOptions, RestoreReport, restore};
+use engine::save::BlobSaver;
 
 fn repo() -> Repository {
     let opts = InitOptions {

@@ -3,7 +3,7 @@ use std::io::Write;
 use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 use engine::id::{BlobId, Id, IndexId, PackId};
-use engine::ops::cat;
+use engine::inspect::cat;
 
 use crate::args::Global;
 use crate::output;

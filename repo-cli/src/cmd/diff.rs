@@ -1,6 +1,6 @@
 use anyhow::Result;
 use clap::Args;
-use engine::ops::diff::{ChangeKind, diff};
+use engine::inspect::diff::{ChangeKind, diff};
 
 use crate::args::Global;
 use crate::output;

@@ -21,9 +21,9 @@ pub fn run(g: &Global, a: DumpArgs) -> Result<()> {
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     match &start {
         Located::Node(node) if node.subtree().is_none() => {
-            engine::ops::dump::dump_file(&repo, &index, node, &mut out)?;
+            engine::inspect::dump::dump_file(&repo, &index, node, &mut out)?;
         }
-        _ => engine::ops::dump::dump_tar(&repo, &index, &start, &mut out)?,
+        _ => engine::inspect::dump::dump_tar(&repo, &index, &start, &mut out)?,
     }
     out.flush()?;
     Ok(())

@@ -70,7 +70,7 @@ pub fn run(g: &Global, a: LsArgs) -> Result<()> {
     }
     let mut print = |p: &str, n: &Node| -> engine::Result<()> {
         let line = if g.json {
-            let mut v = engine::ops::cat::node_json(n);
+            let mut v = engine::inspect::cat::node_json(n);
             v["path"] = serde_json::Value::String(p.to_string());
             serde_json::to_string(&v).unwrap_or_default()
         } else if a.long {
@@ -80,6 +80,6 @@ pub fn run(g: &Global, a: LsArgs) -> Result<()> {
         };
         output::line(line).map_err(|e| engine::Error::io("cannot write output", e))
     };
-    engine::ops::ls::walk(&repo, &index, &start, &prefix, !a.no_recursive, &mut print)?;
+    engine::inspect::ls::walk(&repo, &index, &start, &prefix, !a.no_recursive, &mut print)?;
     Ok(())
 }

@@ -9,7 +9,7 @@ pub struct StatsArgs {}
 
 pub fn run(g: &Global, _a: StatsArgs) -> Result<()> {
     let (repo, index) = g.open_indexed()?;
-    let s = engine::ops::stats::stats(&repo, &index)?;
+    let s = engine::inspect::stats::stats(&repo, &index)?;
     if g.json {
         return output::json(&s);
     }

@@ -1,0 +1,211 @@
+//! Backup of files that exist only in memory (Kubernetes manifests fetched from the API
+//! server): the same chunking, deduplication and write ordering as a file-system backup, with
+//! the tree built from the given paths.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use super::archiver::Archiver;
+use super::{BackupOptions, BackupOutcome, Excludes, finish};
+use crate::progress::Progress;
+use kairn_format::blob::BlobKind;
+use kairn_format::error::{Error, Result};
+use kairn_format::id::BlobId;
+use kairn_format::snapshot::{Source, SourceKind};
+use kairn_format::tree::{Extent, Node, NodeKind, Timestamp, Tree, validate_name};
+use kairn_repository::index::Index;
+use kairn_repository::repo::Repository;
+
+/// A file to store: where it goes below the snapshot's root, and what it holds.
+#[derive(Debug, Clone)]
+pub struct MemoryFile {
+    /// Path components below the root, each a valid file name.
+    pub path: Vec<String>,
+    /// Content.
+    pub content: Vec<u8>,
+    /// Permission bits.
+    pub mode: u32,
+    /// Modification time, seconds since the epoch. A stable time (the object's creation)
+    /// keeps unchanged directories' tree blobs identical across backups.
+    pub mtime: i64,
+}
+
+enum Entry {
+    File(usize),
+    Dir(BTreeMap<String, Entry>),
+}
+
+/// Stores `files` as one snapshot whose root holds them at their paths; directories are made
+/// as needed (mode 0755, the newest mtime below them). `opts.source.kind` says what they are.
+pub fn backup_memory(
+    repo: &Repository,
+    index: &Index,
+    files: &[MemoryFile],
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<BackupOutcome> {
+    if let Some(group) = &opts.group {
+        group.validate()?;
+    }
+    let started = chrono::Utc::now();
+    let clock = Instant::now();
+    let mut root = BTreeMap::new();
+    for (i, file) in files.iter().enumerate() {
+        insert(&mut root, &file.path, i)?;
+    }
+    let archiver = Archiver::new(repo, index, Excludes::none(), false, progress);
+    progress.start(
+        "backup",
+        Some(files.iter().map(|f| f.content.len() as u64).sum()),
+    );
+    let writer = Writer {
+        archiver: &archiver,
+        files,
+        uid: nix::unistd::getuid().as_raw(),
+        gid: nix::unistd::getgid().as_raw(),
+        user: kairn_repository::sysinfo::username(),
+    };
+    let (root_id, _) = writer.save_dir(&root)?;
+    progress.finish();
+    let host = opts
+        .host
+        .clone()
+        .unwrap_or_else(kairn_repository::sysinfo::hostname);
+    let source = Source {
+        kind: match opts.source.kind {
+            SourceKind::Filesystem => SourceKind::Manifests,
+            kind => kind,
+        },
+        ..opts.source.clone()
+    };
+    finish(
+        repo,
+        &archiver,
+        root_id,
+        started,
+        clock,
+        host,
+        vec!["/".into()],
+        opts,
+        source,
+        None,
+    )
+}
+
+fn insert(dir: &mut BTreeMap<String, Entry>, path: &[String], index: usize) -> Result<()> {
+    let Some((name, rest)) = path.split_first() else {
+        return Err(Error::invalid("a file to store has an empty path"));
+    };
+    validate_name(name.as_bytes())
+        .map_err(|_| Error::invalid(format!("{name:?} is not a valid file name")))?;
+    if rest.is_empty() {
+        if dir.insert(name.clone(), Entry::File(index)).is_some() {
+            return Err(Error::invalid(format!("{} is given twice", path.join("/"))));
+        }
+        return Ok(());
+    }
+    match dir
+        .entry(name.clone())
+        .or_insert_with(|| Entry::Dir(BTreeMap::new()))
+    {
+        Entry::Dir(sub) => insert(sub, rest, index),
+        Entry::File(_) => Err(Error::invalid(format!(
+            "{name} is both a file and a directory"
+        ))),
+    }
+}
+
+struct Writer<'a> {
+    archiver: &'a Archiver<'a>,
+    files: &'a [MemoryFile],
+    uid: u32,
+    gid: u32,
+    user: String,
+}
+
+impl Writer<'_> {
+    fn node(&self, name: &str, kind: NodeKind, mode: u32, mtime: i64) -> Node {
+        let time = Timestamp {
+            secs: mtime,
+            nanos: 0,
+        };
+        Node {
+            name: name.as_bytes().to_vec(),
+            kind,
+            mode,
+            uid: self.uid,
+            gid: self.gid,
+            user: self.user.clone(),
+            group: String::new(),
+            mtime: time,
+            atime: time,
+            ctime: time,
+            inode: 0,
+            device: 0,
+            links: 1,
+            xattrs: Vec::new(),
+        }
+    }
+
+    /// Stores a directory's tree; returns its id and newest mtime.
+    fn save_dir(&self, dir: &BTreeMap<String, Entry>) -> Result<(BlobId, i64)> {
+        let mut nodes = Vec::with_capacity(dir.len());
+        let mut newest = 0;
+        for (name, entry) in dir {
+            if self.archiver.progress.should_stop() {
+                return Err(Error::canceled());
+            }
+            let node = match entry {
+                Entry::File(i) => {
+                    let file = &self.files[*i];
+                    let content = self.save_content(&file.content)?;
+                    let size = file.content.len() as u64;
+                    self.count_file(size);
+                    newest = newest.max(file.mtime);
+                    self.node(
+                        name,
+                        NodeKind::File { size, content },
+                        file.mode,
+                        file.mtime,
+                    )
+                }
+                Entry::Dir(sub) => {
+                    let (subtree, mtime) = self.save_dir(sub)?;
+                    self.archiver.counters.dirs.fetch_add(1, Ordering::Relaxed);
+                    newest = newest.max(mtime);
+                    self.node(name, NodeKind::Dir { subtree }, 0o755, mtime)
+                }
+            };
+            nodes.push(node);
+        }
+        Ok((self.archiver.save_tree(Tree { nodes })?, newest))
+    }
+
+    fn count_file(&self, size: u64) {
+        let c = &self.archiver.counters;
+        c.files_new.fetch_add(1, Ordering::Relaxed);
+        c.total_bytes.fetch_add(size, Ordering::Relaxed);
+        c.bytes_read.fetch_add(size, Ordering::Relaxed);
+    }
+
+    fn save_content(&self, bytes: &[u8]) -> Result<Vec<Extent>> {
+        let mut content = Vec::new();
+        let repo = self.archiver.repo;
+        let result = repo.chunker().for_each_chunk(&mut &bytes[..], |chunk| {
+            let id = repo.keys().data_id(chunk);
+            self.archiver.saver.save(BlobKind::Data, id, chunk)?;
+            content.push(Extent::Data {
+                id,
+                len: chunk.len() as u32,
+            });
+            self.archiver.progress.bytes(chunk.len() as u64);
+            Ok(())
+        });
+        match result {
+            Err(e) => Err(Error::io("cannot chunk a file held in memory", e)),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(_)) => Ok(content),
+        }
+    }
+}

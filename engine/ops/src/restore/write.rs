@@ -1,0 +1,154 @@
+//! Executing a restore plan: each pack is read once (in coalesced ranges), each blob is
+//! decrypted and verified once, then written to every place it goes with positioned writes.
+//! Packs are processed in parallel.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
+use rayon::prelude::*;
+
+use super::fs::open_for_write;
+use super::plan::{BlobNeed, PackWork, Plan};
+use crate::progress::Progress;
+use kairn_format::FileKind;
+use kairn_format::blob::{BlobKind, open_blob_in_place};
+use kairn_format::error::{Error, ErrorKind, Result};
+use kairn_repository::index::Index;
+use kairn_repository::repo::Repository;
+
+/// Blobs closer than this are read in one request.
+const COALESCE_GAP: u64 = 256 * 1024;
+/// Files a worker keeps open at once: a segment of tiny files targets thousands of them, and the
+/// descriptor limit may be as low as 1,024 for the whole process.
+const MAX_OPEN_FILES: usize = 64;
+/// No single read is larger than this.
+const MAX_READ: u64 = 64 << 20;
+
+pub(crate) fn execute(
+    repo: &Repository,
+    _index: &Index,
+    plan: &mut Plan,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let plan = &*plan;
+    plan.packs
+        .par_iter()
+        .try_for_each(|work| restore_pack(repo, plan, work, progress))
+}
+
+/// Groups a pack's needed blobs (sorted by offset) into ranges to read.
+fn segments(blobs: &[BlobNeed]) -> Vec<&[BlobNeed]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=blobs.len() {
+        let split = i == blobs.len() || {
+            let first = u64::from(blobs[start].offset);
+            let prev_end = u64::from(blobs[i - 1].offset) + u64::from(blobs[i - 1].length);
+            let next = &blobs[i];
+            u64::from(next.offset) > prev_end + COALESCE_GAP
+                || u64::from(next.offset) + u64::from(next.length) - first > MAX_READ
+        };
+        if split {
+            out.push(&blobs[start..i]);
+            start = i;
+        }
+    }
+    out
+}
+
+fn restore_pack(
+    repo: &Repository,
+    plan: &Plan,
+    work: &PackWork,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let name = work.pack.to_hex();
+    let mut open_files: HashMap<u32, File> = HashMap::new();
+    for seg in segments(&work.blobs) {
+        if progress.should_stop() {
+            return Err(kairn_format::error::Error::canceled());
+        }
+        let start = u64::from(seg[0].offset);
+        let end = seg
+            .iter()
+            .map(|b| u64::from(b.offset) + u64::from(b.length))
+            .max()
+            .unwrap_or(start);
+        let mut bytes = match repo
+            .backend()
+            .read_range(FileKind::Pack, &name, start, end - start)
+        {
+            Ok(b) => b,
+            Err(e) => {
+                let why = match e.kind() {
+                    ErrorKind::NotFound => format!("pack {} is missing", work.pack.short()),
+                    _ => format!("pack {} cannot be read: {e}", work.pack.short()),
+                };
+                fail_all(plan, seg, &why);
+                continue;
+            }
+        };
+        for need in seg {
+            let at = (u64::from(need.offset) - start) as usize;
+            let stored = &mut bytes[at..at + need.length as usize];
+            let data = match open_blob_in_place(
+                repo.keys(),
+                BlobKind::Data,
+                &need.id,
+                stored,
+                need.raw_length as usize,
+            ) {
+                Ok(d) => d,
+                Err(e) => {
+                    fail_all(
+                        plan,
+                        std::slice::from_ref(need),
+                        &format!("damaged data in pack {}: {e}", work.pack.short()),
+                    );
+                    continue;
+                }
+            };
+            for t in &need.targets {
+                if plan.failed(t.file as usize) {
+                    continue;
+                }
+                let job = &plan.files[t.file as usize];
+                if open_files.len() >= MAX_OPEN_FILES && !open_files.contains_key(&t.file) {
+                    open_files.clear();
+                }
+                let file = match open_files.entry(t.file) {
+                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        match open_for_write(&job.abs) {
+                            Ok(f) => v.insert(f),
+                            Err(e) => {
+                                plan.fail(t.file as usize, format!("cannot open for writing: {e}"));
+                                continue;
+                            }
+                        }
+                    }
+                };
+                if let Err(e) = file.write_all_at(&data, t.offset) {
+                    if kairn_format::error::is_no_space(&e) {
+                        return Err(Error::io(
+                            format!("restore target is full while writing {}", job.rel.display()),
+                            e,
+                        ));
+                    }
+                    plan.fail(t.file as usize, format!("write failed: {e}"));
+                }
+                progress.bytes(data.len() as u64);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn fail_all(plan: &Plan, blobs: &[BlobNeed], why: &str) {
+    for need in blobs {
+        for t in &need.targets {
+            plan.fail(t.file as usize, why.to_string());
+        }
+    }
+}

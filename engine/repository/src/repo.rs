@@ -1,0 +1,574 @@
+//! The repository: a backend plus the master keys and config. It turns typed files into sealed,
+//! hash-named objects and back, verifying every read. It holds no pipeline logic.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rayon::prelude::*;
+
+use crate::read::pack_cache::PackCache;
+use crate::session::Session;
+use kairn_format::FileKind;
+use kairn_format::chunker::{Chunker, ChunkerParams};
+use kairn_format::config::Config;
+use kairn_format::crypto::{KdfParams, MasterKeys};
+use kairn_format::error::{Error, ErrorKind, Result};
+use kairn_format::id::SessionId;
+use kairn_format::id::{Id, IndexId, KeyId, PackId, SnapshotId};
+use kairn_format::index::IndexFile;
+use kairn_format::keyfile::KeyFile;
+use kairn_format::sealed::{self, SealedType};
+use kairn_format::snapshot::Snapshot;
+use kairn_storage::Backend;
+
+/// Options for a new repository.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// Chunk size bounds.
+    pub chunk_sizes: ChunkerParams,
+    /// zstd level.
+    pub compression_level: i32,
+    /// Target pack size.
+    pub pack_size: u32,
+    /// Cost of the first key.
+    pub kdf: KdfParams,
+    /// The store's retention lock, when its bucket has one.
+    pub object_lock: Option<kairn_format::config::ObjectLock>,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        Self {
+            chunk_sizes: ChunkerParams::default(),
+            compression_level: 3,
+            pack_size: 16 << 20,
+            kdf: KdfParams::default(),
+            object_lock: None,
+        }
+    }
+}
+
+/// A stored file type that is sealed and named by its hash.
+pub trait RepoFile: Sized {
+    /// Where it is stored.
+    const KIND: FileKind;
+    /// Its sealed-file type byte.
+    const SEALED: SealedType;
+    /// Its typed id.
+    type Id: From<Id> + AsRef<Id> + Copy;
+    /// The payload bytes.
+    fn to_payload(&self) -> Vec<u8>;
+    /// Parses payload bytes.
+    fn from_payload(bytes: &[u8]) -> Result<Self>;
+}
+
+impl RepoFile for Snapshot {
+    const KIND: FileKind = FileKind::Snapshot;
+    const SEALED: SealedType = SealedType::Snapshot;
+    type Id = SnapshotId;
+    fn to_payload(&self) -> Vec<u8> {
+        self.encode()
+    }
+    fn from_payload(bytes: &[u8]) -> Result<Self> {
+        Self::decode(bytes)
+    }
+}
+
+impl RepoFile for IndexFile {
+    const KIND: FileKind = FileKind::Index;
+    const SEALED: SealedType = SealedType::Index;
+    type Id = IndexId;
+    fn to_payload(&self) -> Vec<u8> {
+        self.encode()
+    }
+    fn from_payload(bytes: &[u8]) -> Result<Self> {
+        Self::decode(bytes)
+    }
+}
+
+/// An open repository.
+pub struct Repository {
+    backend: Arc<dyn Backend>,
+    keys: MasterKeys,
+    config: Config,
+    key_id: KeyId,
+    chunker: Chunker,
+    tree_packs: PackCache,
+    session: Mutex<Option<Session>>,
+    append_only: std::sync::atomic::AtomicBool,
+    cache: std::sync::OnceLock<kairn_storage::cache::MetadataCache>,
+}
+
+/// Bytes of whole tree packs kept in memory while walking snapshots.
+const TREE_PACK_CACHE_BYTES: usize = 48 << 20;
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Repository({})", self.backend.location())
+    }
+}
+
+/// Verifies that `bytes` hash to `name`.
+pub fn verify_name(kind: FileKind, name: &str, bytes: &[u8]) -> Result<()> {
+    let actual = Id::hash_of(bytes).to_hex();
+    if actual != name {
+        return Err(Error::corrupt(format!(
+            "{} {} is damaged: its content hashes to {}",
+            kind.name(),
+            &name[..name.len().min(8)],
+            &actual[..8]
+        )));
+    }
+    Ok(())
+}
+
+impl Repository {
+    /// Creates a repository in an empty store, with one key for `password`.
+    pub fn init(backend: Arc<dyn Backend>, password: &[u8], opts: &InitOptions) -> Result<Self> {
+        match backend.size(FileKind::Config, "config") {
+            Ok(_) => {
+                return Err(Error::new(
+                    ErrorKind::AlreadyExists,
+                    format!("a repository already exists at {}", backend.location()),
+                ));
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        if !backend.list(FileKind::Key)?.is_empty() || !backend.list(FileKind::Snapshot)?.is_empty()
+        {
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!(
+                    "{} holds key or snapshot files but no config (an interrupted init?): \
+                     remove them or choose another location",
+                    backend.location()
+                ),
+            ));
+        }
+        let mut config = Config::new(opts.chunk_sizes, opts.compression_level, opts.pack_size)?;
+        config.object_lock = opts.object_lock;
+        config.validate()?;
+        let keys = MasterKeys::generate();
+        backend.create()?;
+        let key_id = add_key_file(backend.as_ref(), &keys, password, opts.kdf, false)?;
+        let sealed = sealed::seal(
+            &keys,
+            SealedType::Config,
+            &config.encode(),
+            config.compression_level,
+        );
+        // The config is written last: a store without it is not a repository yet.
+        match backend.write(FileKind::Config, "config", sealed.clone()) {
+            Ok(()) => {}
+            // A retried write whose first attempt landed finds its own bytes.
+            Err(e)
+                if e.kind() == ErrorKind::AlreadyExists
+                    && backend.read(FileKind::Config, "config").ok().as_ref() == Some(&sealed) => {}
+            Err(e) => return Err(e),
+        }
+        let chunker = Chunker::new(config.chunk_sizes, keys.chunker_key())?;
+        Ok(Self {
+            backend,
+            keys,
+            config,
+            key_id,
+            chunker,
+            tree_packs: PackCache::new(TREE_PACK_CACHE_BYTES),
+            session: Mutex::new(None),
+            append_only: std::sync::atomic::AtomicBool::new(false),
+            cache: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// Opens a repository with a password.
+    pub fn open(backend: Arc<dyn Backend>, password: &[u8]) -> Result<Self> {
+        let config_bytes = match backend.read(FileKind::Config, "config") {
+            Ok(b) => b,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(Error::new(
+                    ErrorKind::RepositoryNotFound,
+                    format!("there is no kairn repository at {}", backend.location()),
+                ));
+            }
+            Err(e) => return Err(e),
+        };
+        sealed::check_header(&config_bytes, SealedType::Config)?;
+        let (keys, key_id, append_only) = unlock(backend.as_ref(), password)?;
+        let payload = sealed::open(&keys, SealedType::Config, &config_bytes)
+            .map_err(|e| Error::corrupt(format!("the repository config is damaged: {e}")))?;
+        let config = Config::decode(&payload)?;
+        if config.version != config_bytes[4] {
+            return Err(Error::corrupt(
+                "the config's version disagrees with its header",
+            ));
+        }
+        let chunker = Chunker::new(config.chunk_sizes, keys.chunker_key())?;
+        Ok(Self {
+            backend,
+            keys,
+            config,
+            key_id,
+            chunker,
+            tree_packs: PackCache::new(TREE_PACK_CACHE_BYTES),
+            session: Mutex::new(None),
+            append_only: std::sync::atomic::AtomicBool::new(append_only),
+            cache: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The storage.
+    pub fn backend(&self) -> &dyn Backend {
+        self.backend.as_ref()
+    }
+
+    /// Starts a writer session (repo-format.md §14.1) that index and snapshot writes through
+    /// this handle are then fenced by. Call it before loading the index.
+    pub fn begin_session(&self, kind: &str, expiry: std::time::Duration) -> Result<SessionId> {
+        let session = Session::start(self, kind, expiry)?;
+        let id = session.id();
+        if let Some(old) = lock(&self.session).replace(session) {
+            old.end()?;
+        }
+        Ok(id)
+    }
+
+    /// Ends the session, removing its heartbeats and fence.
+    pub fn end_session(&self) -> Result<()> {
+        match lock(&self.session).take() {
+            Some(s) => s.end(),
+            None => Ok(()),
+        }
+    }
+
+    /// The session's storage time now; see [`Session::storage_now`].
+    pub fn session_storage_now(&self) -> Result<Option<i64>> {
+        lock(&self.session)
+            .as_ref()
+            .map(Session::storage_now)
+            .transpose()
+    }
+
+    /// When the object may be deleted, in storage time (ms since the epoch), if the store's
+    /// retention lock still holds it at `now`; `None` when it may be deleted now.
+    pub fn locked_until(&self, kind: FileKind, name: &str, now: i64) -> Result<Option<i64>> {
+        let Some(lock) = self.config.object_lock else {
+            return Ok(None);
+        };
+        let written = match self.backend.modified(kind, name) {
+            Ok(t) => t,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let until = written.saturating_add(lock.hold_ms());
+        Ok((until > now).then_some(until))
+    }
+
+    /// The storage time against which retention locks are judged, once per operation: `None`
+    /// when the repository declares no lock (then nothing needs it).
+    pub fn lock_clock(&self) -> Result<Option<i64>> {
+        match self.config.object_lock {
+            Some(_) => self.storage_now().map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Deletes a content object (pack, index file, snapshot) unless the store's retention lock
+    /// still holds it at `now` (from [`Self::lock_clock`]); then it sends nothing and returns
+    /// when the object may go.
+    pub fn delete_content(
+        &self,
+        kind: FileKind,
+        name: &str,
+        now: Option<i64>,
+    ) -> Result<Option<i64>> {
+        if let Some(now) = now
+            && let Some(until) = self.locked_until(kind, name, now)?
+        {
+            return Ok(Some(until));
+        }
+        self.backend.delete(kind, name)?;
+        Ok(None)
+    }
+
+    /// The storage's time now, from this writer's session; a repository with a retention
+    /// lock needs it before deleting anything.
+    pub fn storage_now(&self) -> Result<i64> {
+        self.session_storage_now()?
+            .ok_or_else(|| Error::internal("a storage time needs a writer session"))
+    }
+
+    /// The running session's id.
+    pub fn session_id(&self) -> Option<SessionId> {
+        lock(&self.session).as_ref().map(Session::id)
+    }
+
+    /// Before publishing an index file: fails when the session may have been expired.
+    pub fn check_session(&self) -> Result<()> {
+        lock(&self.session)
+            .as_ref()
+            .map_or(Ok(()), Session::check_alive)
+    }
+
+    /// Before writing a snapshot: commits the session, or fails if a prune expired it.
+    pub fn commit_session(&self) -> Result<()> {
+        lock(&self.session).as_ref().map_or(Ok(()), Session::commit)
+    }
+
+    /// The storage, shared (for threads that outlive a borrow, like the heartbeat).
+    pub fn backend_arc(&self) -> Arc<dyn Backend> {
+        self.backend.clone()
+    }
+
+    /// Whole tree packs recently read; see [`crate::read::pack_cache`].
+    pub fn tree_packs(&self) -> &PackCache {
+        &self.tree_packs
+    }
+
+    /// The master keys.
+    pub fn keys(&self) -> &MasterKeys {
+        &self.keys
+    }
+
+    /// The config.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The key file that opened this repository.
+    pub fn key_id(&self) -> KeyId {
+        self.key_id
+    }
+
+    /// The repository's keyed chunker.
+    pub fn chunker(&self) -> &Chunker {
+        &self.chunker
+    }
+
+    /// Seals and stores a file, returning its id. Storing identical bytes twice is harmless.
+    pub fn save_file<F: RepoFile>(&self, file: &F) -> Result<F::Id> {
+        self.save_file_sized(file).map(|(id, _)| id)
+    }
+
+    /// Like [`Self::save_file`], also returning the stored size.
+    pub fn save_file_sized<F: RepoFile>(&self, file: &F) -> Result<(F::Id, u64)> {
+        let level = self.config.compression_level;
+        let bytes = sealed::seal(&self.keys, F::SEALED, &file.to_payload(), level);
+        let id = Id::hash_of(&bytes);
+        let size = bytes.len() as u64;
+        match self.backend.write(F::KIND, &id.to_hex(), bytes) {
+            Ok(()) => Ok((F::Id::from(id), size)),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok((F::Id::from(id), size)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Loads a file, checking its hash, authenticity and encoding.
+    pub fn load_file<F: RepoFile>(&self, id: &F::Id) -> Result<F> {
+        let name = id.as_ref().to_hex();
+        let bytes = self.read_verified(F::KIND, &name)?;
+        let payload = sealed::open(&self.keys, F::SEALED, &bytes)
+            .map_err(|e| e.with_context(F::KIND.name(), &name[..8]))?;
+        F::from_payload(&payload).map_err(|e| e.with_context(F::KIND.name(), &name[..8]))
+    }
+
+    /// Keeps snapshots, index files and tree packs in a local cache (see [`kairn_storage::cache`]).
+    pub fn use_cache(&self, base: &std::path::Path, max_bytes: u64) -> Result<()> {
+        let cache = kairn_storage::cache::MetadataCache::open(base, &self.config.id, max_bytes)?;
+        let _ = self.cache.set(cache);
+        Ok(())
+    }
+
+    /// A whole content-addressed file, checked against its name: from the cache when it holds
+    /// it, else from the storage (and then kept in the cache).
+    pub fn read_verified(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {
+        let cache = self.cache.get();
+        if let Some(bytes) = cache.and_then(|c| c.get(kind, name)) {
+            return Ok(bytes);
+        }
+        let bytes = self.backend.read(kind, name)?;
+        verify_name(kind, name, &bytes)?;
+        if let Some(c) = cache {
+            c.put(kind, name, &bytes);
+        }
+        Ok(bytes)
+    }
+
+    /// The ids of all files of a type.
+    pub fn list_ids<F: RepoFile>(&self) -> Result<Vec<F::Id>> {
+        let ids = list_ids(self.backend.as_ref(), F::KIND)?;
+        if let Some(c) = self.cache.get() {
+            c.retain(F::KIND, &ids.iter().map(|i| i.to_hex()).collect());
+        }
+        Ok(ids.into_iter().map(F::Id::from).collect())
+    }
+
+    /// Every stored pack with its size; names that are not pack ids are skipped.
+    pub fn list_packs(&self) -> Result<Vec<(PackId, u64)>> {
+        let listed = self.backend.list(FileKind::Pack)?;
+        if let Some(c) = self.cache.get() {
+            c.retain(
+                FileKind::Pack,
+                &listed.iter().map(|(n, _)| n.clone()).collect(),
+            );
+        }
+        Ok(listed
+            .into_iter()
+            .filter_map(|(name, size)| name.parse().ok().map(|id| (id, size)))
+            .collect())
+    }
+
+    /// Loads every snapshot, newest last. Fails on the first damaged one.
+    pub fn load_snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
+        let ids = self.list_ids::<Snapshot>()?;
+        // A snapshot listed but then not found was forgotten meanwhile: it is simply gone.
+        let loaded: Vec<Option<(SnapshotId, Snapshot)>> = ids
+            .par_iter()
+            .map(|id| match self.load_file::<Snapshot>(id) {
+                Ok(s) => Ok(Some((*id, s))),
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            })
+            .collect::<Result<_>>()?;
+        let mut snaps: Vec<(SnapshotId, Snapshot)> = loaded.into_iter().flatten().collect();
+        snaps.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        Ok(snaps)
+    }
+
+    /// Adds a key file for another password.
+    /// Adds a key; an append-only key can only add append-only keys.
+    pub fn add_key(&self, password: &[u8], kdf: KdfParams, append_only: bool) -> Result<KeyId> {
+        if self.append_only() && !append_only {
+            return Err(Error::new(
+                ErrorKind::AppendOnly,
+                "an append-only key can add only append-only keys",
+            ));
+        }
+        add_key_file(
+            self.backend.as_ref(),
+            &self.keys,
+            password,
+            kdf,
+            append_only,
+        )
+    }
+
+    /// True when this repository was opened with an append-only key, or set so: then nothing
+    /// may be deleted, and writers leave their session files for a full-rights prune.
+    pub fn append_only(&self) -> bool {
+        self.append_only.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Puts this handle in append-only mode (for a storage credential without delete rights).
+    pub fn set_append_only(&self) {
+        self.append_only
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Refuses `what` in append-only mode.
+    pub fn refuse_append_only(&self, what: &str) -> Result<()> {
+        if self.append_only() {
+            return Err(Error::new(
+                ErrorKind::AppendOnly,
+                format!(
+                    "{what} deletes from the repository, and it is open in append-only mode \
+                     (an append-only key or --append-only): run it with a full key"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Lists key files.
+    pub fn list_keys(&self) -> Result<Vec<(KeyId, KeyFile)>> {
+        let mut out = Vec::new();
+        for id in list_ids(self.backend.as_ref(), FileKind::Key)? {
+            let name = id.to_hex();
+            let bytes = self.backend.read(FileKind::Key, &name)?;
+            verify_name(FileKind::Key, &name, &bytes)?;
+            out.push((KeyId(id), KeyFile::decode(&bytes)?));
+        }
+        out.sort_by(|a, b| a.1.created.cmp(&b.1.created));
+        Ok(out)
+    }
+
+    /// Removes a key file. The last key, and the key in use, cannot be removed.
+    pub fn remove_key(&self, id: KeyId) -> Result<()> {
+        if id == self.key_id {
+            return Err(Error::invalid(
+                "refusing to remove the key that opened the repository",
+            ));
+        }
+        let keys = list_ids(self.backend.as_ref(), FileKind::Key)?;
+        if !keys.contains(&id.0) {
+            return Err(Error::new(ErrorKind::NotFound, format!("no key {id}")));
+        }
+        self.backend.delete(FileKind::Key, &id.to_hex())
+    }
+}
+
+fn list_ids(backend: &dyn Backend, kind: FileKind) -> Result<Vec<Id>> {
+    backend
+        .list(kind)?
+        .into_iter()
+        .map(|(name, _)| Id::from_hex(&name))
+        .collect()
+}
+
+fn add_key_file(
+    backend: &dyn Backend,
+    keys: &MasterKeys,
+    password: &[u8],
+    kdf: KdfParams,
+    append_only: bool,
+) -> Result<KeyId> {
+    let kf = KeyFile::create(
+        keys,
+        password,
+        kdf,
+        &crate::sysinfo::hostname(),
+        &crate::sysinfo::username(),
+        append_only,
+    )?;
+    let bytes = kf.encode();
+    let id = Id::hash_of(&bytes);
+    backend.write(FileKind::Key, &id.to_hex(), bytes)?;
+    Ok(KeyId(id))
+}
+
+/// Tries every key file. A damaged key file is skipped if another opens; if none opens, a wrong
+/// password is reported unless every key file was damaged.
+fn unlock(backend: &dyn Backend, password: &[u8]) -> Result<(MasterKeys, KeyId, bool)> {
+    let ids = list_ids(backend, FileKind::Key)?;
+    if ids.is_empty() {
+        return Err(Error::corrupt("the repository has no key files"));
+    }
+    let mut damaged: Option<Error> = None;
+    let mut newer: Option<Error> = None;
+    let mut wrong = false;
+    for id in ids {
+        let name = id.to_hex();
+        let attempt = backend
+            .read(FileKind::Key, &name)
+            .and_then(|bytes| verify_name(FileKind::Key, &name, &bytes).map(|()| bytes))
+            .and_then(|bytes| KeyFile::decode(&bytes))
+            .and_then(|kf| kf.open(password).map(|k| (k, kf.append_only)));
+        match attempt {
+            Ok((keys, append_only)) => return Ok((keys, KeyId(id), append_only)),
+            Err(e) if e.kind() == ErrorKind::WrongPassword => wrong = true,
+            Err(e) if e.kind() == ErrorKind::UnsupportedVersion => newer = Some(e),
+            Err(e) => damaged = Some(e.with_context("key", &name[..8])),
+        }
+    }
+    match (newer, wrong, damaged) {
+        (Some(e), _, _) => Err(e),
+        (None, false, Some(e)) => Err(e),
+        _ => Err(Error::new(
+            ErrorKind::WrongPassword,
+            "wrong password: no key file opens with it",
+        )),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
