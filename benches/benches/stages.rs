@@ -7,8 +7,9 @@
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use engine::chunker::{Chunker, ChunkerParams};
 use engine::crypto::MasterKeys;
-use engine::format::blob::{BlobKind, blob_aad, seal_blob};
+use engine::format::blob::{blob_aad, seal_blob};
 use engine::format::pack::PackBuilder;
+use engine::id::BlobKind;
 
 const MIB: usize = 1 << 20;
 const CORPUS: usize = 64 * MIB;

@@ -6,9 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
-use engine::format::blob::BlobKind;
 use engine::format::index::{IndexFile, IndexPack};
 use engine::format::pack::PackEntry;
+use engine::id::BlobKind;
 use engine::id::{BlobId, Id, PackId};
 
 fn files_under(dir: &Path, limit: usize) -> Vec<PathBuf> {

@@ -98,8 +98,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 e.raw_length as usize,
             )?;
             match e.kind {
-                engine::format::blob::BlobKind::Tree => seeds.put("tree", &plain)?,
-                engine::format::blob::BlobKind::Data => seeds.put("chunker", &plain)?,
+                engine::id::BlobKind::Tree => seeds.put("tree", &plain)?,
+                engine::id::BlobKind::Data => seeds.put("chunker", &plain)?,
             }
         }
     }

@@ -33,8 +33,8 @@ pub use kairn_format::{chunker, compress, crypto, error, id, units};
 /// The on-disk format: each stored file type, bytes to types and back.
 pub mod format {
     pub use kairn_format::{
-        FORMAT_VERSION, FileKind, blob, check_version, config, decode_exact, index, keyfile, pack,
-        sealed, snapshot, tree,
+        FORMAT_VERSION, FileKind, blob, check_version, config, decode_exact, garbage, index,
+        keyfile, pack, repofile, sealed, session, snapshot, tree,
     };
 }
 

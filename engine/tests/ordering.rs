@@ -16,6 +16,7 @@ use engine::format::index::IndexFile;
 use engine::index::Index;
 use engine::progress::NoProgress;
 use engine::repo::{InitOptions, Repository};
+use engine::session::Session;
 use engine::{Error, ErrorKind, Result};
 
 /// Records every write, and fails the `fail_at`-th write of `fail_kind` if set.
@@ -116,10 +117,21 @@ fn setup() -> (Arc<Recording>, Repository, tempfile::TempDir) {
     (rec, repo, src)
 }
 
-fn run(repo: &Repository, src: &std::path::Path) -> Result<engine::backup::BackupOutcome> {
+/// A writer session, as every publishing caller must hold one.
+fn session(repo: &Repository) -> Session {
+    repo.begin_session("backup", std::time::Duration::from_secs(600))
+        .unwrap()
+}
+
+fn run(
+    repo: &Repository,
+    session: &Session,
+    src: &std::path::Path,
+) -> Result<engine::backup::BackupOutcome> {
     let index = Index::load(repo)?;
     backup(
         repo,
+        session,
         &index,
         &BackupOptions {
             paths: vec![src.to_path_buf()],
@@ -132,7 +144,8 @@ fn run(repo: &Repository, src: &std::path::Path) -> Result<engine::backup::Backu
 #[test]
 fn packs_then_index_then_snapshot() {
     let (rec, repo, src) = setup();
-    run(&repo, src.path()).unwrap();
+    let writer = session(&repo);
+    run(&repo, &writer, src.path()).unwrap();
     let log = rec.log.lock().unwrap().clone();
     let packs: Vec<usize> = (0..log.len())
         .filter(|&i| log[i].0 == FileKind::Pack)
@@ -187,7 +200,7 @@ fn a_failed_write_anywhere_leaves_no_snapshot_and_no_dangling_index_entry() {
     ] {
         let (rec, repo, src) = setup();
         *rec.fail.lock().unwrap() = Some((kind, nth));
-        let err = run(&repo, src.path()).unwrap_err();
+        let err = run(&repo, &session(&repo), src.path()).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Backend, "{kind:?} {nth}");
         assert!(
             repo.load_snapshots().unwrap().is_empty(),
@@ -207,7 +220,7 @@ fn a_failed_write_anywhere_leaves_no_snapshot_and_no_dangling_index_entry() {
             );
         }
         // The next backup succeeds and reuses what was stored.
-        let outcome = run(&repo, src.path()).unwrap();
+        let outcome = run(&repo, &session(&repo), src.path()).unwrap();
         assert_eq!(repo.load_snapshots().unwrap().len(), 1);
         assert!(outcome.warnings.is_empty());
     }
@@ -216,10 +229,9 @@ fn a_failed_write_anywhere_leaves_no_snapshot_and_no_dangling_index_entry() {
 #[test]
 fn a_session_beats_first_fences_its_commit_and_cleans_up_after_the_snapshot() {
     let (rec, repo, src) = setup();
-    repo.begin_session("backup", std::time::Duration::from_secs(600))
-        .unwrap();
-    run(&repo, src.path()).unwrap();
-    repo.end_session().unwrap();
+    let writer = session(&repo);
+    run(&repo, &writer, src.path()).unwrap();
+    writer.end().unwrap();
     let log = rec.log.lock().unwrap().clone();
     let at = |kind: FileKind, deleted: bool| {
         log.iter()
@@ -251,19 +263,19 @@ fn a_session_beats_first_fences_its_commit_and_cleans_up_after_the_snapshot() {
 #[test]
 fn an_expired_session_cannot_commit_and_writes_no_snapshot() {
     let (rec, repo, src) = setup();
-    let session = repo
-        .begin_session("backup", std::time::Duration::from_secs(600))
-        .unwrap();
+    let writer = session(&repo);
+    let id = writer.id();
     // What a prune does to a stale session: it takes the fence first.
     assert!(
-        engine::session::create_fence(&repo, session, engine::session::Outcome::Expire).unwrap()
+        engine::session::fence::create(repo.files(), id, engine::format::session::Outcome::Expire)
+            .unwrap()
     );
-    let err = run(&repo, src.path()).unwrap_err();
+    let err = run(&repo, &writer, src.path()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::SessionExpired, "{err}");
     assert!(repo.load_snapshots().unwrap().is_empty());
     assert_eq!(
-        engine::session::fence_outcome(&repo, session).unwrap(),
-        Some(engine::session::Outcome::Expire)
+        engine::session::fence::outcome(repo.files(), id).unwrap(),
+        Some(engine::format::session::Outcome::Expire)
     );
     drop(repo);
     let _ = rec;

@@ -5,8 +5,9 @@
 
 use engine::chunker::{Chunker, ChunkerParams};
 use engine::crypto::{KdfParams, MasterKeys};
-use engine::format::blob::{BlobKind, blob_aad};
+use engine::format::blob::blob_aad;
 use engine::format::tree::{Extent, Node, NodeKind, Timestamp, Tree, Xattr};
+use engine::id::BlobKind;
 
 fn keys() -> MasterKeys {
     let mut bytes = [0u8; 96];

@@ -10,6 +10,7 @@ use engine::backend::faults::{FaultPlan, FaultyBackend};
 use engine::backend::{Backend, Location, OpendalBackend, StorageOptions};
 use engine::index::Index;
 use engine::repo::Repository;
+use engine::session::Session;
 
 /// Options every command takes.
 #[derive(Debug, Args)]
@@ -253,11 +254,11 @@ impl Global {
 
     /// Opens the repository, starts a writer session, then loads the index (in that order:
     /// repo-format.md §14.1).
-    pub fn open_for_writing(&self, kind: &str) -> Result<(Repository, Index)> {
+    pub fn open_for_writing(&self, kind: &str) -> Result<(Repository, Session, Index)> {
         let repo = self.open()?;
-        repo.begin_session(kind, self.expiry())?;
+        let session = repo.begin_session(kind, self.expiry())?;
         let index = Index::load(&repo)?;
-        Ok((repo, index))
+        Ok((repo, session, index))
     }
 
     /// Opens the repository and loads its index.

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use engine::backend::OpendalBackend;
 use engine::crypto::KdfParams;
-use engine::format::blob::BlobKind;
 use engine::format::tree::{Node, NodeKind, Timestamp, Tree};
+use engine::id::BlobKind;
 use engine::index::Index;
 use engine::locate::Located;
 use engine::progress::NoProgress;
@@ -69,14 +69,12 @@ fn restore_root(
 /// Stores a tree as the attacker would: encoded without the writer's validation.
 fn store_raw_tree(repo: &Repository, saver: &BlobSaver<'_>, tree: &Tree) -> engine::id::BlobId {
     let bytes = postcard::to_stdvec(tree).unwrap();
-    let id = repo.keys().tree_id(&bytes);
-    saver.save(BlobKind::Tree, id, &bytes).unwrap();
+    let (id, _) = saver.save(BlobKind::Tree, &bytes).unwrap();
     id
 }
 
 fn file(repo: &Repository, saver: &BlobSaver<'_>, name: &[u8], data: &[u8]) -> Node {
-    let id = repo.keys().data_id(data);
-    saver.save(BlobKind::Data, id, data).unwrap();
+    let (id, _) = saver.save(BlobKind::Data, data).unwrap();
     let content = vec![engine::format::tree::Extent::Data {
         id,
         len: data.len() as u32,
@@ -96,7 +94,10 @@ fn file(repo: &Repository, saver: &BlobSaver<'_>, name: &[u8], data: &[u8]) -> N
 fn unsafe_names_never_reach_the_filesystem() {
     let repo = repo();
     let empty = Index::default();
-    let saver = BlobSaver::new(&repo, &empty);
+    let session = repo
+        .begin_session("backup", engine::session::DEFAULT_EXPIRY)
+        .unwrap();
+    let saver = BlobSaver::new(&repo, &session, &empty).unwrap();
     let outside = tempfile::tempdir().unwrap();
     let escape = outside.path().join("escaped");
     let absolute = escape.to_str().unwrap().as_bytes().to_vec();
@@ -151,7 +152,10 @@ fn unsafe_names_never_reach_the_filesystem() {
 fn a_symlink_at_the_destination_is_replaced_not_followed() {
     let repo = repo();
     let empty = Index::default();
-    let saver = BlobSaver::new(&repo, &empty);
+    let session = repo
+        .begin_session("backup", engine::session::DEFAULT_EXPIRY)
+        .unwrap();
+    let saver = BlobSaver::new(&repo, &session, &empty).unwrap();
     let inner = Tree {
         nodes: vec![file(&repo, &saver, b"payload", b"data")],
     };
@@ -204,7 +208,10 @@ fn a_symlink_at_the_destination_is_replaced_not_followed() {
 fn a_tree_claiming_a_huge_file_is_refused() {
     let repo = repo();
     let empty = Index::default();
-    let saver = BlobSaver::new(&repo, &empty);
+    let session = repo
+        .begin_session("backup", engine::session::DEFAULT_EXPIRY)
+        .unwrap();
+    let saver = BlobSaver::new(&repo, &session, &empty).unwrap();
     let liar = node(
         b"huge",
         NodeKind::File {
@@ -228,7 +235,10 @@ fn a_tree_claiming_a_huge_file_is_refused() {
 fn a_symlink_cannot_be_used_as_a_parent_directory() {
     let repo = repo();
     let empty = Index::default();
-    let saver = BlobSaver::new(&repo, &empty);
+    let session = repo
+        .begin_session("backup", engine::session::DEFAULT_EXPIRY)
+        .unwrap();
+    let saver = BlobSaver::new(&repo, &session, &empty).unwrap();
     let outside = tempfile::tempdir().unwrap();
     let inner = Tree {
         nodes: vec![file(&repo, &saver, b"file", b"pwned")],
@@ -279,7 +289,10 @@ fn deep_nesting_is_restored_as_far_as_paths_allow_and_reported_beyond() {
     const DEPTH: usize = 3000;
     let repo = repo();
     let empty = Index::default();
-    let saver = BlobSaver::new(&repo, &empty);
+    let session = repo
+        .begin_session("backup", engine::session::DEFAULT_EXPIRY)
+        .unwrap();
+    let saver = BlobSaver::new(&repo, &session, &empty).unwrap();
     let mut child = store_raw_tree(
         &repo,
         &saver,

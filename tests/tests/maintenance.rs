@@ -71,7 +71,8 @@ fn prune_does_not_delete_what_a_running_backup_is_about_to_reuse() {
     // against the first snapshot's blobs...
     let backend = std::sync::Arc::new(OpendalBackend::local(&cli.repo).unwrap());
     let repo = Repository::open(backend, b"correct horse").unwrap();
-    repo.begin_session("backup", Duration::from_secs(600))
+    let session = repo
+        .begin_session("backup", Duration::from_secs(600))
         .unwrap();
     let index = Index::load(&repo).unwrap();
 
@@ -88,12 +89,19 @@ fn prune_does_not_delete_what_a_running_backup_is_about_to_reuse() {
         parent: ParentChoice::None,
         ..Default::default()
     };
-    let outcome = backup(&repo, &index, &opts, &engine::progress::NoProgress).unwrap();
+    let outcome = backup(
+        &repo,
+        &session,
+        &index,
+        &opts,
+        &engine::progress::NoProgress,
+    )
+    .unwrap();
     assert_eq!(
         outcome.snapshot.summary.data_blobs_new, 0,
         "the backup reused every blob"
     );
-    repo.end_session().unwrap();
+    session.end().unwrap();
 
     // The next prune sweeps: it sees the new snapshot, indexes its packs again, deletes nothing
     // it uses.
@@ -309,7 +317,11 @@ fn check_finds_a_missing_index_and_a_dangling_snapshot_and_repair_fixes_both() {
     let (_, mut snap) = engine::snapshots::find(&repo, &id, &Default::default()).unwrap();
     snap.tree = engine::id::BlobId(engine::id::Id([7; 32]));
     snap.time = "2030-01-01T00:00:00Z".into();
-    let dangling = repo.save_file(&snap).unwrap().to_hex();
+    let writer = repo
+        .begin_session("repair", Duration::from_secs(600))
+        .unwrap();
+    let dangling = writer.save_snapshot(&snap).unwrap().to_hex();
+    writer.end().unwrap();
     let out = cli.run(&["check"]);
     assert_eq!(code(&out), 4);
     let text = String::from_utf8_lossy(&out.stdout);

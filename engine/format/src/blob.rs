@@ -1,32 +1,10 @@
 //! Blobs: the unit of deduplication. A stored blob is the sealed box of
 //! `compression marker ‖ payload`, with associated data `kind byte ‖ blob id`.
 
-use serde::{Deserialize, Serialize};
-
 use crate::compress;
 use crate::crypto::MasterKeys;
 use crate::error::{Error, Result};
-use crate::id::BlobId;
-
-/// What a blob holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BlobKind {
-    /// A chunk of file content.
-    Data,
-    /// An encoded tree (one directory).
-    Tree,
-}
-
-impl BlobKind {
-    /// The byte that stands for the kind in associated data and headers.
-    pub fn byte(self) -> u8 {
-        match self {
-            Self::Data => 0,
-            Self::Tree => 1,
-        }
-    }
-}
+use crate::id::{BlobId, BlobKind};
 
 /// The associated data of a blob: `kind ‖ id`.
 pub fn blob_aad(kind: BlobKind, id: &BlobId) -> [u8; 33] {

@@ -112,8 +112,8 @@ impl Config {
     }
 
     /// JSON bytes.
-    pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        crate::repofile::to_json(self, "config")
     }
 
     /// Parses and validates JSON bytes.

@@ -10,7 +10,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::id::{BlobId, Id};
+use crate::id::{BlobId, BlobKind, Id};
 
 /// Bytes a sealed box adds to its plaintext.
 pub const SEAL_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
@@ -73,10 +73,10 @@ impl MasterKeys {
     }
 
     /// The id of a blob of `kind`.
-    pub fn blob_id(&self, kind: crate::blob::BlobKind, plaintext: &[u8]) -> BlobId {
+    pub fn blob_id(&self, kind: BlobKind, plaintext: &[u8]) -> BlobId {
         match kind {
-            crate::blob::BlobKind::Data => self.data_id(plaintext),
-            crate::blob::BlobKind::Tree => self.tree_id(plaintext),
+            BlobKind::Data => self.data_id(plaintext),
+            BlobKind::Tree => self.tree_id(plaintext),
         }
     }
 

@@ -149,6 +149,21 @@ impl Error {
         self
     }
 
+    /// A copy for another thread or caller: the same kind, message, context and retryable
+    /// flag, with the source kept as its text (a source need not be `Clone`).
+    pub fn duplicate(&self) -> Self {
+        Self {
+            kind: self.kind,
+            message: self.message.clone(),
+            context: self.context.clone(),
+            retryable: self.retryable,
+            source: self
+                .source
+                .as_ref()
+                .map(|s| Box::new(SourceText(s.to_string())) as Box<_>),
+        }
+    }
+
     /// The kind of the error.
     pub fn kind(&self) -> ErrorKind {
         self.kind
@@ -164,6 +179,18 @@ impl Error {
         self.retryable
     }
 }
+
+/// A source error kept as its message, for [`Error::duplicate`].
+#[derive(Debug)]
+struct SourceText(String);
+
+impl fmt::Display for SourceText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SourceText {}
 
 /// True when an I/O error means the filesystem is full or over quota.
 pub fn is_no_space(err: &std::io::Error) -> bool {

@@ -159,3 +159,23 @@ typed_id!(
     /// A writer's session: 32 random bytes.
     SessionId
 );
+
+/// What a blob holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobKind {
+    /// A chunk of file content.
+    Data,
+    /// An encoded tree (one directory).
+    Tree,
+}
+
+impl BlobKind {
+    /// The byte that stands for the kind in associated data and headers.
+    pub fn byte(self) -> u8 {
+        match self {
+            Self::Data => 0,
+            Self::Tree => 1,
+        }
+    }
+}

@@ -29,8 +29,8 @@ pub struct IndexFile {
 
 impl IndexFile {
     /// Postcard bytes.
-    pub fn encode(&self) -> Vec<u8> {
-        postcard::to_stdvec(self).unwrap_or_default()
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        crate::repofile::to_postcard(self, "index file")
     }
 
     /// Decodes postcard bytes.

@@ -89,8 +89,9 @@ impl KeyFile {
     }
 
     /// JSON bytes.
-    pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec_pretty(self).unwrap_or_default()
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        serde_json::to_vec_pretty(self)
+            .map_err(|e| Error::internal("key file does not encode").with_source(e))
     }
 
     /// Parses and validates JSON bytes.
@@ -139,7 +140,7 @@ mod tests {
     fn wrap_and_unwrap() {
         let keys = MasterKeys::generate();
         let kf = KeyFile::create(&keys, b"pw", cheap(), "h", "u", false).unwrap();
-        let back = KeyFile::decode(&kf.encode()).unwrap();
+        let back = KeyFile::decode(&kf.encode().unwrap()).unwrap();
         assert_eq!(back.open(b"pw").unwrap().to_bytes(), keys.to_bytes());
         assert_eq!(
             back.open(b"nope").unwrap_err().kind(),
@@ -151,7 +152,7 @@ mod tests {
     fn the_append_only_flag_cannot_be_stripped() {
         let keys = MasterKeys::generate();
         let kf = KeyFile::create(&keys, b"pw", cheap(), "h", "u", true).unwrap();
-        let back = KeyFile::decode(&kf.encode()).unwrap();
+        let back = KeyFile::decode(&kf.encode().unwrap()).unwrap();
         assert!(back.append_only);
         assert_eq!(back.open(b"pw").unwrap().to_bytes(), keys.to_bytes());
         let stripped = KeyFile {

@@ -8,9 +8,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::blob::BlobKind;
 use crate::crypto::MasterKeys;
 use crate::error::{Error, Result};
+use crate::id::BlobKind;
 use crate::id::{BlobId, Id, PackId};
 use crate::{FORMAT_VERSION, check_version};
 

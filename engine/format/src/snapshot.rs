@@ -168,8 +168,8 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// JSON bytes.
-    pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        crate::repofile::to_json(self, "snapshot")
     }
 
     /// Parses JSON bytes.
@@ -207,11 +207,11 @@ mod tests {
         let mut snap = Snapshot::decode(OLD.as_bytes()).unwrap();
         assert_eq!(snap.original, None);
         assert_eq!(
-            snap.encode(),
+            snap.encode().unwrap(),
             OLD.as_bytes(),
             "written as before the field existed"
         );
         snap.original = Some(SnapshotId(Id([7; 32])));
-        assert_eq!(Snapshot::decode(&snap.encode()).unwrap(), snap);
+        assert_eq!(Snapshot::decode(&snap.encode().unwrap()).unwrap(), snap);
     }
 }

@@ -12,10 +12,10 @@ use std::collections::HashMap;
 use rayon::prelude::*;
 
 use crate::repo::Repository;
-use kairn_format::blob::BlobKind;
 use kairn_format::error::{Error, ErrorKind, Result};
+use kairn_format::id::BlobKind;
 use kairn_format::id::{BlobId, IndexId, PackId};
-use kairn_format::index::{IndexFile, IndexPack};
+use kairn_format::index::IndexFile;
 
 /// Where a blob is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,9 +262,6 @@ impl Index {
     }
 }
 
-/// Blobs per index file written by maintenance (prune, repair).
-const MAINTENANCE_INDEX_BLOBS: usize = 100_000;
-
 /// The index files of a repository, as [`load_live_files`] found them.
 pub struct IndexFiles {
     /// The files in use (superseded by no other), verified.
@@ -308,46 +305,6 @@ fn load_listed(repo: &Repository) -> Result<IndexFiles> {
         live.push((id, file?));
     }
     Ok(IndexFiles { live, all: ids })
-}
-
-/// Writes `packs` as index files of at most about 100,000 blobs each; returns how many were
-/// written. Only the last one lists `supersedes`, so readers switch to the new files only once
-/// all of them are stored (an interrupted write leaves the old files in use). With no packs
-/// and something to supersede, one empty file says so. Each write is fenced by the session.
-pub fn write_index_files(
-    repo: &Repository,
-    packs: &[IndexPack],
-    supersedes: &[IndexId],
-) -> Result<u64> {
-    let mut groups: Vec<Vec<IndexPack>> = Vec::new();
-    let mut blobs = 0;
-    for p in packs {
-        if groups.is_empty() || blobs >= MAINTENANCE_INDEX_BLOBS {
-            groups.push(Vec::new());
-            blobs = 0;
-        }
-        blobs += p.blobs.len();
-        if let Some(last) = groups.last_mut() {
-            last.push(p.clone());
-        }
-    }
-    if groups.is_empty() && !supersedes.is_empty() {
-        groups.push(Vec::new());
-    }
-    let count = groups.len();
-    for (i, packs) in groups.into_iter().enumerate() {
-        let file = IndexFile {
-            supersedes: if i + 1 == count {
-                supersedes.to_vec()
-            } else {
-                Vec::new()
-            },
-            packs,
-        };
-        repo.check_session()?;
-        repo.save_file(&file)?;
-    }
-    Ok(count as u64)
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! [`session`] that fences publishing against a concurrent prune, the in-memory [`index`], the
 //! save pipeline ([`save`]: dedup → pack → upload → index) and the verified read path ([`read`]).
 
+pub mod files;
 pub mod index;
 pub mod locate;
 pub mod read;

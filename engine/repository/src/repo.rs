@@ -1,10 +1,11 @@
 //! The repository: a backend plus the master keys and config. It turns typed files into sealed,
 //! hash-named objects and back, verifying every read. It holds no pipeline logic.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
+use crate::files::{Files, verify_name};
 use crate::read::pack_cache::PackCache;
 use crate::session::Session;
 use kairn_format::FileKind;
@@ -12,10 +13,9 @@ use kairn_format::chunker::{Chunker, ChunkerParams};
 use kairn_format::config::Config;
 use kairn_format::crypto::{KdfParams, MasterKeys};
 use kairn_format::error::{Error, ErrorKind, Result};
-use kairn_format::id::SessionId;
-use kairn_format::id::{Id, IndexId, KeyId, PackId, SnapshotId};
-use kairn_format::index::IndexFile;
+use kairn_format::id::{Id, KeyId, PackId, SnapshotId};
 use kairn_format::keyfile::KeyFile;
+use kairn_format::repofile::ContentFile;
 use kairn_format::sealed::{self, SealedType};
 use kairn_format::snapshot::Snapshot;
 use kairn_storage::Backend;
@@ -47,44 +47,6 @@ impl Default for InitOptions {
     }
 }
 
-/// A stored file type that is sealed and named by its hash.
-pub trait RepoFile: Sized {
-    /// Where it is stored.
-    const KIND: FileKind;
-    /// Its sealed-file type byte.
-    const SEALED: SealedType;
-    /// Its typed id.
-    type Id: From<Id> + AsRef<Id> + Copy;
-    /// The payload bytes.
-    fn to_payload(&self) -> Vec<u8>;
-    /// Parses payload bytes.
-    fn from_payload(bytes: &[u8]) -> Result<Self>;
-}
-
-impl RepoFile for Snapshot {
-    const KIND: FileKind = FileKind::Snapshot;
-    const SEALED: SealedType = SealedType::Snapshot;
-    type Id = SnapshotId;
-    fn to_payload(&self) -> Vec<u8> {
-        self.encode()
-    }
-    fn from_payload(bytes: &[u8]) -> Result<Self> {
-        Self::decode(bytes)
-    }
-}
-
-impl RepoFile for IndexFile {
-    const KIND: FileKind = FileKind::Index;
-    const SEALED: SealedType = SealedType::Index;
-    type Id = IndexId;
-    fn to_payload(&self) -> Vec<u8> {
-        self.encode()
-    }
-    fn from_payload(bytes: &[u8]) -> Result<Self> {
-        Self::decode(bytes)
-    }
-}
-
 /// An open repository.
 pub struct Repository {
     backend: Arc<dyn Backend>,
@@ -93,7 +55,7 @@ pub struct Repository {
     key_id: KeyId,
     chunker: Chunker,
     tree_packs: PackCache,
-    session: Mutex<Option<Session>>,
+    files: Files,
     append_only: std::sync::atomic::AtomicBool,
     cache: std::sync::OnceLock<kairn_storage::cache::MetadataCache>,
 }
@@ -105,20 +67,6 @@ impl std::fmt::Debug for Repository {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Repository({})", self.backend.location())
     }
-}
-
-/// Verifies that `bytes` hash to `name`.
-pub fn verify_name(kind: FileKind, name: &str, bytes: &[u8]) -> Result<()> {
-    let actual = Id::hash_of(bytes).to_hex();
-    if actual != name {
-        return Err(Error::corrupt(format!(
-            "{} {} is damaged: its content hashes to {}",
-            kind.name(),
-            &name[..name.len().min(8)],
-            &actual[..8]
-        )));
-    }
-    Ok(())
 }
 
 impl Repository {
@@ -154,7 +102,7 @@ impl Repository {
         let sealed = sealed::seal(
             &keys,
             SealedType::Config,
-            &config.encode(),
+            &config.encode()?,
             config.compression_level,
         );
         // The config is written last: a store without it is not a repository yet.
@@ -167,6 +115,7 @@ impl Repository {
             Err(e) => return Err(e),
         }
         let chunker = Chunker::new(config.chunk_sizes, keys.chunker_key())?;
+        let files = Files::new(backend.clone(), keys.clone(), config.compression_level);
         Ok(Self {
             backend,
             keys,
@@ -174,7 +123,7 @@ impl Repository {
             key_id,
             chunker,
             tree_packs: PackCache::new(TREE_PACK_CACHE_BYTES),
-            session: Mutex::new(None),
+            files,
             append_only: std::sync::atomic::AtomicBool::new(false),
             cache: std::sync::OnceLock::new(),
         })
@@ -203,6 +152,7 @@ impl Repository {
             ));
         }
         let chunker = Chunker::new(config.chunk_sizes, keys.chunker_key())?;
+        let files = Files::new(backend.clone(), keys.clone(), config.compression_level);
         Ok(Self {
             backend,
             keys,
@@ -210,7 +160,7 @@ impl Repository {
             key_id,
             chunker,
             tree_packs: PackCache::new(TREE_PACK_CACHE_BYTES),
-            session: Mutex::new(None),
+            files,
             append_only: std::sync::atomic::AtomicBool::new(append_only),
             cache: std::sync::OnceLock::new(),
         })
@@ -221,31 +171,16 @@ impl Repository {
         self.backend.as_ref()
     }
 
-    /// Starts a writer session (repo-format.md §14.1) that index and snapshot writes through
-    /// this handle are then fenced by. Call it before loading the index.
-    pub fn begin_session(&self, kind: &str, expiry: std::time::Duration) -> Result<SessionId> {
-        let session = Session::start(self, kind, expiry)?;
-        let id = session.id();
-        if let Some(old) = lock(&self.session).replace(session) {
-            old.end()?;
-        }
-        Ok(id)
+    /// Starts a writer session (repo-format.md §14.1): its first heartbeat is written before
+    /// this returns. Start it before loading the index. Everything that publishes (index files,
+    /// snapshots, garbage lists) goes through the session, so no writer can skip the fence.
+    pub fn begin_session(&self, kind: &str, expiry: std::time::Duration) -> Result<Session> {
+        Session::start(self.files.clone(), kind, expiry, self.append_only())
     }
 
-    /// Ends the session, removing its heartbeats and fence.
-    pub fn end_session(&self) -> Result<()> {
-        match lock(&self.session).take() {
-            Some(s) => s.end(),
-            None => Ok(()),
-        }
-    }
-
-    /// The session's storage time now; see [`Session::storage_now`].
-    pub fn session_storage_now(&self) -> Result<Option<i64>> {
-        lock(&self.session)
-            .as_ref()
-            .map(Session::storage_now)
-            .transpose()
+    /// Typed files over this repository's storage and keys.
+    pub fn files(&self) -> &Files {
+        &self.files
     }
 
     /// When the object may be deleted, in storage time (ms since the epoch), if the store's
@@ -263,11 +198,11 @@ impl Repository {
         Ok((until > now).then_some(until))
     }
 
-    /// The storage time against which retention locks are judged, once per operation: `None`
-    /// when the repository declares no lock (then nothing needs it).
-    pub fn lock_clock(&self) -> Result<Option<i64>> {
+    /// The storage time against which retention locks are judged, once per operation (from
+    /// the writer's session): `None` when the repository declares no lock (then nothing needs it).
+    pub fn lock_clock(&self, session: &Session) -> Result<Option<i64>> {
         match self.config.object_lock {
-            Some(_) => self.storage_now().map(Some),
+            Some(_) => session.storage_now().map(Some),
             None => Ok(None),
         }
     }
@@ -288,30 +223,6 @@ impl Repository {
         }
         self.backend.delete(kind, name)?;
         Ok(None)
-    }
-
-    /// The storage's time now, from this writer's session; a repository with a retention
-    /// lock needs it before deleting anything.
-    pub fn storage_now(&self) -> Result<i64> {
-        self.session_storage_now()?
-            .ok_or_else(|| Error::internal("a storage time needs a writer session"))
-    }
-
-    /// The running session's id.
-    pub fn session_id(&self) -> Option<SessionId> {
-        lock(&self.session).as_ref().map(Session::id)
-    }
-
-    /// Before publishing an index file: fails when the session may have been expired.
-    pub fn check_session(&self) -> Result<()> {
-        lock(&self.session)
-            .as_ref()
-            .map_or(Ok(()), Session::check_alive)
-    }
-
-    /// Before writing a snapshot: commits the session, or fails if a prune expired it.
-    pub fn commit_session(&self) -> Result<()> {
-        lock(&self.session).as_ref().map_or(Ok(()), Session::commit)
     }
 
     /// The storage, shared (for threads that outlive a borrow, like the heartbeat).
@@ -344,31 +255,11 @@ impl Repository {
         &self.chunker
     }
 
-    /// Seals and stores a file, returning its id. Storing identical bytes twice is harmless.
-    pub fn save_file<F: RepoFile>(&self, file: &F) -> Result<F::Id> {
-        self.save_file_sized(file).map(|(id, _)| id)
-    }
-
-    /// Like [`Self::save_file`], also returning the stored size.
-    pub fn save_file_sized<F: RepoFile>(&self, file: &F) -> Result<(F::Id, u64)> {
-        let level = self.config.compression_level;
-        let bytes = sealed::seal(&self.keys, F::SEALED, &file.to_payload(), level);
-        let id = Id::hash_of(&bytes);
-        let size = bytes.len() as u64;
-        match self.backend.write(F::KIND, &id.to_hex(), bytes) {
-            Ok(()) => Ok((F::Id::from(id), size)),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok((F::Id::from(id), size)),
-            Err(e) => Err(e),
-        }
-    }
-
     /// Loads a file, checking its hash, authenticity and encoding.
-    pub fn load_file<F: RepoFile>(&self, id: &F::Id) -> Result<F> {
+    pub fn load_file<F: ContentFile>(&self, id: &F::Id) -> Result<F> {
         let name = id.as_ref().to_hex();
         let bytes = self.read_verified(F::KIND, &name)?;
-        let payload = sealed::open(&self.keys, F::SEALED, &bytes)
-            .map_err(|e| e.with_context(F::KIND.name(), &name[..8]))?;
-        F::from_payload(&payload).map_err(|e| e.with_context(F::KIND.name(), &name[..8]))
+        self.files.open(&name, &bytes)
     }
 
     /// Keeps snapshots, index files and tree packs in a local cache (see [`kairn_storage::cache`]).
@@ -394,12 +285,12 @@ impl Repository {
     }
 
     /// The ids of all files of a type.
-    pub fn list_ids<F: RepoFile>(&self) -> Result<Vec<F::Id>> {
-        let ids = list_ids(self.backend.as_ref(), F::KIND)?;
+    pub fn list_ids<F: ContentFile>(&self) -> Result<Vec<F::Id>> {
+        let ids = self.files.list::<F>()?;
         if let Some(c) = self.cache.get() {
-            c.retain(F::KIND, &ids.iter().map(|i| i.to_hex()).collect());
+            c.retain(F::KIND, &ids.iter().map(|i| i.as_ref().to_hex()).collect());
         }
-        Ok(ids.into_iter().map(F::Id::from).collect())
+        Ok(ids)
     }
 
     /// Every stored pack with its size; names that are not pack ids are skipped.
@@ -529,7 +420,7 @@ fn add_key_file(
         &crate::sysinfo::username(),
         append_only,
     )?;
-    let bytes = kf.encode();
+    let bytes = kf.encode()?;
     let id = Id::hash_of(&bytes);
     backend.write(FileKind::Key, &id.to_hex(), bytes)?;
     Ok(KeyId(id))
@@ -567,8 +458,4 @@ fn unlock(backend: &dyn Backend, password: &[u8]) -> Result<(MasterKeys, KeyId, 
             "wrong password: no key file opens with it",
         )),
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -7,6 +7,7 @@ use engine::backup::{BackupOptions, ParentChoice, backup, backup_stream};
 use engine::etcd::{EtcdSource, EtcdTls, backup_etcd};
 use engine::format::snapshot::Group;
 use engine::index::Index;
+use engine::session::Session;
 
 use crate::args::Global;
 use crate::progress::CliProgress;
@@ -118,7 +119,7 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<()> {
     for f in &a.exclude_file {
         excludes.extend(read_exclude_file(f)?);
     }
-    let (repo, index) = open_resuming(g)?;
+    let (repo, session, index) = open_resuming(g)?;
     let parent = match (&a.parent, a.force) {
         (_, true) => ParentChoice::None,
         (Some(name), _) => {
@@ -141,6 +142,7 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<()> {
         let name = a.stdin_filename.as_deref().unwrap_or("stdin");
         backup_stream(
             &repo,
+            &session,
             &index,
             &mut std::io::stdin().lock(),
             name,
@@ -148,9 +150,9 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<()> {
             &progress,
         )?
     } else {
-        backup(&repo, &index, &opts, &progress)?
+        backup(&repo, &session, &index, &opts, &progress)?
     };
-    repo.end_session()?;
+    session.end()?;
     let s = &outcome.snapshot.summary;
     if g.json {
         output::json(&serde_json::json!({
@@ -203,9 +205,9 @@ fn group_of(a: &BackupArgs) -> Option<Group> {
     })
 }
 
-fn open_resuming(g: &Global) -> Result<(engine::repo::Repository, Index)> {
-    let (repo, mut index) = g.open_for_writing("backup")?;
-    let adopted = adopt_interrupted_packs(&repo, &index, g.expiry())?;
+fn open_resuming(g: &Global) -> Result<(engine::repo::Repository, Session, Index)> {
+    let (repo, session, mut index) = g.open_for_writing("backup")?;
+    let adopted = adopt_interrupted_packs(&repo, &session, &index, g.expiry())?;
     if adopted.packs > 0 {
         index = Index::load(&repo)?;
         if !g.quiet && !g.json {
@@ -216,7 +218,7 @@ fn open_resuming(g: &Global) -> Result<(engine::repo::Repository, Index)> {
             );
         }
     }
-    Ok((repo, index))
+    Ok((repo, session, index))
 }
 
 /// Options for a snapshot of cluster state (etcd, manifests): no paths, the cluster's name.
@@ -252,11 +254,11 @@ fn run_etcd(g: &Global, a: &BackupArgs) -> Result<()> {
         },
         ..Default::default()
     };
-    let (repo, index) = open_resuming(g)?;
+    let (repo, session, index) = open_resuming(g)?;
     let opts = cluster_source_options(a);
     let progress = CliProgress::new(g.quiet || g.json, !g.json);
-    let taken = backup_etcd(&repo, &index, &source, &opts, &progress)?;
-    repo.end_session()?;
+    let taken = backup_etcd(&repo, &session, &index, &source, &opts, &progress)?;
+    session.end()?;
     let s = &taken.outcome.snapshot.summary;
     if g.json {
         output::json(&serde_json::json!({
@@ -293,7 +295,7 @@ fn run_manifests(g: &Global, a: &BackupArgs, file: &PathBuf) -> Result<()> {
         std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?
     };
     let objects = engine::manifests::parse_objects(&bytes)?;
-    let (repo, index) = open_resuming(g)?;
+    let (repo, session, index) = open_resuming(g)?;
     let opts = cluster_source_options(a);
     let manifest_opts = engine::manifests::ManifestOptions {
         keep_status: a.keep_status,
@@ -301,13 +303,14 @@ fn run_manifests(g: &Global, a: &BackupArgs, file: &PathBuf) -> Result<()> {
     let progress = CliProgress::new(g.quiet || g.json, !g.json);
     let taken = engine::manifests::backup_manifests(
         &repo,
+        &session,
         &index,
         objects,
         &manifest_opts,
         &opts,
         &progress,
     )?;
-    repo.end_session()?;
+    session.end()?;
     let s = &taken.outcome.snapshot.summary;
     if g.json {
         output::json(&serde_json::json!({

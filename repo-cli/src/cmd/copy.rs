@@ -51,11 +51,13 @@ pub fn run(g: &Global, a: CopyArgs) -> Result<()> {
         ids,
         dry_run: a.dry_run,
     };
-    let (dst, dst_index) = g.open_for_writing("copy")?;
+    let (dst, session, dst_index) = g.open_for_writing("copy")?;
     let progress = CliProgress::new(g.quiet || g.json, !g.json);
-    let result = copy(&src, &src_index, &dst, &dst_index, &opts, &progress);
+    let result = copy(
+        &src, &src_index, &dst, &session, &dst_index, &opts, &progress,
+    );
     // Ended on failure too: what was written and not published is left for a prune.
-    let ended = dst.end_session();
+    let ended = session.end();
     let report = result?;
     ended?;
     if g.json {

@@ -84,9 +84,9 @@ pub fn run(g: &Global, a: ForgetArgs) -> Result<()> {
     };
     repo.refuse_append_only("forget")?;
     // The session's heartbeats give the storage time that retention locks are judged by.
-    repo.begin_session("forget", g.expiry())?;
-    let report = forget(&repo, &opts)?;
-    repo.end_session()?;
+    let session = repo.begin_session("forget", g.expiry())?;
+    let report = forget(&repo, &session, &opts)?;
+    session.end()?;
     let pruned = if a.prune && !a.dry_run {
         Some(crate::cmd::prune::prune_with(g, &repo, &a.prune_args)?)
     } else {

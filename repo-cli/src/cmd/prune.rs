@@ -51,7 +51,7 @@ pub fn run(g: &Global, mut a: PruneCommand) -> Result<()> {
 /// Runs a prune in a session of its own.
 pub fn prune_with(g: &Global, repo: &Repository, a: &PruneArgs) -> Result<PruneReport> {
     repo.refuse_append_only("prune")?;
-    repo.begin_session("prune", g.expiry())?;
+    let session = repo.begin_session("prune", g.expiry())?;
     let opts = PruneOptions {
         max_unused_percent: a.max_unused,
         max_repack_bytes: a.max_repack_size,
@@ -61,8 +61,8 @@ pub fn prune_with(g: &Global, repo: &Repository, a: &PruneArgs) -> Result<PruneR
         dry_run: a.dry_run_prune,
     };
     let progress = CliProgress::new(g.quiet || g.json, !g.json);
-    let report = prune(repo, &opts, &progress)?;
-    repo.end_session()?;
+    let report = prune(repo, &session, &opts, &progress)?;
+    session.end()?;
     Ok(report)
 }
 

@@ -1,6 +1,6 @@
 use anyhow::{Result, bail};
 use clap::Subcommand;
-use engine::session::{list_sessions, remove_session};
+use engine::session::registry::{list_sessions, remove_session};
 
 use crate::args::Global;
 use crate::progress::CliProgress;
@@ -57,10 +57,10 @@ pub fn run(g: &Global, c: RepairCommand) -> Result<()> {
 fn index(g: &Global) -> Result<()> {
     let repo = g.open()?;
     repo.refuse_append_only("repair index")?;
-    repo.begin_session("repair", g.expiry())?;
+    let session = repo.begin_session("repair", g.expiry())?;
     let progress = CliProgress::new(g.quiet || g.json, !g.json);
-    let report = engine::repair::repair_index(&repo, &progress)?;
-    repo.end_session()?;
+    let report = engine::repair::repair_index(&repo, &session, &progress)?;
+    session.end()?;
     if g.json {
         output::json(&report)?;
     } else if !g.quiet {
@@ -83,12 +83,12 @@ fn index(g: &Global) -> Result<()> {
 }
 
 fn snapshots(g: &Global, dry_run: bool, keep_original: bool) -> Result<()> {
-    let (repo, index) = g.open_for_writing("repair")?;
+    let (repo, session, index) = g.open_for_writing("repair")?;
     if !keep_original && !dry_run {
         repo.refuse_append_only("repair snapshots without --keep-original")?;
     }
-    let report = engine::repair::repair_snapshots(&repo, &index, dry_run, keep_original)?;
-    repo.end_session()?;
+    let report = engine::repair::repair_snapshots(&repo, &session, &index, dry_run, keep_original)?;
+    session.end()?;
     if g.json {
         return output::json(&report);
     }
@@ -119,7 +119,7 @@ fn sessions(g: &Global, remove: Option<String>) -> Result<()> {
     if remove.is_some() {
         repo.refuse_append_only("repair sessions --remove")?;
     }
-    let views = list_sessions(&repo)?;
+    let views = list_sessions(repo.files())?;
     if let Some(prefix) = remove {
         let matching: Vec<_> = views
             .iter()
@@ -131,7 +131,7 @@ fn sessions(g: &Global, remove: Option<String>) -> Result<()> {
                 matching.len()
             )));
         };
-        remove_session(&repo, one.session)?;
+        remove_session(repo.files(), one.session)?;
         if !g.quiet {
             output::line(format!("removed session {}", one.session.short()))?;
         }

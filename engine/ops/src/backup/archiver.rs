@@ -14,14 +14,15 @@ use super::excludes::Excludes;
 use super::file::{ReadFailure, read_file};
 use super::metadata::{NameCache, list_dir, node_from_metadata, read_xattrs};
 use crate::progress::Progress;
-use kairn_format::blob::BlobKind;
 use kairn_format::error::Result;
 use kairn_format::id::BlobId;
+use kairn_format::id::BlobKind;
 use kairn_format::tree::{Extent, Node, NodeKind, Tree};
 use kairn_repository::index::Index;
-use kairn_repository::read::{load_tree, tree_blob};
+use kairn_repository::read::load_tree;
 use kairn_repository::repo::Repository;
 use kairn_repository::save::BlobSaver;
+use kairn_repository::session::Session;
 
 /// A problem with one source entry; the backup goes on without it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +48,7 @@ pub struct Counters {
 /// Walks and stores a source tree.
 pub struct Archiver<'a> {
     pub(crate) repo: &'a Repository,
+    pub(crate) session: &'a Session,
     pub(crate) index: &'a Index,
     pub(crate) saver: BlobSaver<'a>,
     pub(crate) excludes: Excludes,
@@ -65,22 +67,24 @@ impl<'a> Archiver<'a> {
     /// An archiver with a fresh blob saver over `index`.
     pub(crate) fn new(
         repo: &'a Repository,
+        session: &'a Session,
         index: &'a Index,
         excludes: Excludes,
         one_file_system: bool,
         progress: &'a dyn Progress,
-    ) -> Self {
-        Self {
+    ) -> Result<Self> {
+        Ok(Self {
             repo,
+            session,
             index,
-            saver: BlobSaver::new(repo, index),
+            saver: BlobSaver::new(repo, session, index)?,
             excludes,
             one_file_system,
             progress,
             names: NameCache::default(),
             warnings: Mutex::default(),
             counters: Counters::default(),
-        }
+        })
     }
 
     pub(crate) fn warn(&self, path: &Path, message: String) {
@@ -97,8 +101,7 @@ impl<'a> Archiver<'a> {
     /// Stores a tree and returns its id.
     pub(crate) fn save_tree(&self, mut tree: Tree) -> Result<BlobId> {
         tree.sort();
-        let (id, bytes) = tree_blob(self.repo, &tree)?;
-        self.saver.save(BlobKind::Tree, id, &bytes)?;
+        let (id, _) = self.saver.save(BlobKind::Tree, &tree.encode()?)?;
         Ok(id)
     }
 

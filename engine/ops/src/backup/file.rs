@@ -10,8 +10,8 @@ use nix::unistd::{Whence, lseek};
 use rayon::prelude::*;
 
 use crate::progress::Progress;
-use kairn_format::blob::BlobKind;
 use kairn_format::error::Error;
+use kairn_format::id::BlobKind;
 use kairn_format::tree::Extent;
 use kairn_repository::repo::Repository;
 use kairn_repository::save::BlobSaver;
@@ -140,8 +140,7 @@ fn store_content(
             let ids = batch
                 .par_iter()
                 .map(|chunk| {
-                    let id = repo.keys().data_id(chunk);
-                    saver.save(BlobKind::Data, id, chunk)?;
+                    let (id, _) = saver.save(BlobKind::Data, chunk)?;
                     progress.bytes(chunk.len() as u64);
                     Ok(id)
                 })

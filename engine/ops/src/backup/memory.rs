@@ -9,13 +9,14 @@ use std::time::Instant;
 use super::archiver::Archiver;
 use super::{BackupOptions, BackupOutcome, Excludes, finish};
 use crate::progress::Progress;
-use kairn_format::blob::BlobKind;
 use kairn_format::error::{Error, Result};
 use kairn_format::id::BlobId;
+use kairn_format::id::BlobKind;
 use kairn_format::snapshot::{Source, SourceKind};
 use kairn_format::tree::{Extent, Node, NodeKind, Timestamp, Tree, validate_name};
 use kairn_repository::index::Index;
 use kairn_repository::repo::Repository;
+use kairn_repository::session::Session;
 
 /// A file to store: where it goes below the snapshot's root, and what it holds.
 #[derive(Debug, Clone)]
@@ -40,6 +41,7 @@ enum Entry {
 /// as needed (mode 0755, the newest mtime below them). `opts.source.kind` says what they are.
 pub fn backup_memory(
     repo: &Repository,
+    session: &Session,
     index: &Index,
     files: &[MemoryFile],
     opts: &BackupOptions,
@@ -54,7 +56,7 @@ pub fn backup_memory(
     for (i, file) in files.iter().enumerate() {
         insert(&mut root, &file.path, i)?;
     }
-    let archiver = Archiver::new(repo, index, Excludes::none(), false, progress);
+    let archiver = Archiver::new(repo, session, index, Excludes::none(), false, progress)?;
     progress.start(
         "backup",
         Some(files.iter().map(|f| f.content.len() as u64).sum()),
@@ -80,7 +82,6 @@ pub fn backup_memory(
         ..opts.source.clone()
     };
     finish(
-        repo,
         &archiver,
         root_id,
         started,
@@ -193,8 +194,7 @@ impl Writer<'_> {
         let mut content = Vec::new();
         let repo = self.archiver.repo;
         let result = repo.chunker().for_each_chunk(&mut &bytes[..], |chunk| {
-            let id = repo.keys().data_id(chunk);
-            self.archiver.saver.save(BlobKind::Data, id, chunk)?;
+            let (id, _) = self.archiver.saver.save(BlobKind::Data, chunk)?;
             content.push(Extent::Data {
                 id,
                 len: chunk.len() as u32,

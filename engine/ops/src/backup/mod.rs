@@ -21,14 +21,15 @@ pub use self::archiver::Warning;
 pub use self::excludes::Excludes;
 use self::metadata::{node_from_metadata, read_xattrs};
 use crate::progress::Progress;
-use kairn_format::blob::BlobKind;
 use kairn_format::error::{Error, Result};
+use kairn_format::id::BlobKind;
 use kairn_format::id::{BlobId, SnapshotId};
 use kairn_format::snapshot::{Snapshot, Source, SourceKind, Summary};
 use kairn_format::tree::{Extent, Node, NodeKind, Timestamp, Tree};
 use kairn_repository::index::Index;
 use kairn_repository::read::load_tree;
 use kairn_repository::repo::Repository;
+use kairn_repository::session::Session;
 use kairn_repository::snapshots::{SnapshotFilter, latest_matching};
 
 /// Which snapshot to compare against to skip unchanged files.
@@ -124,6 +125,7 @@ impl PathTrie {
 /// Backs up file trees and writes a snapshot.
 pub fn backup(
     repo: &Repository,
+    session: &Session,
     index: &Index,
     opts: &BackupOptions,
     progress: &dyn Progress,
@@ -188,11 +190,12 @@ pub fn backup(
 
     let archiver = Archiver::new(
         repo,
+        session,
         index,
         Excludes::new(&opts.excludes)?,
         opts.one_file_system,
         progress,
-    );
+    )?;
     progress.start("backup", None);
     let mut trie = PathTrie::default();
     for p in &paths {
@@ -208,7 +211,6 @@ pub fn backup(
     };
     progress.finish();
     finish(
-        repo,
         &archiver,
         root,
         started,
@@ -310,7 +312,6 @@ fn find_parent(
 
 #[allow(clippy::too_many_arguments)]
 fn finish(
-    repo: &Repository,
     a: &Archiver<'_>,
     root: BlobId,
     started: chrono::DateTime<chrono::Utc>,
@@ -368,8 +369,7 @@ fn finish(
         summary,
         program: format!("kairn {}", env!("CARGO_PKG_VERSION")),
     };
-    repo.commit_session()?;
-    let id = repo.save_file(&snapshot)?;
+    let id = a.session.save_snapshot(&snapshot)?;
     Ok(BackupOutcome {
         id,
         snapshot,
@@ -386,6 +386,7 @@ fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
 /// are all zeros are stored as holes: unwritten space costs neither storage nor a blob.
 pub fn backup_stream(
     repo: &Repository,
+    session: &Session,
     index: &Index,
     reader: &mut dyn Read,
     filename: &str,
@@ -399,7 +400,7 @@ pub fn backup_stream(
     }
     let started = chrono::Utc::now();
     let clock = Instant::now();
-    let archiver = Archiver::new(repo, index, Excludes::none(), false, progress);
+    let archiver = Archiver::new(repo, session, index, Excludes::none(), false, progress)?;
     progress.start("backup", None);
     let mut content = Vec::new();
     let block = opts.source.kind == SourceKind::BlockDevice;
@@ -417,8 +418,7 @@ pub fn backup_stream(
             progress.bytes(chunk.len() as u64);
             return Ok(());
         }
-        let id = repo.keys().data_id(chunk);
-        archiver.saver.save(BlobKind::Data, id, chunk)?;
+        let (id, _) = archiver.saver.save(BlobKind::Data, chunk)?;
         content.push(Extent::Data {
             id,
             len: chunk.len() as u32,
@@ -471,6 +471,6 @@ pub fn backup_stream(
     };
     let paths = vec![format!("/{filename}")];
     finish(
-        repo, &archiver, root, started, clock, host, paths, opts, source, None,
+        &archiver, root, started, clock, host, paths, opts, source, None,
     )
 }

@@ -14,9 +14,11 @@ use rayon::prelude::*;
 use kairn_format::FileKind;
 use kairn_format::error::Result;
 use kairn_format::index::IndexPack;
-use kairn_repository::index::{Index, write_index_files};
+use kairn_repository::index::Index;
 use kairn_repository::read::read_pack_header;
 use kairn_repository::repo::Repository;
+use kairn_repository::save::index::write_index_files;
+use kairn_repository::session::Session;
 
 /// What a backup took over from an interrupted one.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -32,6 +34,7 @@ pub struct Adopted {
 /// heartbeat gives the storage's "now". The caller reloads its index when anything was adopted.
 pub fn adopt_interrupted_packs(
     repo: &Repository,
+    session: &Session,
     index: &Index,
     expiry: Duration,
 ) -> Result<Adopted> {
@@ -44,7 +47,7 @@ pub fn adopt_interrupted_packs(
     if unindexed.is_empty() {
         return Ok(Adopted::default());
     }
-    let now = repo.storage_now()?;
+    let now = session.storage_now()?;
     let window = i64::try_from(expiry.as_millis() / 2).unwrap_or(i64::MAX);
     let adopted: Vec<IndexPack> = unindexed
         .par_iter()
@@ -67,7 +70,7 @@ pub fn adopt_interrupted_packs(
     if adopted.is_empty() {
         return Ok(Adopted::default());
     }
-    write_index_files(repo, &adopted, &[])?;
+    write_index_files(session, adopted.clone(), Vec::new())?;
     let bytes = adopted.iter().map(|p| p.size).sum();
     tracing::info!(
         "indexed {} pack(s), {bytes} bytes, left by an interrupted writer",

@@ -7,8 +7,8 @@ use rayon::prelude::*;
 
 use super::reader::RegionReader;
 use super::rewrite::{Rewriter, add};
-use kairn_format::blob::BlobKind;
 use kairn_format::error::{Error, Result};
+use kairn_format::id::BlobKind;
 use kairn_format::tree::Extent;
 
 impl Rewriter<'_> {
@@ -54,9 +54,9 @@ impl Rewriter<'_> {
             let ids = batch
                 .par_iter()
                 .map(|chunk| {
-                    let id = self.dst.keys().data_id(chunk);
                     let len = chunk.len() as u64;
-                    if self.saver.save(BlobKind::Data, id, chunk)? {
+                    let (id, new) = self.saver.save(BlobKind::Data, chunk)?;
+                    if new {
                         add(&self.counts.new_blobs, 1);
                         add(&self.counts.new_bytes, len);
                     } else {

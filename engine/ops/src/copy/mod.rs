@@ -64,6 +64,7 @@ use kairn_format::snapshot::Snapshot;
 use kairn_repository::index::Index;
 use kairn_repository::repo::Repository;
 use kairn_repository::save::BlobSaver;
+use kairn_repository::session::Session;
 use kairn_repository::snapshots::SnapshotFilter;
 
 /// Which snapshots to copy.
@@ -129,6 +130,7 @@ pub fn copy(
     src: &Repository,
     src_index: &Index,
     dst: &Repository,
+    dst_session: &Session,
     dst_index: &Index,
     opts: &CopyOptions,
     progress: &dyn Progress,
@@ -141,7 +143,7 @@ pub fn copy(
         dry_run: opts.dry_run,
         ..Default::default()
     };
-    let saver = BlobSaver::new(dst, dst_index);
+    let saver = BlobSaver::new(dst, dst_session, dst_index)?;
     let rewriter = Rewriter::new(src, src_index, dst, &saver, progress);
     progress.start("copy", None);
     for (id, snap) in chosen {
@@ -175,8 +177,7 @@ pub fn copy(
             original: Some(original),
             ..snap
         };
-        dst.commit_session()?;
-        let new_id = dst.save_file(&copy)?;
+        let new_id = dst_session.save_snapshot(&copy)?;
         present.insert(original, new_id);
         report.copied.push(CopiedSnapshot {
             source: id,

@@ -6,8 +6,8 @@ use std::io::Read;
 
 use rayon::prelude::*;
 
-use kairn_format::blob::BlobKind;
 use kairn_format::error::{Error, Result};
+use kairn_format::id::BlobKind;
 use kairn_format::tree::Extent;
 use kairn_repository::index::Index;
 use kairn_repository::read::read_blob;

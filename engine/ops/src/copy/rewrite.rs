@@ -10,12 +10,12 @@ use rayon::prelude::*;
 
 use super::memo::{FILE_MEMO_WEIGHT, Memo, TREE_MEMO_WEIGHT};
 use crate::progress::Progress;
-use kairn_format::blob::BlobKind;
 use kairn_format::error::Result;
 use kairn_format::id::BlobId;
+use kairn_format::id::BlobKind;
 use kairn_format::tree::{Extent, Node, NodeKind, Tree};
 use kairn_repository::index::Index;
-use kairn_repository::read::{load_tree, tree_blob};
+use kairn_repository::read::load_tree;
 use kairn_repository::repo::Repository;
 use kairn_repository::save::BlobSaver;
 
@@ -83,8 +83,7 @@ impl<'a> Rewriter<'a> {
             .map(|node| self.node(node, path))
             .collect::<Result<Vec<_>>>()?;
         // Names are unchanged, so the nodes are still in canonical order.
-        let (new, bytes) = tree_blob(self.dst, &Tree { nodes })?;
-        self.saver.save(BlobKind::Tree, new, &bytes)?;
+        let (new, _) = self.saver.save(BlobKind::Tree, &Tree { nodes }.encode()?)?;
         self.trees.insert(id, new, 1);
         Ok(new)
     }

@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use super::*;
 use crate::progress::NoProgress;
-use kairn_format::blob::BlobKind;
 use kairn_format::chunker::ChunkerParams;
 use kairn_format::crypto::KdfParams;
 use kairn_format::id::BlobId;
+use kairn_format::id::BlobKind;
 use kairn_format::tree::{Extent, Node, NodeKind, Timestamp, Tree, Xattr};
-use kairn_repository::read::{load_tree, read_blob, tree_blob};
+use kairn_repository::read::{load_tree, read_blob};
 use kairn_repository::repo::InitOptions;
 use kairn_repository::save::BlobSaver;
 use kairn_storage::OpendalBackend;
@@ -82,8 +82,7 @@ fn store(repo: &Repository, saver: &BlobSaver<'_>, data: &[u8]) -> Vec<Extent> {
     let mut out = Vec::new();
     repo.chunker()
         .for_each_chunk(data, |c| {
-            let id = repo.keys().data_id(c);
-            saver.save(BlobKind::Data, id, c)?;
+            let (id, _) = saver.save(BlobKind::Data, c)?;
             out.push(Extent::Data {
                 id,
                 len: c.len() as u32,
@@ -95,10 +94,11 @@ fn store(repo: &Repository, saver: &BlobSaver<'_>, data: &[u8]) -> Vec<Extent> {
     out
 }
 
-fn save_tree(repo: &Repository, saver: &BlobSaver<'_>, mut nodes: Vec<Node>) -> BlobId {
+fn save_tree(saver: &BlobSaver<'_>, mut nodes: Vec<Node>) -> BlobId {
     nodes.sort_by(|a, b| a.name.cmp(&b.name));
-    let (id, bytes) = tree_blob(repo, &Tree { nodes }).unwrap();
-    saver.save(BlobKind::Tree, id, &bytes).unwrap();
+    let (id, _) = saver
+        .save(BlobKind::Tree, &Tree { nodes }.encode().unwrap())
+        .unwrap();
     id
 }
 
@@ -110,14 +110,14 @@ fn source_snapshot(
     parent: Option<SnapshotId>,
 ) -> SnapshotId {
     let index = Index::load(repo).unwrap();
-    let saver = BlobSaver::new(repo, &index);
+    let session = writer(repo);
+    let saver = BlobSaver::new(repo, &session, &index).unwrap();
     let mut sparse = vec![Extent::Hole { len: 1000 }];
     sparse.extend(store(repo, &saver, &noise(3, 50_000)));
     sparse.push(Extent::Hole { len: 7 });
     sparse.extend(store(repo, &saver, &noise(4, 30_000)));
     let big_content = store(repo, &saver, big);
     let shared = save_tree(
-        repo,
         &saver,
         vec![node(
             "f",
@@ -128,7 +128,6 @@ fn source_snapshot(
         )],
     );
     let root = save_tree(
-        repo,
         &saver,
         vec![
             node(
@@ -178,7 +177,7 @@ fn source_snapshot(
         summary: Default::default(),
         program: "kairn test".into(),
     };
-    repo.save_file(&snap).unwrap()
+    session.save_snapshot(&snap).unwrap()
 }
 
 /// A file's bytes, holes as zeros.
@@ -263,6 +262,7 @@ fn copies_rechunked_with_everything_else_kept_and_only_once() {
         &src,
         &src_index,
         &dst,
+        &writer(&dst),
         &Index::load(&dst).unwrap(),
         &CopyOptions {
             dry_run: true,
@@ -281,6 +281,7 @@ fn copies_rechunked_with_everything_else_kept_and_only_once() {
         &src,
         &src_index,
         &dst,
+        &writer(&dst),
         &Index::load(&dst).unwrap(),
         &opts,
         &NoProgress,
@@ -354,7 +355,16 @@ fn copies_rechunked_with_everything_else_kept_and_only_once() {
         }
     );
 
-    let again = copy(&src, &src_index, &dst, &dst_index, &opts, &NoProgress).unwrap();
+    let again = copy(
+        &src,
+        &src_index,
+        &dst,
+        &writer(&dst),
+        &dst_index,
+        &opts,
+        &NoProgress,
+    )
+    .unwrap();
     assert!(again.copied.is_empty());
     assert_eq!(again.skipped.len(), 2);
     assert_eq!(again.bytes_read, 0);
@@ -372,6 +382,7 @@ fn a_chain_of_copies_keeps_the_first_id_and_is_recognised_whatever_its_tags() {
             from,
             &from_index,
             to,
+            &writer(to),
             &to_index,
             &CopyOptions::default(),
             &NoProgress,
@@ -388,8 +399,9 @@ fn a_chain_of_copies_keeps_the_first_id_and_is_recognised_whatever_its_tags() {
     );
     // The copy is retagged in C: its identity no longer matches, its original still does.
     retagged.tags.push("kept".into());
-    c.save_file(&retagged).unwrap();
-    let now = c.lock_clock().unwrap();
+    let session = writer(&c);
+    session.save_snapshot(&retagged).unwrap();
+    let now = c.lock_clock(&session).unwrap();
     c.delete_content(kairn_format::FileKind::Snapshot, &in_c.to_hex(), now)
         .unwrap();
     for (from, to) in [(&a, &c), (&b, &c), (&c, &b), (&c, &a)] {
@@ -418,6 +430,7 @@ fn a_missing_source_blob_fails_the_copy_naming_the_file_and_publishes_nothing() 
         &src,
         &crippled,
         &dst,
+        &writer(&dst),
         &Index::load(&dst).unwrap(),
         &CopyOptions::default(),
         &NoProgress,
@@ -426,4 +439,10 @@ fn a_missing_source_blob_fails_the_copy_naming_the_file_and_publishes_nothing() 
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     assert!(err.to_string().contains("path: /"), "{err}");
     assert!(dst.load_snapshots().unwrap().is_empty());
+}
+
+/// A writer session, as every publishing caller must hold one.
+fn writer(repo: &Repository) -> kairn_repository::session::Session {
+    repo.begin_session("copy", kairn_repository::session::DEFAULT_EXPIRY)
+        .unwrap()
 }

@@ -4,16 +4,17 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use kairn_format::FileKind;
-use kairn_format::blob::BlobKind;
 use kairn_format::error::{Error, Result};
+use kairn_format::id::BlobKind;
 use kairn_format::id::{BlobId, IndexId, PackId};
 use kairn_format::index::IndexFile;
 use kairn_format::pack::{TRAILER_LEN, open_header, parse_trailer};
 use kairn_format::snapshot::Snapshot;
 use kairn_format::tree::{Extent, Node, NodeKind, Tree};
+use kairn_repository::files::verify_name;
 use kairn_repository::index::Index;
 use kairn_repository::read::read_blob;
-use kairn_repository::repo::{Repository, verify_name};
+use kairn_repository::repo::Repository;
 
 fn bytes_value(b: &[u8]) -> Value {
     match std::str::from_utf8(b) {

@@ -2,8 +2,8 @@
 
 use std::io::Write;
 
-use kairn_format::blob::BlobKind;
 use kairn_format::error::{Error, Result};
+use kairn_format::id::BlobKind;
 use kairn_format::tree::{Extent, Node, NodeKind};
 use kairn_repository::index::Index;
 use kairn_repository::locate::Located;

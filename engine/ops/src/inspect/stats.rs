@@ -4,9 +4,9 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use kairn_format::blob::BlobKind;
 use kairn_format::error::Result;
 use kairn_format::id::BlobId;
+use kairn_format::id::BlobKind;
 use kairn_format::tree::NodeKind;
 use kairn_repository::index::Index;
 use kairn_repository::read::load_tree;

@@ -14,16 +14,18 @@ use serde::Serialize;
 use crate::maintenance::reachable::walk;
 use crate::progress::Progress;
 use kairn_format::FileKind;
-use kairn_format::blob::{BlobKind, open_blob_in_place};
+use kairn_format::blob::open_blob_in_place;
 use kairn_format::error::Result;
+use kairn_format::id::BlobKind;
 use kairn_format::id::{BlobId, PackId, SnapshotId};
 use kairn_format::index::IndexFile;
 use kairn_format::pack::read_header_from_bytes;
 use kairn_format::snapshot::Snapshot;
 use kairn_format::tree::{Extent, NodeKind};
+use kairn_repository::files::verify_name;
 use kairn_repository::index::{Index, IndexBuilder};
 use kairn_repository::read::load_tree;
-use kairn_repository::repo::{Repository, verify_name};
+use kairn_repository::repo::Repository;
 
 /// What to check.
 #[derive(Debug, Clone, Default)]

@@ -11,6 +11,7 @@ use kairn_format::error::{Error, ErrorKind, Result};
 use kairn_format::id::SnapshotId;
 use kairn_format::snapshot::Snapshot;
 use kairn_repository::repo::Repository;
+use kairn_repository::session::Session;
 use kairn_repository::snapshots::{GroupMatch, SnapshotFilter, list};
 
 /// What to forget.
@@ -64,7 +65,7 @@ fn whole_groups(
 }
 
 /// Applies the options.
-pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetReport> {
+pub fn forget(repo: &Repository, session: &Session, opts: &ForgetOptions) -> Result<ForgetReport> {
     let (groups, removed) = if opts.ids.is_empty() && opts.groups.is_empty() {
         let groups = plan(
             &opts.policy,
@@ -106,7 +107,7 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetReport> {
     if opts.dry_run {
         gone = removed;
     } else {
-        let now = repo.lock_clock()?;
+        let now = repo.lock_clock(session)?;
         for id in removed {
             match repo.delete_content(FileKind::Snapshot, &id.to_hex(), now)? {
                 None => gone.push(id),

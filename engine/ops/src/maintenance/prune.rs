@@ -7,22 +7,25 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::maintenance::reachable::used_blobs;
 use crate::progress::Progress;
 use kairn_format::FileKind;
 use kairn_format::blob::open_blob;
 use kairn_format::error::{Error, Result};
+use kairn_format::garbage::GarbageList;
 use kairn_format::id::{BlobId, GarbageId, IndexId, PackId, SessionId};
 use kairn_format::index::{IndexFile, IndexPack};
 use kairn_format::pack::PackEntry;
-use kairn_format::sealed::SealedType;
-use kairn_repository::index::{Index, write_index_files};
+use kairn_format::session::Outcome;
+use kairn_repository::index::Index;
 use kairn_repository::read::read_pack_header;
-use kairn_repository::repo::{RepoFile, Repository};
+use kairn_repository::repo::Repository;
 use kairn_repository::save::BlobSaver;
-use kairn_repository::session::{Outcome, SessionView, create_fence, fence_outcome, list_sessions};
+use kairn_repository::save::index::write_index_files;
+use kairn_repository::session::registry::{SessionView, list_sessions};
+use kairn_repository::session::{Session, fence};
 
 /// How to prune.
 #[derive(Debug, Clone)]
@@ -53,30 +56,6 @@ impl Default for PruneOptions {
             poll: Duration::from_secs(10),
             dry_run: false,
         }
-    }
-}
-
-/// A prune's pending deletions (sealed file type 6, postcard).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GarbageList {
-    /// Packs that were indexed, with their entries (to index them again if a snapshot turns
-    /// out to use them).
-    pub indexed: Vec<IndexPack>,
-    /// Packs that no index file listed, with their sizes.
-    pub unindexed: Vec<(PackId, u64)>,
-    /// Sessions that were live when the list was made; all must end before the sweep.
-    pub sessions: Vec<SessionId>,
-}
-
-impl RepoFile for GarbageList {
-    const KIND: FileKind = FileKind::Garbage;
-    const SEALED: SealedType = SealedType::Garbage;
-    type Id = GarbageId;
-    fn to_payload(&self) -> Vec<u8> {
-        postcard::to_stdvec(self).unwrap_or_default()
-    }
-    fn from_payload(bytes: &[u8]) -> Result<Self> {
-        kairn_format::decode_exact(bytes, "garbage list")
     }
 }
 
@@ -171,22 +150,21 @@ impl PruneReport {
 /// heartbeats give the storage's time and keep other prunes from sweeping under it.
 pub fn prune(
     repo: &Repository,
+    session: &Session,
     opts: &PruneOptions,
     progress: &dyn Progress,
 ) -> Result<PruneReport> {
-    let own = repo
-        .session_id()
-        .ok_or_else(|| Error::internal("prune needs a writer session of its own"))?;
+    let own = session.id();
     let mut report = PruneReport::default();
-    sweep_all(repo, opts, own, &mut report, progress)?;
+    sweep_all(repo, session, opts, own, &mut report, progress)?;
     if !opts.dry_run {
         remove_ended_sessions(repo)?;
     }
-    let marked = mark(repo, opts, own, &mut report, progress)?;
+    let marked = mark(repo, session, opts, own, &mut report, progress)?;
     if marked.is_some() || !report.pending.is_empty() {
         let deadline = std::time::Instant::now() + opts.expiry * 2;
         loop {
-            sweep_all(repo, opts, own, &mut report, progress)?;
+            sweep_all(repo, session, opts, own, &mut report, progress)?;
             if report.pending.is_empty() || !opts.wait || std::time::Instant::now() > deadline {
                 break;
             }
@@ -198,6 +176,7 @@ pub fn prune(
 
 fn mark(
     repo: &Repository,
+    session: &Session,
     opts: &PruneOptions,
     own: SessionId,
     report: &mut PruneReport,
@@ -269,7 +248,7 @@ fn mark(
             packs.insert(p.id, p.clone());
         }
     }
-    let young = young_packs(repo, &unindexed, opts.expiry)?;
+    let young = young_packs(repo, session, &unindexed, opts.expiry)?;
     unindexed.retain(|p| !young.contains(p));
     report.young_unindexed_packs = young.len() as u64;
 
@@ -324,7 +303,7 @@ fn mark(
     report.repacked_packs = repack.len() as u64;
     if unused_packs.is_empty() && unindexed.is_empty() && repack.is_empty() {
         if !reindexed.is_empty() && !opts.dry_run {
-            write_index(repo, &reindexed, Vec::new(), report)?;
+            write_index(session, &reindexed, Vec::new(), report)?;
         }
         return Ok(None);
     }
@@ -334,7 +313,9 @@ fn mark(
 
     if !repack.is_empty() {
         progress.start("prune: repacking", Some(report.repacked_bytes));
-        copy_used_blobs(repo, &repack, &packs, &used, &canonical, report, progress)?;
+        copy_used_blobs(
+            repo, session, &repack, &packs, &used, &canonical, report, progress,
+        )?;
         progress.finish();
     }
 
@@ -345,8 +326,8 @@ fn mark(
         .cloned()
         .collect();
     kept.sort_by_key(|a| a.id);
-    write_index(repo, &kept, index_ids.clone(), report)?;
-    let now = repo.lock_clock()?;
+    write_index(session, &kept, index_ids.clone(), report)?;
+    let now = repo.lock_clock(session)?;
     for id in &index_ids {
         match repo.delete_content(FileKind::Index, &id.to_hex(), now)? {
             None => report.index_files_deleted += 1,
@@ -354,7 +335,7 @@ fn mark(
         }
     }
 
-    let sessions = list_sessions(repo)?
+    let sessions = list_sessions(repo.files())?
         .into_iter()
         .map(|v| v.session)
         .filter(|s| *s != own)
@@ -369,8 +350,7 @@ fn mark(
         unindexed,
         sessions,
     };
-    repo.check_session()?;
-    Ok(Some(repo.save_file(&garbage)?))
+    Ok(Some(session.save_garbage(&garbage)?))
 }
 
 /// The index files in use, verified (a damaged one stops the prune), and the ids of every
@@ -384,15 +364,14 @@ fn load_index_files(repo: &Repository) -> Result<kairn_repository::index::IndexF
 /// choose (backup/resume.rs adopts those younger than half the expiry).
 fn young_packs(
     repo: &Repository,
+    session: &Session,
     packs: &[(PackId, u64)],
     expiry: std::time::Duration,
 ) -> Result<HashSet<(PackId, u64)>> {
     if packs.is_empty() {
         return Ok(HashSet::new());
     }
-    let now = repo
-        .session_storage_now()?
-        .ok_or_else(|| Error::internal("prune needs a writer session of its own"))?;
+    let now = session.storage_now()?;
     let expiry_ms = i64::try_from(expiry.as_millis()).unwrap_or(i64::MAX);
     let ages: Vec<Result<Option<(PackId, u64)>>> = packs
         .par_iter()
@@ -444,6 +423,7 @@ fn kept_here(used: &HashSet<BlobId>, canonical: &Index, pack: PackId, entry: &Pa
 /// Copies the used blobs of `repack` into new packs, then writes their index.
 fn copy_used_blobs(
     repo: &Repository,
+    session: &Session,
     repack: &[PackId],
     packs: &HashMap<PackId, IndexPack>,
     used: &HashSet<BlobId>,
@@ -452,11 +432,11 @@ fn copy_used_blobs(
     progress: &dyn Progress,
 ) -> Result<()> {
     let nothing = Index::from_files(std::iter::empty());
-    let saver = BlobSaver::new(repo, &nothing);
+    let saver = BlobSaver::new(repo, session, &nothing)?;
     repack.par_iter().try_for_each(|id| -> Result<()> {
         let pack = &packs[id];
         let bytes = repo.backend().read(FileKind::Pack, &id.to_hex())?;
-        kairn_repository::repo::verify_name(FileKind::Pack, &id.to_hex(), &bytes)?;
+        kairn_repository::files::verify_name(FileKind::Pack, &id.to_hex(), &bytes)?;
         for e in &pack.blobs {
             if !kept_here(used, canonical, *id, e) {
                 continue;
@@ -470,7 +450,7 @@ fn copy_used_blobs(
             })?;
             let plain = open_blob(repo.keys(), e.kind, &e.id, stored, e.raw_length as usize)
                 .map_err(|err| err.with_context("pack", id.short()))?;
-            saver.save(e.kind, e.id, &plain)?;
+            saver.save(e.kind, &plain)?;
         }
         progress.bytes(pack.size);
         Ok(())
@@ -480,17 +460,18 @@ fn copy_used_blobs(
 }
 
 fn write_index(
-    repo: &Repository,
+    session: &Session,
     packs: &[IndexPack],
     supersedes: Vec<IndexId>,
     report: &mut PruneReport,
 ) -> Result<()> {
-    report.index_files_written += write_index_files(repo, packs, &supersedes)?;
+    report.index_files_written += write_index_files(session, packs.to_vec(), supersedes)?;
     Ok(())
 }
 
 fn sweep_all(
     repo: &Repository,
+    session: &Session,
     opts: &PruneOptions,
     own: SessionId,
     report: &mut PruneReport,
@@ -501,13 +482,11 @@ fn sweep_all(
     if ids.is_empty() {
         return Ok(());
     }
-    let sessions: HashMap<SessionId, SessionView> = list_sessions(repo)?
+    let sessions: HashMap<SessionId, SessionView> = list_sessions(repo.files())?
         .into_iter()
         .map(|v| (v.session, v))
         .collect();
-    let now = repo
-        .session_storage_now()?
-        .ok_or_else(|| Error::internal("prune needs a writer session of its own"))?;
+    let now = session.storage_now()?;
     let mut ready = Vec::new();
     for id in ids {
         let list = repo.load_file::<GarbageList>(&id)?;
@@ -593,9 +572,9 @@ fn sweep_all(
     delete.retain(|(id, _)| !reindex.iter().any(|p| p.id == *id));
     if !reindex.is_empty() {
         report.reindexed_packs += reindex.len() as u64;
-        write_index(repo, &reindex, Vec::new(), report)?;
+        write_index(session, &reindex, Vec::new(), report)?;
     }
-    let now = repo.lock_clock()?;
+    let now = repo.lock_clock(session)?;
     let outcomes: Vec<Option<i64>> = delete
         .par_iter()
         .map(|(id, _)| repo.delete_content(FileKind::Pack, &id.to_hex(), now))
@@ -625,7 +604,7 @@ fn sweep_all(
         // waits for no session, as every writer's snapshots were already judged above.
         later.indexed.sort_by_key(|p| p.id);
         later.unindexed.sort();
-        repo.save_file(&later)?;
+        session.save_garbage(&later)?;
     }
     for (id, _) in &ready {
         repo.backend().delete(FileKind::Garbage, &id.to_hex())?;
@@ -652,10 +631,10 @@ fn blocking(
     let outcome = match view.fence {
         Some(o) => Some(o),
         None if idle_ms > expiry_ms && !opts.dry_run => {
-            if create_fence(repo, s, Outcome::Expire)? {
+            if fence::create(repo.files(), s, Outcome::Expire)? {
                 Some(Outcome::Expire)
             } else {
-                fence_outcome(repo, s)?
+                fence::outcome(repo.files(), s)?
             }
         }
         None => None,
@@ -683,7 +662,7 @@ fn remove_finished_fences(repo: &Repository) -> Result<()> {
     if fences.is_empty() {
         return Ok(());
     }
-    let live: HashSet<SessionId> = list_sessions(repo)?
+    let live: HashSet<SessionId> = list_sessions(repo.files())?
         .into_iter()
         .map(|v| v.session)
         .collect();
@@ -691,7 +670,7 @@ fn remove_finished_fences(repo: &Repository) -> Result<()> {
         let Ok(id) = name.parse::<SessionId>() else {
             continue;
         };
-        if !live.contains(&id) && fence_outcome(repo, id)? == Some(Outcome::Commit) {
+        if !live.contains(&id) && fence::outcome(repo.files(), id)? == Some(Outcome::Commit) {
             repo.backend().delete(FileKind::Fence, &name)?;
         }
     }
@@ -701,7 +680,10 @@ fn remove_finished_fences(repo: &Repository) -> Result<()> {
 /// Heartbeats of sessions whose last heartbeat says they ended (writers in append-only mode
 /// leave them; repo-format.md §14.1).
 fn remove_ended_sessions(repo: &Repository) -> Result<()> {
-    for view in list_sessions(repo)?.into_iter().filter(|v| v.latest.ended) {
+    for view in list_sessions(repo.files())?
+        .into_iter()
+        .filter(|v| v.latest.ended)
+    {
         for f in view.files {
             repo.backend().delete(FileKind::Session, &f.to_hex())?;
         }

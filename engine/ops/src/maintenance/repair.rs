@@ -8,16 +8,18 @@ use serde::Serialize;
 
 use crate::progress::Progress;
 use kairn_format::FileKind;
-use kairn_format::blob::BlobKind;
 use kairn_format::error::{ErrorKind, Result};
+use kairn_format::id::BlobKind;
 use kairn_format::id::{BlobId, PackId, SnapshotId};
 use kairn_format::index::{IndexFile, IndexPack};
 use kairn_format::snapshot::Snapshot;
 use kairn_format::tree::{Extent, Node, NodeKind, Tree};
-use kairn_repository::index::{Index, write_index_files};
+use kairn_repository::index::Index;
 use kairn_repository::read::{load_tree, read_pack_header, tree_blob};
 use kairn_repository::repo::Repository;
 use kairn_repository::save::BlobSaver;
+use kairn_repository::save::index::write_index_files;
+use kairn_repository::session::Session;
 
 /// What `repair index` did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -39,7 +41,11 @@ pub struct IndexRepair {
 /// Rebuilds the index from the headers of every stored pack: index files that were lost,
 /// damaged, or point at missing packs are replaced. Index files written by others while this
 /// runs are kept.
-pub fn repair_index(repo: &Repository, progress: &dyn Progress) -> Result<IndexRepair> {
+pub fn repair_index(
+    repo: &Repository,
+    session: &Session,
+    progress: &dyn Progress,
+) -> Result<IndexRepair> {
     let old = repo.list_ids::<IndexFile>()?;
     let packs = repo.backend().list(FileKind::Pack)?;
     progress.start("reading pack headers", Some(packs.len() as u64));
@@ -73,8 +79,8 @@ pub fn repair_index(repo: &Repository, progress: &dyn Progress) -> Result<IndexR
         }
     }
     good.sort_by_key(|a| a.id);
-    report.written = write_index_files(repo, &good, &old)?;
-    let now = repo.lock_clock()?;
+    report.written = write_index_files(session, good, old.clone())?;
+    let now = repo.lock_clock(session)?;
     for id in old {
         match repo.delete_content(FileKind::Index, &id.to_hex(), now)? {
             None => report.removed += 1,
@@ -112,11 +118,12 @@ pub struct SnapshotRepair {
 /// removed unless `keep_original`.
 pub fn repair_snapshots(
     repo: &Repository,
+    session: &Session,
     index: &Index,
     dry_run: bool,
     keep_original: bool,
 ) -> Result<SnapshotRepair> {
-    let saver = BlobSaver::new(repo, index);
+    let saver = BlobSaver::new(repo, session, index)?;
     let stored: HashSet<PackId> = repo.list_packs()?.into_iter().map(|(id, _)| id).collect();
     let ctx = Ctx {
         repo,
@@ -166,10 +173,9 @@ pub fn repair_snapshots(
             incomplete: true,
             ..snap
         };
-        repo.commit_session()?;
-        let new_id = repo.save_file(&repaired)?;
+        let new_id = session.save_snapshot(&repaired)?;
         if !keep_original {
-            let now = repo.lock_clock()?;
+            let now = repo.lock_clock(session)?;
             repo.delete_content(FileKind::Snapshot, &id.to_hex(), now)?;
         }
         report.repaired.push(RepairedSnapshot {
@@ -205,7 +211,7 @@ fn rewrite(
     path: &str,
     memo: &mut HashMap<BlobId, (BlobId, Vec<String>)>,
 ) -> Result<(BlobId, Vec<String>)> {
-    let (repo, saver, dry_run) = (ctx.repo, ctx.saver, ctx.dry_run);
+    let repo = ctx.repo;
     if let Some((new, lost)) = memo.get(&id) {
         let lost = lost.iter().map(|l| format!("{path}{l}")).collect();
         return Ok((*new, lost));
@@ -213,10 +219,7 @@ fn rewrite(
     let tree = match load_tree(repo, ctx.index, &id) {
         Ok(t) => t,
         Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Corrupt) => {
-            let (empty, bytes) = tree_blob(repo, &Tree { nodes: Vec::new() })?;
-            if !dry_run {
-                saver.save(BlobKind::Tree, empty, &bytes)?;
-            }
+            let empty = save_tree(ctx, &Tree { nodes: Vec::new() })?;
             memo.insert(id, (empty, vec!["/ (directory contents lost)".into()]));
             return Ok((empty, vec![format!("{path}/ (directory contents lost)")]));
         }
@@ -251,11 +254,18 @@ fn rewrite(
         return Ok((id, Vec::new()));
     }
     let new_tree = Tree { nodes };
-    let (new_id, bytes) = tree_blob(repo, &new_tree)?;
-    if !dry_run {
-        saver.save(BlobKind::Tree, new_id, &bytes)?;
-    }
+    let new_id = save_tree(ctx, &new_tree)?;
     memo.insert(id, (new_id, lost_rel.clone()));
     let lost = lost_rel.into_iter().map(|l| format!("{path}{l}")).collect();
     Ok((new_id, lost))
+}
+
+/// Stores a rewritten tree, or only computes its id on a dry run.
+fn save_tree(ctx: &Ctx<'_>, tree: &Tree) -> Result<BlobId> {
+    if ctx.dry_run {
+        return tree_blob(ctx.repo, tree).map(|(id, _)| id);
+    }
+    ctx.saver
+        .save(BlobKind::Tree, &tree.encode()?)
+        .map(|(id, _)| id)
 }

@@ -12,8 +12,9 @@ use super::fs::open_for_write;
 use super::plan::{BlobNeed, PackWork, Plan};
 use crate::progress::Progress;
 use kairn_format::FileKind;
-use kairn_format::blob::{BlobKind, open_blob_in_place};
+use kairn_format::blob::open_blob_in_place;
 use kairn_format::error::{Error, ErrorKind, Result};
+use kairn_format::id::BlobKind;
 use kairn_repository::index::Index;
 use kairn_repository::repo::Repository;
 

@@ -28,7 +28,7 @@ struct State {
     /// Entries of packs written, not yet taken.
     written: Vec<IndexPack>,
     /// The first failure; every later call returns it.
-    failed: Option<(ErrorKind, String)>,
+    failed: Option<Error>,
 }
 
 /// Background pack writers.
@@ -94,7 +94,7 @@ impl Uploader {
 
     fn check(&self) -> Result<()> {
         match &lock(&self.state.0).failed {
-            Some((kind, message)) => Err(Error::new(*kind, message.clone())),
+            Some(e) => Err(e.duplicate()),
             None => Ok(()),
         }
     }
@@ -126,7 +126,7 @@ fn run(backend: &dyn Backend, rx: &Mutex<Receiver<Job>>, state: &(Mutex<State>, 
             Ok(()) => s.written.push(entry),
             Err(e) => {
                 if s.failed.is_none() {
-                    s.failed = Some((e.kind(), e.to_string()));
+                    s.failed = Some(e);
                 }
             }
         }

@@ -18,6 +18,7 @@ use kairn_ops::backup::{BackupOptions, BackupOutcome, backup_stream};
 use kairn_ops::progress::Progress;
 use kairn_repository::index::Index;
 use kairn_repository::repo::Repository;
+use kairn_repository::session::Session;
 
 pub use client::{EtcdSource, EtcdTls};
 
@@ -44,6 +45,7 @@ pub struct EtcdBackup {
 /// the repository keep their own kinds.
 pub fn backup_etcd(
     repo: &Repository,
+    session: &Session,
     index: &Index,
     source: &EtcdSource,
     opts: &BackupOptions,
@@ -60,7 +62,15 @@ pub fn backup_etcd(
         },
         ..opts.clone()
     };
-    let result = backup_stream(repo, index, &mut reader, SNAPSHOT_FILE, &opts, progress);
+    let result = backup_stream(
+        repo,
+        session,
+        index,
+        &mut reader,
+        SNAPSHOT_FILE,
+        &opts,
+        progress,
+    );
     match (result, reader.verdict()) {
         (Ok(outcome), Some(Ok(sha256))) => {
             let size = outcome.snapshot.summary.total_bytes;

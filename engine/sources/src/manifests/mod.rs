@@ -22,6 +22,7 @@ use kairn_ops::progress::Progress;
 use kairn_repository::index::Index;
 use kairn_repository::read::load_tree;
 use kairn_repository::repo::Repository;
+use kairn_repository::session::Session;
 
 /// The directory of cluster-scoped objects (no namespace can be called that: namespace names
 /// are DNS labels, without `_`).
@@ -143,6 +144,7 @@ fn describe(obj: &Value) -> String {
 /// snapshot of kind `manifests`.
 pub fn backup_manifests(
     repo: &Repository,
+    session: &Session,
     index: &Index,
     objects: Vec<Value>,
     manifest_opts: &ManifestOptions,
@@ -177,7 +179,7 @@ pub fn backup_manifests(
         ..opts.clone()
     };
     let stored = files.len();
-    let outcome = backup_memory(repo, index, &files, &opts, progress)?;
+    let outcome = backup_memory(repo, session, index, &files, &opts, progress)?;
     Ok(ManifestBackup {
         outcome,
         stored,

@@ -1,202 +1,30 @@
 //! Writer sessions: heartbeats that tell a prune who is writing, and the fence that decides,
 //! once, whether a writer commits or a prune expires it. The protocol is repo-format.md §14.1.
+//!
+//! A [`Session`] is a value: whatever publishes (index files, snapshots, garbage lists) takes
+//! one and publishes through it, so a caller cannot forget the fence. It is built over typed
+//! files (storage and keys), not over the repository. [`fence`] reads and creates fences;
+//! [`registry`] is what observers (prune, `repair sessions`) see of every session.
+
+pub mod fence;
+pub mod registry;
 
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
 
-use crate::repo::{RepoFile, Repository};
+use crate::files::Files;
 use kairn_format::FileKind;
-use kairn_format::crypto::MasterKeys;
 use kairn_format::error::{Error, ErrorKind, Result};
-use kairn_format::id::{HeartbeatId, Id, SessionId};
-use kairn_format::sealed::{self, SealedType};
-use kairn_storage::Backend;
+use kairn_format::garbage::GarbageList;
+use kairn_format::id::{GarbageId, HeartbeatId, Id, IndexId, SessionId, SnapshotId};
+use kairn_format::index::IndexFile;
+use kairn_format::session::{Heartbeat, Outcome};
+use kairn_format::snapshot::Snapshot;
 
 /// How long a session may go without a heartbeat before a prune may expire it, in storage time.
 pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(30 * 60);
-
-/// One heartbeat of a session (sealed file type 4).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Heartbeat {
-    /// The session.
-    pub session: SessionId,
-    /// 0 for the first heartbeat, then counting up.
-    pub seq: u64,
-    /// What the writer does: `backup`, `prune`, `forget`.
-    pub kind: String,
-    /// The writer's host.
-    pub host: String,
-    /// The writer's process id.
-    pub pid: u32,
-    /// When the session began by the writer's clock; for people, never compared.
-    pub started: String,
-    /// The writer has ended: written last, instead of deleting its heartbeats, by a writer in
-    /// append-only mode. A prune removes such a session's files.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub ended: bool,
-}
-
-impl RepoFile for Heartbeat {
-    const KIND: FileKind = FileKind::Session;
-    const SEALED: SealedType = SealedType::Session;
-    type Id = HeartbeatId;
-    fn to_payload(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
-    }
-    fn from_payload(bytes: &[u8]) -> Result<Self> {
-        serde_json::from_slice(bytes)
-            .map_err(|e| Error::corrupt("session heartbeat does not decode").with_source(e))
-    }
-}
-
-/// Who created a session's fence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    /// The session committed: it is writing its snapshot.
-    Commit,
-    /// A prune expired the session: it may never commit.
-    Expire,
-}
-
-#[derive(Serialize, Deserialize)]
-struct FencePayload {
-    session: SessionId,
-    outcome: Outcome,
-}
-
-/// Tries to create `session`'s fence with `outcome`. True when this call created it.
-pub fn create_fence(repo: &Repository, session: SessionId, outcome: Outcome) -> Result<bool> {
-    fence_with(repo.backend(), repo.keys(), level(repo), session, outcome)
-}
-
-fn level(repo: &Repository) -> i32 {
-    repo.config().compression_level
-}
-
-fn fence_with(
-    backend: &dyn Backend,
-    keys: &MasterKeys,
-    level: i32,
-    session: SessionId,
-    outcome: Outcome,
-) -> Result<bool> {
-    let payload = serde_json::to_vec(&FencePayload { session, outcome }).unwrap_or_default();
-    let bytes = sealed::seal(keys, SealedType::Fence, &payload, level);
-    match backend.create_exclusive(FileKind::Fence, &session.to_hex(), bytes) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-/// The outcome recorded in a session's fence, `None` when it has none. A fence that cannot be
-/// read whole counts as a commit: the cautious reading, since a commit blocks deletion.
-pub fn fence_outcome(repo: &Repository, session: SessionId) -> Result<Option<Outcome>> {
-    Ok(read_fence(repo.backend(), repo.keys(), session)?
-        .map(|decoded| decoded.unwrap_or(Outcome::Commit)))
-}
-
-/// Whether the fence that exists is this writer's own commit, read strictly (a fence that does
-/// not decode is not ours): it is, when a retried create's first attempt had landed.
-fn own_commit_fence(backend: &dyn Backend, keys: &MasterKeys, session: SessionId) -> Result<bool> {
-    Ok(read_fence(backend, keys, session)? == Some(Some(Outcome::Commit)))
-}
-
-/// A session's fence: `None` when there is none, `Some(None)` when it does not decode as this
-/// session's fence; each caller decides what such a fence means for it.
-fn read_fence(
-    backend: &dyn Backend,
-    keys: &MasterKeys,
-    session: SessionId,
-) -> Result<Option<Option<Outcome>>> {
-    let bytes = match backend.read(FileKind::Fence, &session.to_hex()) {
-        Ok(b) => b,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    Ok(Some(
-        sealed::open(keys, SealedType::Fence, &bytes)
-            .ok()
-            .and_then(|p| serde_json::from_slice::<FencePayload>(&p).ok())
-            .filter(|f| f.session == session)
-            .map(|f| f.outcome),
-    ))
-}
-
-/// A session as seen by an observer.
-#[derive(Debug, Clone, Serialize)]
-pub struct SessionView {
-    /// The session.
-    pub session: SessionId,
-    /// Its newest heartbeat.
-    pub latest: Heartbeat,
-    /// Storage time of its newest heartbeat, ms since the epoch.
-    pub last_beat_ms: i64,
-    /// Its heartbeat files.
-    pub files: Vec<HeartbeatId>,
-    /// Its fence, if any.
-    pub fence: Option<Outcome>,
-}
-
-/// Every session that has a heartbeat. A heartbeat deleted while listing is skipped.
-pub fn list_sessions(repo: &Repository) -> Result<Vec<SessionView>> {
-    let mut by_session: std::collections::BTreeMap<SessionId, SessionView> = Default::default();
-    for id in repo.list_ids::<Heartbeat>()? {
-        let beat = match repo.load_file::<Heartbeat>(&id) {
-            Ok(b) => b,
-            Err(e) if e.kind() == ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        let modified = match repo.backend().modified(FileKind::Session, &id.to_hex()) {
-            Ok(m) => m,
-            Err(e) if e.kind() == ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        let view = by_session
-            .entry(beat.session)
-            .or_insert_with(|| SessionView {
-                session: beat.session,
-                latest: beat.clone(),
-                last_beat_ms: modified,
-                files: Vec::new(),
-                fence: None,
-            });
-        view.files.push(id);
-        // Newest by sequence number: storage times may tie (S3 keeps whole seconds).
-        view.last_beat_ms = view.last_beat_ms.max(modified);
-        if beat.seq >= view.latest.seq {
-            view.latest = beat;
-        }
-    }
-    let mut out: Vec<SessionView> = by_session.into_values().collect();
-    for v in &mut out {
-        v.fence = fence_outcome(repo, v.session)?;
-    }
-    Ok(out)
-}
-
-/// Deletes a session's heartbeats and its fence: `repair sessions`, for a writer known dead.
-pub fn remove_session(repo: &Repository, session: SessionId) -> Result<bool> {
-    let mut found = false;
-    for view in list_sessions(repo)?
-        .into_iter()
-        .filter(|v| v.session == session)
-    {
-        for f in view.files {
-            repo.backend().delete(FileKind::Session, &f.to_hex())?;
-            found = true;
-        }
-    }
-    if fence_outcome(repo, session)?.is_some() {
-        repo.backend().delete(FileKind::Fence, &session.to_hex())?;
-        found = true;
-    }
-    Ok(found)
-}
 
 /// A running writer's session. Its heartbeat thread runs until [`Session::end`] or drop.
 pub struct Session {
@@ -205,9 +33,7 @@ pub struct Session {
 }
 
 struct Inner {
-    backend: Arc<dyn Backend>,
-    keys: MasterKeys,
-    level: i32,
+    files: Files,
     expiry: Duration,
     /// Deletes nothing: heartbeats pile up, and the last one says the writer ended.
     append_only: bool,
@@ -245,7 +71,7 @@ fn boot_clock() -> Duration {
 impl Session {
     /// Writes the first heartbeat and starts the heartbeat thread. Start the session before
     /// loading the index (§14.1, backup step 1).
-    pub fn start(repo: &Repository, kind: &str, expiry: Duration) -> Result<Self> {
+    pub fn start(files: Files, kind: &str, expiry: Duration, append_only: bool) -> Result<Self> {
         let mut raw = [0u8; 32];
         rand::rng().fill_bytes(&mut raw);
         let template = Heartbeat {
@@ -258,13 +84,11 @@ impl Session {
             ended: false,
         };
         let began = boot_clock();
-        let current = repo.save_file(&template)?;
+        let (current, _) = files.save(&template)?;
         let inner = Arc::new(Inner {
-            backend: repo.backend_arc(),
-            keys: repo.keys().clone(),
-            level: level(repo),
+            files,
             expiry,
-            append_only: repo.append_only(),
+            append_only,
             beat: Mutex::new(Beat {
                 template,
                 current,
@@ -298,7 +122,8 @@ impl Session {
         self.inner.beat_once()?;
         let current = lock(&self.inner.beat).current;
         self.inner
-            .backend
+            .files
+            .backend()
             .modified(FileKind::Session, &current.to_hex())
     }
 
@@ -333,13 +158,8 @@ impl Session {
         self.check_alive()?;
         let session = self.id();
         let inner = &self.inner;
-        if fence_with(
-            inner.backend.as_ref(),
-            &inner.keys,
-            inner.level,
-            session,
-            Outcome::Commit,
-        )? || own_commit_fence(inner.backend.as_ref(), &inner.keys, session)?
+        if fence::create(&inner.files, session, Outcome::Commit)?
+            || fence::is_own_commit(&inner.files, session)?
         {
             // The second test: a retried create whose first attempt landed finds our own fence.
             lock(&inner.beat).committed = true;
@@ -350,6 +170,26 @@ impl Session {
             "a prune expired this writer's session (no heartbeat reached the repository in \
              time); no snapshot was written, run it again",
         ))
+    }
+
+    /// Publishes an index file: only while the session is alive (a prune may otherwise be
+    /// deleting the packs it lists). Returns its id and stored size.
+    pub fn save_index(&self, file: &IndexFile) -> Result<(IndexId, u64)> {
+        self.check_alive()?;
+        self.inner.files.save(file)
+    }
+
+    /// Publishes a prune's garbage list, only while the session is alive.
+    pub fn save_garbage(&self, list: &GarbageList) -> Result<GarbageId> {
+        self.check_alive()?;
+        self.inner.files.save(list).map(|(id, _)| id)
+    }
+
+    /// Publishes a snapshot: commits the session first (or fails if a prune expired it), so a
+    /// snapshot never lands after a prune judged this writer's blobs unused.
+    pub fn save_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotId> {
+        self.commit()?;
+        self.inner.files.save(snapshot).map(|(id, _)| id)
     }
 
     /// Stops the heartbeats and removes the session's files: heartbeats first, then the fence.
@@ -371,13 +211,10 @@ impl Session {
             lock(&self.inner.beat).template.ended = true;
             return self.inner.beat_once();
         }
-        self.inner
-            .backend
-            .delete(FileKind::Session, &current.to_hex())?;
+        let backend = self.inner.files.backend();
+        backend.delete(FileKind::Session, &current.to_hex())?;
         if committed {
-            self.inner
-                .backend
-                .delete(FileKind::Fence, &session.to_hex())?;
+            backend.delete(FileKind::Fence, &session.to_hex())?;
         }
         Ok(())
     }
@@ -426,18 +263,7 @@ impl Inner {
             (b.template.clone(), b.current)
         };
         let began = boot_clock();
-        let bytes = sealed::seal(
-            &self.keys,
-            SealedType::Session,
-            &next.to_payload(),
-            self.level,
-        );
-        let id = HeartbeatId(Id::hash_of(&bytes));
-        match self.backend.write(FileKind::Session, &id.to_hex(), bytes) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e),
-        }
+        let (id, _): (HeartbeatId, u64) = self.files.save(&next)?;
         {
             let mut b = lock(&self.beat);
             let since = began.saturating_sub(b.last_ok);
@@ -450,7 +276,9 @@ impl Inner {
         if self.append_only {
             return Ok(());
         }
-        self.backend.delete(FileKind::Session, &previous.to_hex())
+        self.files
+            .backend()
+            .delete(FileKind::Session, &previous.to_hex())
     }
 }
 
@@ -482,8 +310,8 @@ mod tests {
         let repo = Repository::init(backend, b"pw", &opts).unwrap();
         let began = std::time::Instant::now();
         for _ in 0..20 {
-            repo.begin_session("forget", super::DEFAULT_EXPIRY).unwrap();
-            repo.end_session().unwrap();
+            let session = repo.begin_session("forget", super::DEFAULT_EXPIRY).unwrap();
+            session.end().unwrap();
         }
         assert!(began.elapsed() < std::time::Duration::from_secs(60));
     }
