@@ -21,13 +21,21 @@ pub fn router(agent: Arc<Agent>) -> Router {
 }
 
 async fn metrics(State(agent): State<Arc<Agent>>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        agent.metrics.encode(),
-    )
+    match agent.metrics.encode() {
+        Ok(text) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        ),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("cannot encode the metrics: {e}"),
+        ),
+    }
 }
 
 async fn healthz(State(agent): State<Arc<Agent>>) -> impl IntoResponse {
