@@ -2,9 +2,8 @@
 //! `kubectl describe pvc` tells its backup history.
 
 use k8s_openapi::api::events::v1::Event;
+use kube::Client;
 use kube::api::{Api, PostParams};
-
-use crate::agent::Agent;
 
 /// An Event's type.
 #[derive(Debug, Clone, Copy)]
@@ -15,16 +14,34 @@ pub enum EventKind {
     Warning,
 }
 
-/// Creates an Event about `namespace/pvc`. A failure is logged, never fatal: events are a view.
-pub async fn publish(
-    agent: &Agent,
-    namespace: &str,
-    pvc: &str,
-    kind: EventKind,
-    reason: &str,
-    action: &str,
-    note: &str,
-) {
+/// What happened to a PVC.
+#[derive(Debug, Clone, Copy)]
+pub struct PvcEvent<'a> {
+    /// The PVC's namespace.
+    pub namespace: &'a str,
+    /// The PVC.
+    pub pvc: &'a str,
+    /// Normal or Warning.
+    pub kind: EventKind,
+    /// Why, in one CamelCase word (`BackupCompleted`).
+    pub reason: &'a str,
+    /// What was done (`Backup`, `Restore`).
+    pub action: &'a str,
+    /// The text (cut to 1000 characters).
+    pub note: &'a str,
+}
+
+/// Creates an Event about a PVC, reported by agent `instance`. A failure is logged, never
+/// fatal: events are a view.
+pub async fn publish(client: &Client, instance: &str, event: PvcEvent<'_>) {
+    let PvcEvent {
+        namespace,
+        pvc,
+        kind,
+        reason,
+        action,
+        note,
+    } = event;
     let now = chrono::Utc::now();
     let event = serde_json::json!({
         "apiVersion": "events.k8s.io/v1",
@@ -35,7 +52,7 @@ pub async fn publish(
         },
         "eventTime": now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         "reportingController": "kairn.dev/node-agent",
-        "reportingInstance": agent.config.instance,
+        "reportingInstance": instance,
         "action": action,
         "reason": reason,
         "note": note.chars().take(1000).collect::<String>(),
@@ -54,7 +71,7 @@ pub async fn publish(
             return;
         }
     };
-    let api: Api<Event> = Api::namespaced(agent.client.clone(), namespace);
+    let api: Api<Event> = Api::namespaced(client.clone(), namespace);
     if let Err(e) = api.create(&PostParams::default(), &event).await {
         tracing::warn!(namespace, pvc, reason, "cannot publish an event: {e}");
     }
