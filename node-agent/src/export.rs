@@ -145,12 +145,31 @@ async fn list_all(
     }
 }
 
-fn to_value(ar: &ApiResource, obj: DynamicObject) -> Option<Value> {
-    let mut v = serde_json::to_value(obj).ok()?;
-    // List items of built-in types carry no apiVersion or kind: discovery says what they are.
-    v["apiVersion"] = Value::String(ar.api_version.clone());
-    v["kind"] = Value::String(ar.kind.clone());
-    Some(v)
+/// The objects as JSON, each with its `apiVersion` and `kind`; one that cannot be serialized
+/// is left out with a warning, as a resource that cannot be listed is.
+fn to_values(
+    ar: &ApiResource,
+    items: Vec<DynamicObject>,
+    warnings: &mut Vec<String>,
+) -> Vec<Value> {
+    let mut out = Vec::with_capacity(items.len());
+    for obj in items {
+        let name = obj.metadata.name.clone().unwrap_or_default();
+        match serde_json::to_value(obj) {
+            Ok(mut v) => {
+                // List items of built-in types carry no apiVersion or kind: discovery says
+                // what they are.
+                v["apiVersion"] = Value::String(ar.api_version.clone());
+                v["kind"] = Value::String(ar.kind.clone());
+                out.push(v);
+            }
+            Err(e) => warnings.push(format!(
+                "cannot serialize {}.{} {name}: {e}",
+                ar.plural, ar.group
+            )),
+        }
+    }
+    out
 }
 
 /// Lists what `filter` asks for.
@@ -178,9 +197,10 @@ pub async fn export(client: &Client, filter: &ExportFilter) -> kube::Result<Expo
         };
         for api in apis {
             match list_all(&api, labels).await {
-                Ok(items) => result
-                    .objects
-                    .extend(items.into_iter().filter_map(|o| to_value(ar, o))),
+                Ok(items) => {
+                    let values = to_values(ar, items, &mut result.warnings);
+                    result.objects.extend(values);
+                }
                 Err(e) => result
                     .warnings
                     .push(format!("cannot list {}.{}: {e}", ar.plural, ar.group)),
@@ -249,9 +269,8 @@ async fn add_needed(
         let api: Api<DynamicObject> = Api::all_with(client.clone(), ar);
         match list_all(&api, None).await {
             Ok(items) => {
-                let new: Vec<Value> = items
+                let new: Vec<Value> = to_values(ar, items, &mut result.warnings)
                     .into_iter()
-                    .filter_map(|o| to_value(ar, o))
                     .filter(|o| keep(o))
                     .filter(|o| {
                         let key = (

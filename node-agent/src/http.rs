@@ -9,29 +9,37 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::agent::Agent;
+use crate::context::Context;
 
 /// The router.
-pub fn router(agent: Arc<Agent>) -> Router {
+pub fn router(ctx: Arc<Context>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(agent)
+        .with_state(ctx)
 }
 
-async fn metrics(State(agent): State<Arc<Agent>>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        agent.metrics.encode(),
-    )
+async fn metrics(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
+    match ctx.metrics.encode() {
+        Ok(text) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        ),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("cannot encode the metrics: {e}"),
+        ),
+    }
 }
 
-async fn healthz(State(agent): State<Arc<Agent>>) -> impl IntoResponse {
-    if agent.is_alive() {
+async fn healthz(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
+    if ctx.is_alive() {
         (StatusCode::OK, "ok")
     } else {
         (
@@ -41,8 +49,8 @@ async fn healthz(State(agent): State<Arc<Agent>>) -> impl IntoResponse {
     }
 }
 
-async fn readyz(State(agent): State<Arc<Agent>>) -> impl IntoResponse {
-    if agent.is_ready() {
+async fn readyz(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
+    if ctx.is_ready() {
         (StatusCode::OK, "ready")
     } else {
         (

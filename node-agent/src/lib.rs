@@ -2,12 +2,27 @@
 //! and carries out the VolumeBackup and VolumeRestore resources that concern them, and its
 //! share of each ClusterBackup (volumes, an etcd snapshot, the resource manifests).
 //!
-//! Layers: [`volume_path`] and [`decide`] are pure; [`job`] runs the engine; [`resolve`],
-//! [`status`], [`events`], [`work`], [`cluster`], [`export`] and [`agent`] talk to the
-//! Kubernetes API; [`http`] serves metrics and health.
+//! The module map:
+//! - Resources: [`crd`], one file per custom resource (`crd/`), and [`patch`], the status
+//!   patches the agent writes, as types.
+//! - Pure parts (no I/O, unit-tested): [`decide`] (what to do with a backup or restore),
+//!   [`cluster_plan`] (the rules of a cluster backup), [`schedule`] (cron, selectors, names),
+//!   [`volume_path`] (the kubelet's directories), [`jobs`] (the running jobs).
+//! - The engine and the node: [`job`] runs backups and restores, [`freeze`] fsfreezes a
+//!   volume.
+//! - The Kubernetes API: [`resolve`] (a PVC to its files), [`selection`] (the PVCs a selector
+//!   picks), [`status`] (status writes), [`events`], [`hooks`] (exec in a pod), [`export`]
+//!   (the resource manifests).
+//! - The reconcilers, one per resource, as free functions over a shared [`context::Context`]:
+//!   [`reconcile`] (`reconcile/`: volume_backup, volume_restore, backup_schedule,
+//!   cluster_backup), called in turn by the loop in [`controller`].
+//! - The process: [`settings`] (command line, repository access, logging), [`config`],
+//!   [`metrics`], and [`http`] (metrics and health); `main.rs` only wires them together.
 
-pub mod agent;
-pub mod cluster;
+pub mod cluster_plan;
+pub mod config;
+pub mod context;
+pub mod controller;
 pub mod crd;
 pub mod decide;
 pub mod events;
@@ -16,9 +31,13 @@ pub mod freeze;
 pub mod hooks;
 pub mod http;
 pub mod job;
+pub mod jobs;
 pub mod metrics;
+pub mod patch;
+pub mod reconcile;
 pub mod resolve;
 pub mod schedule;
+pub mod selection;
+pub mod settings;
 pub mod status;
 pub mod volume_path;
-pub mod work;

@@ -106,11 +106,10 @@ impl Metrics {
     }
 
     /// The metrics in the OpenMetrics text format.
-    pub fn encode(&self) -> String {
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
         let mut out = String::new();
-        // Writing to a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
     }
 
     /// Counts a finished job.
@@ -138,7 +137,7 @@ mod tests {
         m.bytes_read.get_or_create(&l).inc_by(42);
         m.last_success.get_or_create(&l).set(1.5e9);
         m.in_flight.set(1);
-        let text = m.encode();
+        let text = m.encode().unwrap();
         assert!(
             text.contains(r#"kairn_volume_bytes_read_total{namespace="shop",pvc="db"} 42"#),
             "{text}"

@@ -1,0 +1,49 @@
+//! How the agent is set up: the settings every reconciler reads.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::decide::Me;
+
+/// How the agent is set up.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// This node's name (the downward API's `spec.nodeName`).
+    pub node: String,
+    /// This process's instance id: differs after every restart.
+    pub instance: String,
+    /// The kubelet's `pods` directory, as mounted into the agent.
+    pub kubelet_pods: PathBuf,
+    /// The cluster's name, recorded in snapshots.
+    pub cluster: Option<String>,
+    /// The most backups and restores running at once on this node.
+    pub max_concurrent: usize,
+    /// The most attempts a resource gets across agent restarts.
+    pub max_attempts: u32,
+    /// How often to reconcile.
+    pub resync: Duration,
+    /// How often a running job's progress is written to its status.
+    pub progress_interval: Duration,
+    /// The agent's own namespace: only VolumeRestores there may cross namespaces or target a
+    /// path on a node.
+    pub admin_namespace: String,
+    /// The longest a volume's filesystem stays frozen (`hooks.fsfreeze`) before the watchdog
+    /// thaws it.
+    pub freeze_limit: Duration,
+}
+
+impl AgentConfig {
+    /// Who decides, for [`crate::decide::decide`].
+    pub fn me(&self) -> Me<'_> {
+        Me {
+            node: &self.node,
+            instance: &self.instance,
+            max_attempts: self.max_attempts,
+        }
+    }
+
+    /// Three resyncs: the time every agent has had to see a resource.
+    pub fn grace(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.resync * 3).unwrap_or_default()
+    }
+}

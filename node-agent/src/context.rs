@@ -1,0 +1,89 @@
+//! What every reconciler is given: the API clients, the settings, the repository, the
+//! metrics, the running jobs, and the health the HTTP endpoints report.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+use kube::Client;
+
+use crate::config::AgentConfig;
+use crate::job::RepoAccess;
+use crate::jobs::Jobs;
+use crate::metrics::Metrics;
+use crate::volume_path::KubeletPods;
+
+/// The reconcilers' shared context.
+pub struct Context {
+    /// The Kubernetes API.
+    pub client: Client,
+    /// For resource exports: no built-in retries (see [`crate::export::export_client`]).
+    pub export_client: Client,
+    /// The settings.
+    pub config: AgentConfig,
+    /// The repository.
+    pub access: RepoAccess,
+    /// The metrics served on `/metrics`.
+    pub metrics: Metrics,
+    /// The jobs running now.
+    pub jobs: Jobs,
+    /// Whether the loop turns and reaches the API, and whether the agent shuts down.
+    pub health: Health,
+}
+
+impl Context {
+    /// A new context.
+    pub fn new(
+        client: Client,
+        export_client: Client,
+        config: AgentConfig,
+        access: RepoAccess,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            client,
+            export_client,
+            config,
+            access,
+            metrics: Metrics::new(),
+            jobs: Jobs::default(),
+            health: Health::default(),
+        })
+    }
+
+    /// The kubelet's pod directories.
+    pub fn kubelet(&self) -> KubeletPods {
+        KubeletPods::new(self.config.kubelet_pods.clone())
+    }
+
+    /// True once a reconcile has reached the API server, and recently.
+    pub fn is_ready(&self) -> bool {
+        self.health.ready.load(Ordering::Relaxed) && self.is_alive()
+    }
+
+    /// True while the reconcile loop keeps turning.
+    pub fn is_alive(&self) -> bool {
+        let last = self.health.last_tick.load(Ordering::Relaxed);
+        let limit = 3 * self.config.resync.as_secs() as i64 + 30;
+        last == 0 || chrono::Utc::now().timestamp() - last <= limit
+    }
+
+    /// True once the agent is shutting down: stopped jobs then record nothing.
+    pub fn shutting_down(&self) -> bool {
+        self.health.shutdown.load(Ordering::Relaxed)
+    }
+
+    /// Sets the in-flight gauge from the running jobs.
+    pub fn count_in_flight(&self) {
+        self.metrics.in_flight.set(self.jobs.count() as i64);
+    }
+}
+
+/// The loop's health, and the shutdown switch.
+#[derive(Debug, Default)]
+pub struct Health {
+    /// The last reconcile reached the API server.
+    pub ready: AtomicBool,
+    /// Unix time the last reconcile began (0: none yet).
+    pub last_tick: AtomicI64,
+    /// The agent is shutting down.
+    pub shutdown: AtomicBool,
+}

@@ -1,0 +1,77 @@
+//! The loop: every resync interval, list this node's pods and every resource, and hand each
+//! to its reconciler ([`crate::reconcile`]), in a fixed order: cluster backups (which create
+//! VolumeBackups), volume backups, volume restores, then schedules. Jobs run on blocking
+//! threads, at most `max_concurrent` backups and restores at once on this node.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+
+use crate::context::Context;
+use crate::crd::{BackupSchedule, VolumeBackup, VolumeRestore};
+use crate::reconcile::{backup_schedule, cluster_backup, volume_backup, volume_restore};
+
+/// Reconciles until `shutdown` is set.
+pub async fn run(ctx: Arc<Context>, shutdown: Arc<AtomicBool>) {
+    while !shutdown.load(Ordering::Relaxed) {
+        let health = &ctx.health;
+        health
+            .last_tick
+            .store(chrono::Utc::now().timestamp(), Ordering::Relaxed);
+        match reconcile(&ctx).await {
+            Ok(()) => health.ready.store(true, Ordering::Relaxed),
+            Err(e) => {
+                health.ready.store(false, Ordering::Relaxed);
+                tracing::warn!("reconcile failed: {e}");
+            }
+        }
+        let mut slept = Duration::ZERO;
+        while slept < ctx.config.resync && !shutdown.load(Ordering::Relaxed) {
+            let step = Duration::from_millis(100);
+            tokio::time::sleep(step).await;
+            slept += step;
+        }
+    }
+}
+
+/// Asks every running job to stop, and waits up to `grace` for them. Their resources stay
+/// `InProgress`, to be picked up by the next instance of the agent.
+pub async fn stop_all(ctx: &Context, grace: Duration) {
+    ctx.health.shutdown.store(true, Ordering::Relaxed);
+    ctx.jobs.stop_all();
+    let start = std::time::Instant::now();
+    while ctx.jobs.count() > 0 && start.elapsed() < grace {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One pass over this node's pods and every resource.
+pub async fn reconcile(ctx: &Arc<Context>) -> Result<(), kube::Error> {
+    let pods: Api<Pod> = Api::all(ctx.client.clone());
+    let on_node = ListParams::default().fields(&format!("spec.nodeName={}", ctx.config.node));
+    let pods = pods.list(&on_node).await?.items;
+    let backups: Api<VolumeBackup> = Api::all(ctx.client.clone());
+    let backups = backups.list(&ListParams::default()).await?.items;
+    cluster_backup::reconcile_all(ctx, &pods, &backups).await?;
+    let restores: Api<VolumeRestore> = Api::all(ctx.client.clone());
+    let restores = restores.list(&ListParams::default()).await?.items;
+
+    let mut waiting = 0;
+    for vb in &backups {
+        waiting += i64::from(volume_backup::reconcile(ctx, vb, &pods).await);
+    }
+    for vr in &restores {
+        waiting += i64::from(volume_restore::reconcile(ctx, vr, &pods).await);
+    }
+    let schedules: Api<BackupSchedule> = Api::all(ctx.client.clone());
+    let schedules = schedules.list(&ListParams::default()).await?.items;
+    if !schedules.is_empty() {
+        backup_schedule::reconcile_all(ctx, &pods, &schedules).await;
+    }
+    ctx.metrics.queue_length.set(waiting);
+    ctx.count_in_flight();
+    Ok(())
+}

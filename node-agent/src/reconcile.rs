@@ -1,0 +1,18 @@
+//! One reconciler per resource, each a set of free functions over the shared
+//! [`crate::context::Context`], called in turn by the loop (`controller.rs`, which depends
+//! on these modules, never the other way):
+//!
+//! - [`volume_backup`] for VolumeBackup and [`volume_restore`] for VolumeRestore, which share
+//!   [`work`] (claim, progress, failure).
+//! - [`backup_schedule`] for BackupSchedule.
+//! - [`cluster_backup`] for ClusterBackup, whose etcd and manifests jobs are in
+//!   [`cluster_parts`].
+//! - [`retention`]: a schedule's retention, after a backup completed.
+
+pub mod backup_schedule;
+pub mod cluster_backup;
+pub mod cluster_parts;
+pub mod retention;
+pub mod volume_backup;
+pub mod volume_restore;
+pub mod work;

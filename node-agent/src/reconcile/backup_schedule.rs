@@ -1,0 +1,109 @@
+//! The BackupSchedule reconciler: when a schedule is due, create what it asks for: the
+//! VolumeBackups of the selected PVCs this node's pods mount, or, for a schedule that also
+//! wants etcd or manifests, one ClusterBackup (every agent creates the same one; the name
+//! makes that idempotent). Its retention is applied when those backups complete.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::api::{Api, PostParams};
+
+use crate::context::Context;
+use crate::crd::{
+    BackupSchedule, ClusterBackup, ClusterBackupSpec, VolumeBackup, VolumeBackupSpec,
+};
+use crate::schedule::{SCHEDULE_LABEL, backup_name, cluster_backup_name, due};
+use crate::selection::{LabelCache, Selectors, selected_pvcs};
+
+/// One pass over the schedules.
+pub async fn reconcile_all(ctx: &Context, pods: &[Pod], schedules: &[BackupSchedule]) {
+    let now = Utc::now();
+    let window = ctx.config.grace().max(chrono::Duration::minutes(10));
+    let mut labels = LabelCache::default();
+    for schedule in schedules.iter().filter(|s| !s.spec.paused) {
+        let name = schedule.name_any();
+        let t = match due(&schedule.spec.schedule, now, window) {
+            Ok(Some(t)) => t,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(schedule = %name, "{e}");
+                continue;
+            }
+        };
+        if schedule.spec.etcd.is_some() || schedule.spec.manifests.is_some() {
+            create_cluster_backup(ctx, schedule, t).await;
+            continue;
+        }
+        let selectors = Selectors {
+            namespaces: schedule.spec.namespace_selector.as_ref(),
+            pvcs: schedule.spec.pvc_selector.as_ref(),
+        };
+        let chosen = selected_pvcs(&ctx.client, pods, selectors, &mut labels).await;
+        for (ns, pvc) in &chosen {
+            create_volume_backup(ctx, schedule, ns, pvc, t).await;
+        }
+    }
+}
+
+/// The label that ties what a schedule creates to it.
+fn schedule_labels(schedule: &str) -> Option<BTreeMap<String, String>> {
+    Some(BTreeMap::from([(
+        SCHEDULE_LABEL.to_string(),
+        schedule.to_string(),
+    )]))
+}
+
+/// The VolumeBackup a schedule's run at `t` is for one PVC.
+async fn create_volume_backup(
+    ctx: &Context,
+    schedule: &BackupSchedule,
+    ns: &str,
+    pvc: &str,
+    t: DateTime<Utc>,
+) {
+    let name = schedule.name_any();
+    let spec = VolumeBackupSpec {
+        pvc: pvc.to_string(),
+        tags: vec![format!("schedule:{name}")],
+        hooks: schedule.spec.hooks.clone(),
+        cancel: false,
+        cluster_backup: None,
+    };
+    let mut backup = VolumeBackup::new(&backup_name(&name, pvc, t), spec);
+    backup.metadata.namespace = Some(ns.to_string());
+    backup.metadata.labels = schedule_labels(&name);
+    let api: Api<VolumeBackup> = Api::namespaced(ctx.client.clone(), ns);
+    match api.create(&PostParams::default(), &backup).await {
+        Ok(_) => tracing::info!(schedule = %name, namespace = ns, pvc, "scheduled a backup"),
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => {
+            tracing::warn!(schedule = %name, namespace = ns, pvc, "cannot create the scheduled backup: {e}")
+        }
+    }
+}
+
+/// The ClusterBackup a schedule's run at `t` is.
+async fn create_cluster_backup(ctx: &Context, schedule: &BackupSchedule, t: DateTime<Utc>) {
+    let name = schedule.name_any();
+    let spec = &schedule.spec;
+    let cb_spec = ClusterBackupSpec {
+        series: name.clone(),
+        volumes: spec.volumes,
+        namespace_selector: spec.namespace_selector.clone(),
+        pvc_selector: spec.pvc_selector.clone(),
+        hooks: spec.hooks.clone(),
+        etcd: spec.etcd.clone(),
+        manifests: spec.manifests.clone(),
+        tags: vec![format!("schedule:{name}")],
+    };
+    let mut cb = ClusterBackup::new(&cluster_backup_name(&name, t), cb_spec);
+    cb.metadata.labels = schedule_labels(&name);
+    let api: Api<ClusterBackup> = Api::all(ctx.client.clone());
+    match api.create(&PostParams::default(), &cb).await {
+        Ok(_) => tracing::info!(schedule = %name, "scheduled a cluster backup"),
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => tracing::warn!(schedule = %name, "cannot create the cluster backup: {e}"),
+    }
+}

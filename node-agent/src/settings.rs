@@ -1,0 +1,198 @@
+//! The agent's settings, from its command line and environment (the DaemonSet sets them),
+//! and what is made of them at startup: the agent's configuration, the repository access,
+//! logging, and the exit code of a fatal error.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use clap::Parser;
+use engine::backend::faults::{FaultPlan, FaultyBackend};
+use engine::backend::{Location, OpendalBackend, StorageOptions};
+
+use crate::config::AgentConfig;
+use crate::job::RepoAccess;
+
+/// Kairn's node agent: backs up and restores the pod volumes of its node.
+#[derive(Debug, Parser)]
+#[command(version)]
+pub struct Args {
+    /// This node's name (set it from the downward API: spec.nodeName).
+    #[arg(long, env = "NODE_NAME")]
+    pub node_name: String,
+    /// The kubelet's root directory, as mounted into the agent.
+    #[arg(long, env = "KAIRN_KUBELET_ROOT", default_value = "/var/lib/kubelet")]
+    pub kubelet_root: PathBuf,
+    /// Repository location: a local directory, s3://bucket/prefix, or opendal:<service>.
+    #[arg(long = "repo", env = "KAIRN_REPOSITORY")]
+    pub repo: String,
+    /// File holding the repository password on its first line (a mounted Secret).
+    #[arg(long, env = "KAIRN_PASSWORD_FILE")]
+    pub password_file: PathBuf,
+    /// File of storage options, one key=value per line (a mounted Secret: credentials stay out
+    /// of the pod spec, the environment and the process list).
+    #[arg(long, env = "KAIRN_STORAGE_OPTIONS_FILE")]
+    pub storage_options_file: Option<PathBuf>,
+    /// The cluster's name, recorded in every snapshot.
+    #[arg(long, env = "KAIRN_CLUSTER")]
+    pub cluster: Option<String>,
+    /// The most backups and restores at once on this node.
+    #[arg(long, env = "KAIRN_MAX_CONCURRENT", default_value_t = 2)]
+    pub max_concurrent: usize,
+    /// The most attempts a backup or restore gets across agent restarts.
+    #[arg(long, env = "KAIRN_MAX_ATTEMPTS", default_value_t = 3)]
+    pub max_attempts: u32,
+    /// Seconds between reconciles.
+    #[arg(long, env = "KAIRN_RESYNC_SECONDS", default_value_t = 10.0)]
+    pub resync_seconds: f64,
+    /// Seconds between progress updates of a running job's status.
+    #[arg(long, env = "KAIRN_PROGRESS_SECONDS", default_value_t = 5.0)]
+    pub progress_seconds: f64,
+    /// The agent's own namespace (the downward API's metadata.namespace): only VolumeRestores
+    /// there may read another namespace's backups, write into another namespace, or write to
+    /// a path on a node.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "kairn-system")]
+    pub admin_namespace: String,
+    /// The longest a volume's filesystem stays frozen (hooks.fsfreeze), in seconds.
+    #[arg(long, env = "KAIRN_FREEZE_LIMIT_SECONDS", default_value_t = 300)]
+    pub freeze_limit_seconds: u64,
+    /// Address of the metrics and health endpoints.
+    #[arg(long, env = "KAIRN_LISTEN", default_value = "0.0.0.0:8085")]
+    pub listen: String,
+    /// Local cache of snapshots, indexes and tree packs (an emptyDir, bounded by --cache-size).
+    #[arg(long, env = "KAIRN_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// The most the cache holds, in bytes.
+    #[arg(long, env = "KAIRN_CACHE_SIZE", default_value_t = 1 << 30)]
+    pub cache_size: u64,
+    /// Seconds without a heartbeat after which a prune may expire a writer's session.
+    #[arg(long, env = "KAIRN_SESSION_EXPIRY", default_value_t = engine::session::DEFAULT_EXPIRY.as_secs())]
+    pub session_expiry: u64,
+    /// Log as plain text instead of JSON lines.
+    #[arg(long, env = "KAIRN_LOG_TEXT")]
+    pub log_text: bool,
+}
+
+impl Args {
+    /// This process's instance id: the pod's name (or the node's) and the start time, so it
+    /// differs after every restart.
+    pub fn instance(&self) -> String {
+        format!(
+            "{}-{:x}",
+            std::env::var("POD_NAME").unwrap_or_else(|_| self.node_name.clone()),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_micros()
+        )
+    }
+
+    /// The agent's configuration, with every setting brought within its bounds.
+    pub fn agent_config(&self, instance: String) -> AgentConfig {
+        AgentConfig {
+            node: self.node_name.clone(),
+            instance,
+            kubelet_pods: self.kubelet_root.join("pods"),
+            cluster: self.cluster.clone(),
+            max_concurrent: self.max_concurrent.max(1),
+            max_attempts: self.max_attempts.max(1),
+            resync: Duration::from_secs_f64(self.resync_seconds.max(0.1)),
+            progress_interval: Duration::from_secs_f64(self.progress_seconds.max(0.1)),
+            freeze_limit: Duration::from_secs(self.freeze_limit_seconds.max(1)),
+            admin_namespace: self.admin_namespace.clone(),
+        }
+    }
+
+    /// The repository, as the storage options and password files describe it.
+    pub fn repo_access(&self) -> Result<RepoAccess> {
+        repo_access(self)
+    }
+}
+
+/// Logs a fatal error and gives its exit code.
+pub fn fail(e: &anyhow::Error) -> std::process::ExitCode {
+    let wrong_password = e
+        .downcast_ref::<engine::Error>()
+        .is_some_and(|e| e.kind() == engine::ErrorKind::WrongPassword);
+    tracing::error!("{e:#}");
+    std::process::ExitCode::from(if wrong_password { 12 } else { 1 })
+}
+
+/// Logs to stderr: JSON lines, or plain text with `text`; `RUST_LOG` filters.
+pub fn init_logging(text: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if text {
+        builder.init();
+    } else {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init();
+    }
+}
+
+/// The repository location without any credentials a URL might carry.
+pub fn redacted_location(repo: &str) -> String {
+    match repo.split_once('@') {
+        Some((_, rest)) if repo.contains("://") => format!("<credentials>@{rest}"),
+        _ => repo.to_string(),
+    }
+}
+
+fn repo_access(args: &Args) -> Result<RepoAccess> {
+    let location: Location = args.repo.parse().context("bad repository location")?;
+    let mut options = std::collections::BTreeMap::new();
+    if let Some(file) = &args.storage_options_file {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read storage options from {}", file.display()))?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let Some((k, v)) = line.split_once('=') else {
+                bail!("{} line {}: expected key=value", file.display(), n + 1);
+            };
+            options.insert(k.trim().to_string(), v.trim().to_string());
+        }
+    }
+    let opts = StorageOptions {
+        options,
+        ..Default::default()
+    };
+    let mut backend: Arc<dyn engine::backend::Backend> =
+        Arc::new(OpendalBackend::open(&location, &opts, false)?);
+    // The testing hook the CLI has too (engine/src/backend/faults.rs).
+    if let Ok(spec) = std::env::var("KAIRN_FAULTS") {
+        let plan = FaultPlan::parse(&spec).map_err(|e| anyhow::anyhow!("KAIRN_FAULTS: {e}"))?;
+        tracing::warn!("KAIRN_FAULTS is set: injecting storage faults ({spec})");
+        backend = Arc::new(FaultyBackend::new(backend, plan));
+    }
+    let text = std::fs::read(&args.password_file).with_context(|| {
+        format!(
+            "cannot read the password file {}",
+            args.password_file.display()
+        )
+    })?;
+    let first = text.split(|&b| b == b'\n').next().unwrap_or_default();
+    let password = first.strip_suffix(b"\r").unwrap_or(first).to_vec();
+    if password.is_empty() {
+        bail!(
+            "the password file {} is empty",
+            args.password_file.display()
+        );
+    }
+    Ok(RepoAccess {
+        backend,
+        password: Arc::new(password),
+        cache_dir: args.cache_dir.clone(),
+        cache_size: args.cache_size,
+        session_expiry: Duration::from_secs(args.session_expiry.max(6)),
+    })
+}
