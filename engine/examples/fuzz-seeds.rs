@@ -14,6 +14,7 @@ use engine::chunker::ChunkerParams;
 use engine::crypto::KdfParams;
 use engine::format::FileKind;
 use engine::format::pack::read_header_from_bytes;
+use engine::format::repofile::RepoFile;
 use engine::format::sealed::{self, SealedType};
 use engine::id::Id;
 use engine::index::Index;
@@ -49,13 +50,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..Default::default()
     };
     let repo = Repository::init(backend.clone(), b"fuzz", &opts)?;
+    let mut seeds_of_session = Vec::new();
     for _ in 0..2 {
+        let session = repo.begin_session("backup", engine::session::DEFAULT_EXPIRY)?;
         let index = Index::load(&repo)?;
         let opts = BackupOptions {
             paths: vec![source.clone()],
             ..Default::default()
         };
-        backup(&repo, &index, &opts, &NoProgress)?;
+        backup(&repo, &session, &index, &opts, &NoProgress)?;
+        // Seeds of the session's own files, while they exist: heartbeats and the fence.
+        for (kind, target) in [(FileKind::Session, "session"), (FileKind::Fence, "session")] {
+            for (name, _) in backend.list(kind)? {
+                seeds_of_session.push((target, backend.read(kind, &name)?));
+            }
+        }
+        session.end()?;
     }
 
     let keys = repo.keys();
@@ -66,6 +76,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = backend.read(FileKind::Config, "config")?;
     seeds.put("config", &sealed::open(keys, SealedType::Config, &config)?)?;
     seeds.put("config", &config)?;
+    for (target, sealed_bytes) in &seeds_of_session {
+        seeds.put(target, sealed_bytes)?;
+    }
+    let garbage = engine::format::garbage::GarbageList {
+        unindexed: vec![(engine::id::PackId(Id::hash_of(b"pack")), 4096)],
+        sessions: vec![engine::id::SessionId(Id::hash_of(b"session"))],
+        ..Default::default()
+    };
+    seeds.put("session", &repo.files().seal(&garbage)?)?;
+    seeds.put("session", &garbage.to_payload()?)?;
     for (name, _) in backend.list(FileKind::Key)? {
         seeds.put("keyfile", &backend.read(FileKind::Key, &name)?)?;
     }

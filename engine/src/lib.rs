@@ -20,10 +20,33 @@
 //! # fn main() -> engine::Result<()> {
 //! let backend = Arc::new(OpendalBackend::local(std::path::Path::new("/tmp/repo"))?);
 //! let repo = Repository::init(backend, b"secret", &InitOptions::default())?;
+//! let session = repo.begin_session("backup", engine::session::DEFAULT_EXPIRY)?;
 //! let index = Index::load(&repo)?;
 //! let opts = engine::backup::BackupOptions { paths: vec!["/etc".into()], ..Default::default() };
-//! let outcome = engine::backup::backup(&repo, &index, &opts, &engine::progress::NoProgress)?;
+//! let outcome =
+//!     engine::backup::backup(&repo, &session, &index, &opts, &engine::progress::NoProgress)?;
+//! session.end()?;
 //! println!("snapshot {}", outcome.id);
+//! # Ok(()) }
+//! ```
+//!
+//! Publishing without a writer session does not compile: the fence that protects a backup
+//! from a concurrent prune cannot be skipped. Neither a backup without one
+//!
+//! ```compile_fail,E0061
+//! # use engine::{index::Index, repo::Repository};
+//! # fn f(repo: &Repository, index: &Index) -> engine::Result<()> {
+//! let opts = engine::backup::BackupOptions::default();
+//! engine::backup::backup(repo, index, &opts, &engine::progress::NoProgress)?;
+//! # Ok(()) }
+//! ```
+//!
+//! nor a snapshot stored around one (the sealed-file store writes only for the session):
+//!
+//! ```compile_fail,E0624
+//! # use engine::{format::snapshot::Snapshot, repo::Repository};
+//! # fn f(repo: &Repository, snapshot: &Snapshot) -> engine::Result<()> {
+//! repo.files().save(snapshot)?;
 //! # Ok(()) }
 //! ```
 

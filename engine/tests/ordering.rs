@@ -2,7 +2,7 @@
 //! file that lists it, and every index file before the snapshot that needs it. A failure at any
 //! write leaves no snapshot, and no index entry for a pack that was not stored.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,7 @@
 //! A volume read from a path that changes with every pod, stored under one stable name, and an
 //! operation stopped through `Progress::should_stop`.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,7 +46,7 @@ fn stored(
         parent,
         ..Default::default()
     };
-    backup(repo, &index, &opts, &NoProgress)
+    backup(repo, &writer(repo), &index, &opts, &NoProgress)
 }
 
 #[test]
@@ -94,7 +94,7 @@ fn a_stored_name_must_be_one_component_for_one_path() {
             stored_as: Some(bad.into()),
             ..Default::default()
         };
-        let err = backup(&repo, &index, &opts, &NoProgress).unwrap_err();
+        let err = backup(&repo, &writer(&repo), &index, &opts, &NoProgress).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad:?}");
     }
     let index = Index::load(&repo).unwrap();
@@ -104,7 +104,7 @@ fn a_stored_name_must_be_one_component_for_one_path() {
         ..Default::default()
     };
     assert_eq!(
-        backup(&repo, &index, &opts, &NoProgress)
+        backup(&repo, &writer(&repo), &index, &opts, &NoProgress)
             .unwrap_err()
             .kind(),
         ErrorKind::InvalidInput
@@ -137,7 +137,14 @@ fn a_stopped_backup_publishes_nothing_and_a_stopped_restore_says_so() {
         paths: vec![src.clone()],
         ..Default::default()
     };
-    let err = backup(&repo, &index, &opts, &StopAfter(1, AtomicU64::new(0))).unwrap_err();
+    let err = backup(
+        &repo,
+        &writer(&repo),
+        &index,
+        &opts,
+        &StopAfter(1, AtomicU64::new(0)),
+    )
+    .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Canceled);
     assert!(
         engine::snapshots::list(&repo, &Default::default())
@@ -145,7 +152,7 @@ fn a_stopped_backup_publishes_nothing_and_a_stopped_restore_says_so() {
             .is_empty()
     );
 
-    let done = backup(&repo, &index, &opts, &NoProgress).unwrap();
+    let done = backup(&repo, &writer(&repo), &index, &opts, &NoProgress).unwrap();
     let index = Index::load(&repo).unwrap();
     let start = Located::Root(done.snapshot.tree);
     let err = restore(
@@ -158,4 +165,10 @@ fn a_stopped_backup_publishes_nothing_and_a_stopped_restore_says_so() {
     )
     .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Canceled);
+}
+
+/// A writer session, as every publishing caller must hold one.
+fn writer(repo: &engine::repo::Repository) -> engine::session::Session {
+    repo.begin_session("backup", engine::session::DEFAULT_EXPIRY)
+        .unwrap()
 }

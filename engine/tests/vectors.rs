@@ -1,7 +1,7 @@
 //! The test vectors of `repo-format.md` section 17, computed from the code and compared with
 //! the values written in the document. Run with `KAIRN_PRINT_VECTORS=1` to print them.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use engine::chunker::{Chunker, ChunkerParams};
 use engine::crypto::{KdfParams, MasterKeys};

@@ -3,7 +3,8 @@
 //! claims. Input: `kind (1) ‖ claimed raw length (4, LE) ‖ id (32) ‖ stored bytes`.
 
 use kairn_format::compress;
-use kairn_format::blob::{BlobKind, open_blob, open_blob_in_place};
+use kairn_format::blob::{open_blob, open_blob_in_place};
+use kairn_format::id::BlobKind;
 use kairn_format::id::{BlobId, Id};
 use libfuzzer_sys::fuzz_target;
 

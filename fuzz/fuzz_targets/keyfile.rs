@@ -11,6 +11,6 @@ fuzz_target!(|data: &[u8]| {
         if p.memory_kib <= 64 && p.iterations <= 2 && p.parallelism <= 2 {
             let _ = key.open(b"fuzz");
         }
-        let _ = KeyFile::decode(&key.encode());
+        let _ = key.encode().map(|b| KeyFile::decode(&b));
     }
 });

@@ -8,7 +8,7 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     if let Ok(snapshot) = Snapshot::decode(data) {
         let _ = snapshot.datetime();
-        let _ = Snapshot::decode(&snapshot.encode());
+        let _ = snapshot.encode().map(|b| Snapshot::decode(&b));
     }
     if let Ok(payload) = sealed::open(kairn_fuzz::keys(), SealedType::Snapshot, data)
         && let Ok(snapshot) = Snapshot::decode(&payload)

@@ -17,6 +17,7 @@ use engine::locate::locate;
 use engine::progress::Progress as _;
 use engine::repo::Repository;
 use engine::restore::{RestoreOptions, RestoreReport, restore};
+use engine::session::Session;
 
 /// How the agent reaches the repository. The password is never logged or shown: `Debug` hides it.
 #[derive(Clone)]
@@ -143,8 +144,8 @@ pub fn run_backup(
     req: &BackupRequest,
     progress: &JobProgress,
 ) -> engine::Result<BackupDone> {
-    in_writer_session(access, |repo, index| {
-        backup_in_session(repo, index, req, progress)
+    in_writer_session(access, |repo, session, index| {
+        backup_in_session(repo, session, index, req, progress)
     })
 }
 
@@ -152,18 +153,18 @@ pub fn run_backup(
 /// interrupted backup's packs adopted first; the session ends whatever `f` returns.
 pub fn in_writer_session<T>(
     access: &RepoAccess,
-    f: impl FnOnce(&Repository, &Index) -> engine::Result<T>,
+    f: impl FnOnce(&Repository, &Session, &Index) -> engine::Result<T>,
 ) -> engine::Result<T> {
     let repo = access.open()?;
-    repo.begin_session("backup", access.session_expiry)?;
+    let session = repo.begin_session("backup", access.session_expiry)?;
     let result = (|| {
         let mut index = Index::load(&repo)?;
-        if adopt_interrupted_packs(&repo, &index, access.session_expiry)?.packs > 0 {
+        if adopt_interrupted_packs(&repo, &session, &index, access.session_expiry)?.packs > 0 {
             index = Index::load(&repo)?;
         }
-        f(&repo, &index)
+        f(&repo, &session, &index)
     })();
-    let ended = repo.end_session();
+    let ended = session.end();
     let value = result?;
     ended?;
     Ok(value)
@@ -171,6 +172,7 @@ pub fn in_writer_session<T>(
 
 fn backup_in_session(
     repo: &Repository,
+    session: &Session,
     index: &Index,
     req: &BackupRequest,
     progress: &JobProgress,
@@ -181,7 +183,7 @@ fn backup_in_session(
         .clone()
         .unwrap_or_else(|| "volume".to_string());
     if req.block {
-        return block_backup(repo, index, req, &stored_as, progress);
+        return block_backup(repo, session, index, req, &stored_as, progress);
     }
     let parent = parent_of(repo, &req.source, &stored_as)?;
     let opts = BackupOptions {
@@ -194,7 +196,7 @@ fn backup_in_session(
         group: req.group.clone(),
         ..Default::default()
     };
-    let outcome = backup(repo, index, &opts, progress)?;
+    let outcome = backup(repo, session, index, &opts, progress)?;
     Ok(BackupDone {
         id: outcome.id,
         parent: outcome.snapshot.parent,
@@ -211,6 +213,7 @@ fn backup_in_session(
 /// the repository (unchanged ranges) are not stored again.
 fn block_backup(
     repo: &Repository,
+    session: &Session,
     index: &Index,
     req: &BackupRequest,
     stored_as: &str,
@@ -228,8 +231,15 @@ fn block_backup(
         group: req.group.clone(),
         ..Default::default()
     };
-    let outcome =
-        engine::backup::backup_stream(repo, index, &mut device, stored_as, &opts, progress)?;
+    let outcome = engine::backup::backup_stream(
+        repo,
+        session,
+        index,
+        &mut device,
+        stored_as,
+        &opts,
+        progress,
+    )?;
     Ok(BackupDone {
         id: outcome.id,
         parent: None,
@@ -359,5 +369,11 @@ pub fn apply_retention(
         },
         ..Default::default()
     };
-    Ok(engine::forget::forget(&repo, &opts)?.removed.len())
+    // The session's heartbeats give the storage time that retention locks are judged by.
+    let session = repo.begin_session("forget", access.session_expiry)?;
+    let result = engine::forget::forget(&repo, &session, &opts);
+    let ended = session.end();
+    let removed = result?.removed.len();
+    ended?;
+    Ok(removed)
 }

@@ -97,7 +97,7 @@ pub async fn locate_claim(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     fn pod(ns: &str, name: &str, claim: &str, phase: &str) -> Pod {

@@ -1,7 +1,7 @@
 //! The manifests under deploy/ parse as the Kubernetes types they claim to be, and the
 //! DaemonSet only sets settings the agent has.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 

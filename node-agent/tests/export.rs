@@ -3,7 +3,7 @@
 //! discovery documents, paged lists and list items (without apiVersion and kind for built-in
 //! types) in the format kube-apiserver 1.33 does.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use kairn_e2e::fake_discovery::ResourceDef;
 use kairn_e2e::fake_kube::FakeKube;

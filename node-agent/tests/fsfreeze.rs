@@ -4,7 +4,7 @@
 //! Whether a filesystem is frozen is probed by freezing it again (EBUSY when frozen, then
 //! thawed at once): a probe that wrote a file would hang on a frozen filesystem.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! Command-line usage errors. (Also makes `cargo test` build the `repo` binary, which the
 //! end-to-end tests in `tests/` run.)
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
 

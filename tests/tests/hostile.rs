@@ -67,13 +67,13 @@ fn restore_root(
 }
 
 /// Stores a tree as the attacker would: encoded without the writer's validation.
-fn store_raw_tree(repo: &Repository, saver: &BlobSaver<'_>, tree: &Tree) -> engine::id::BlobId {
+fn store_raw_tree(saver: &BlobSaver<'_>, tree: &Tree) -> engine::id::BlobId {
     let bytes = postcard::to_stdvec(tree).unwrap();
     let (id, _) = saver.save(BlobKind::Tree, &bytes).unwrap();
     id
 }
 
-fn file(repo: &Repository, saver: &BlobSaver<'_>, name: &[u8], data: &[u8]) -> Node {
+fn file(saver: &BlobSaver<'_>, name: &[u8], data: &[u8]) -> Node {
     let (id, _) = saver.save(BlobKind::Data, data).unwrap();
     let content = vec![engine::format::tree::Extent::Data {
         id,
@@ -111,14 +111,14 @@ fn unsafe_names_never_reach_the_filesystem() {
     let mut roots = Vec::new();
     for bad in &bad_names {
         let evil = Tree {
-            nodes: vec![file(&repo, &saver, bad, b"pwned")],
+            nodes: vec![file(&saver, bad, b"pwned")],
         };
-        let evil_id = store_raw_tree(&repo, &saver, &evil);
-        let good = file(&repo, &saver, b"good", b"fine");
+        let evil_id = store_raw_tree(&saver, &evil);
+        let good = file(&saver, b"good", b"fine");
         let root = Tree {
             nodes: vec![node(b"evil", NodeKind::Dir { subtree: evil_id }), good],
         };
-        roots.push(store_raw_tree(&repo, &saver, &root));
+        roots.push(store_raw_tree(&saver, &root));
     }
     saver.flush().unwrap();
     let index = Index::load(&repo).unwrap();
@@ -157,14 +157,14 @@ fn a_symlink_at_the_destination_is_replaced_not_followed() {
         .unwrap();
     let saver = BlobSaver::new(&repo, &session, &empty).unwrap();
     let inner = Tree {
-        nodes: vec![file(&repo, &saver, b"payload", b"data")],
+        nodes: vec![file(&saver, b"payload", b"data")],
     };
-    let inner_id = store_raw_tree(&repo, &saver, &inner);
-    let f = file(&repo, &saver, b"plain", b"plain data");
+    let inner_id = store_raw_tree(&saver, &inner);
+    let f = file(&saver, b"plain", b"plain data");
     let root = Tree {
         nodes: vec![node(b"dir", NodeKind::Dir { subtree: inner_id }), f],
     };
-    let root_id = store_raw_tree(&repo, &saver, &root);
+    let root_id = store_raw_tree(&saver, &root);
     saver.flush().unwrap();
     let index = Index::load(&repo).unwrap();
 
@@ -219,7 +219,7 @@ fn a_tree_claiming_a_huge_file_is_refused() {
             content: vec![],
         },
     );
-    let root_id = store_raw_tree(&repo, &saver, &Tree { nodes: vec![liar] });
+    let root_id = store_raw_tree(&saver, &Tree { nodes: vec![liar] });
     saver.flush().unwrap();
     let index = Index::load(&repo).unwrap();
     let target = tempfile::tempdir().unwrap();
@@ -241,9 +241,9 @@ fn a_symlink_cannot_be_used_as_a_parent_directory() {
     let saver = BlobSaver::new(&repo, &session, &empty).unwrap();
     let outside = tempfile::tempdir().unwrap();
     let inner = Tree {
-        nodes: vec![file(&repo, &saver, b"file", b"pwned")],
+        nodes: vec![file(&saver, b"file", b"pwned")],
     };
-    let inner_id = store_raw_tree(&repo, &saver, &inner);
+    let inner_id = store_raw_tree(&saver, &inner);
     let link = node(
         b"link",
         NodeKind::Symlink {
@@ -253,14 +253,14 @@ fn a_symlink_cannot_be_used_as_a_parent_directory() {
     let dir = node(b"link", NodeKind::Dir { subtree: inner_id });
     let mut roots = Vec::new();
     for nodes in [vec![link.clone(), dir.clone()], vec![dir, link]] {
-        let evil = store_raw_tree(&repo, &saver, &Tree { nodes });
+        let evil = store_raw_tree(&saver, &Tree { nodes });
         let root = Tree {
             nodes: vec![
                 node(b"evil", NodeKind::Dir { subtree: evil }),
-                file(&repo, &saver, b"good", b"fine"),
+                file(&saver, b"good", b"fine"),
             ],
         };
-        roots.push(store_raw_tree(&repo, &saver, &root));
+        roots.push(store_raw_tree(&saver, &root));
     }
     saver.flush().unwrap();
     let index = Index::load(&repo).unwrap();
@@ -294,15 +294,13 @@ fn deep_nesting_is_restored_as_far_as_paths_allow_and_reported_beyond() {
         .unwrap();
     let saver = BlobSaver::new(&repo, &session, &empty).unwrap();
     let mut child = store_raw_tree(
-        &repo,
         &saver,
         &Tree {
-            nodes: vec![file(&repo, &saver, b"bottom", b"deep")],
+            nodes: vec![file(&saver, b"bottom", b"deep")],
         },
     );
     for _ in 0..DEPTH {
         child = store_raw_tree(
-            &repo,
             &saver,
             &Tree {
                 nodes: vec![node(b"d", NodeKind::Dir { subtree: child })],
@@ -310,12 +308,11 @@ fn deep_nesting_is_restored_as_far_as_paths_allow_and_reported_beyond() {
         );
     }
     let root = store_raw_tree(
-        &repo,
         &saver,
         &Tree {
             nodes: vec![
                 node(b"deep", NodeKind::Dir { subtree: child }),
-                file(&repo, &saver, b"good", b"fine"),
+                file(&saver, b"good", b"fine"),
             ],
         },
     );

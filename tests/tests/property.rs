@@ -216,9 +216,11 @@ proptest! {
             for op in ops {
                 apply(&src, op);
             }
+            let session = repo.begin_session("backup", engine::session::DEFAULT_EXPIRY).unwrap();
             let index = Index::load(&repo).unwrap();
             let opts = BackupOptions { paths: vec![src.clone()], ..Default::default() };
-            let outcome = backup(&repo, &index, &opts, &NoProgress).unwrap();
+            let outcome = backup(&repo, &session, &index, &opts, &NoProgress).unwrap();
+            session.end().unwrap();
             prop_assert!(outcome.warnings.is_empty(), "{:?}", outcome.warnings);
             taken.push((outcome.snapshot.tree, scan(&src)));
         }

@@ -113,7 +113,7 @@ impl Config {
 
     /// JSON bytes.
     pub fn encode(&self) -> Result<Vec<u8>> {
-        crate::repofile::to_json(self, "config")
+        crate::codec::to_json(self, "config")
     }
 
     /// Parses and validates JSON bytes.

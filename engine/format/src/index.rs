@@ -30,7 +30,7 @@ pub struct IndexFile {
 impl IndexFile {
     /// Postcard bytes.
     pub fn encode(&self) -> Result<Vec<u8>> {
-        crate::repofile::to_postcard(self, "index file")
+        crate::codec::to_postcard(self, "index file")
     }
 
     /// Decodes postcard bytes.

@@ -4,6 +4,7 @@
 
 pub mod blob;
 pub mod chunker;
+pub mod codec;
 pub mod compress;
 pub mod config;
 pub mod crypto;

@@ -2,9 +2,8 @@
 //! `repofile.rs` does: the repository layer stores and loads any [`RepoFile`] the same way, and
 //! a new file type is one `impl` here, next to its byte layout.
 
-use serde::Serialize;
-
 use crate::FileKind;
+use crate::codec::{to_json, to_postcard};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::garbage::GarbageList;
@@ -31,18 +30,6 @@ pub trait RepoFile: Sized {
 pub trait ContentFile: RepoFile {
     /// Its typed id.
     type Id: From<Id> + AsRef<Id> + Copy;
-}
-
-/// JSON bytes of a stored type; a failure names what did not encode.
-pub fn to_json<T: Serialize>(value: &T, what: &str) -> Result<Vec<u8>> {
-    serde_json::to_vec(value)
-        .map_err(|e| Error::internal(format!("{what} does not encode")).with_source(e))
-}
-
-/// Postcard bytes of a stored type; a failure names what did not encode.
-pub fn to_postcard<T: Serialize>(value: &T, what: &str) -> Result<Vec<u8>> {
-    postcard::to_stdvec(value)
-        .map_err(|e| Error::internal(format!("{what} does not encode")).with_source(e))
 }
 
 impl RepoFile for Config {

@@ -169,7 +169,7 @@ pub struct Snapshot {
 impl Snapshot {
     /// JSON bytes.
     pub fn encode(&self) -> Result<Vec<u8>> {
-        crate::repofile::to_json(self, "snapshot")
+        crate::codec::to_json(self, "snapshot")
     }
 
     /// Parses JSON bytes.

@@ -110,9 +110,9 @@ async fn run_etcd(ctx: &Context, cb: &ClusterBackup) -> Result<(String, Vec<Stri
     let opts = part_options(ctx, cb);
     let access = ctx.access.clone();
     let done = tokio::task::spawn_blocking(move || {
-        crate::job::in_writer_session(&access, |repo, index| {
+        crate::job::in_writer_session(&access, |repo, session, index| {
             let progress = JobProgress::default();
-            engine::etcd::backup_etcd(repo, index, &source, &opts, &progress)
+            engine::etcd::backup_etcd(repo, session, index, &source, &opts, &progress)
         })
     })
     .await
@@ -134,10 +134,11 @@ async fn run_manifests(ctx: &Context, cb: &ClusterBackup) -> Result<(String, Vec
     };
     let objects = exported.objects;
     let done = tokio::task::spawn_blocking(move || {
-        crate::job::in_writer_session(&access, |repo, index| {
+        crate::job::in_writer_session(&access, |repo, session, index| {
             let progress = JobProgress::default();
             engine::manifests::backup_manifests(
                 repo,
+                session,
                 index,
                 objects,
                 &manifest_opts,

@@ -420,6 +420,7 @@ fn kept_here(used: &HashSet<BlobId>, canonical: &Index, pack: PackId, entry: &Pa
             .is_some_and(|loc| canonical.pack(loc.pack).0 == pack)
 }
 
+#[allow(clippy::too_many_arguments)]
 /// Copies the used blobs of `repack` into new packs, then writes their index.
 fn copy_used_blobs(
     repo: &Repository,
