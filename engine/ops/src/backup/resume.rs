@@ -15,7 +15,7 @@ use kairn_format::FileKind;
 use kairn_format::error::Result;
 use kairn_format::index::IndexPack;
 use kairn_repository::index::Index;
-use kairn_repository::read::read_pack_header;
+use kairn_repository::read::pack::read_pack_header;
 use kairn_repository::repo::Repository;
 use kairn_repository::save::index::write_index_files;
 use kairn_repository::session::Session;

@@ -5,11 +5,11 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
-use super::reader::RegionReader;
 use super::rewrite::{Rewriter, add};
 use kairn_format::error::{Error, Result};
 use kairn_format::id::BlobKind;
 use kairn_format::tree::Extent;
+use kairn_repository::read::content::ContentReader;
 
 impl Rewriter<'_> {
     /// The destination content list of a file: holes as they are, each data region between
@@ -48,7 +48,7 @@ impl Rewriter<'_> {
     /// Reads a run of data extents from the source and stores it chunked for the destination.
     fn region(&self, region: &[Extent], out: &mut Vec<Extent>) -> Result<()> {
         let expected: u64 = region.iter().map(Extent::len).sum();
-        let mut reader = RegionReader::new(self.src, self.src_index, region);
+        let mut reader = ContentReader::new(self.src, self.src_index, region);
         let result = self.dst.chunker().for_each_batch(&mut reader, |batch| {
             // Ids, compression and sealing of one batch run on every core; extents stay in order.
             let ids = batch

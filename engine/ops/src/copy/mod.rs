@@ -43,7 +43,6 @@
 
 mod content;
 mod memo;
-mod reader;
 mod recognise;
 mod rewrite;
 #[cfg(test)]

@@ -1,13 +1,12 @@
 //! `dump`: a file's content to a writer, or a directory as a tar stream.
 
-use std::io::Write;
+use std::io::{Read, Write};
 
 use kairn_format::error::{Error, Result};
-use kairn_format::id::BlobKind;
-use kairn_format::tree::{Extent, Node, NodeKind};
+use kairn_format::tree::{Node, NodeKind};
 use kairn_repository::index::Index;
 use kairn_repository::locate::Located;
-use kairn_repository::read::read_blob;
+use kairn_repository::read::content::ContentReader;
 use kairn_repository::repo::Repository;
 
 fn io_err(e: std::io::Error) -> Error {
@@ -22,59 +21,15 @@ pub fn dump_file(repo: &Repository, index: &Index, node: &Node, out: &mut dyn Wr
             node.display_name()
         )));
     };
-    let zeros = vec![0u8; 1 << 20];
-    for extent in content {
-        match *extent {
-            Extent::Data { id, .. } => out
-                .write_all(&read_blob(repo, index, BlobKind::Data, &id)?)
-                .map_err(io_err)?,
-            Extent::Hole { mut len } => {
-                while len > 0 {
-                    let n = len.min(zeros.len() as u64) as usize;
-                    out.write_all(&zeros[..n]).map_err(io_err)?;
-                    len -= n as u64;
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// A reader over a file's content, for the tar builder.
-struct NodeReader<'a> {
-    repo: &'a Repository,
-    index: &'a Index,
-    extents: std::slice::Iter<'a, Extent>,
-    buf: Vec<u8>,
-    pos: usize,
-    zeros_left: u64,
-}
-
-impl std::io::Read for NodeReader<'_> {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        loop {
-            if self.pos < self.buf.len() {
-                let n = out.len().min(self.buf.len() - self.pos);
-                out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-                self.pos += n;
-                return Ok(n);
-            }
-            if self.zeros_left > 0 {
-                let n = out.len().min(self.zeros_left as usize);
-                out[..n].fill(0);
-                self.zeros_left -= n as u64;
-                return Ok(n);
-            }
-            match self.extents.next() {
-                None => return Ok(0),
-                Some(Extent::Hole { len }) => self.zeros_left = *len,
-                Some(Extent::Data { id, .. }) => {
-                    self.buf = read_blob(self.repo, self.index, BlobKind::Data, id)
-                        .map_err(std::io::Error::other)?;
-                    self.pos = 0;
-                }
-            }
-        }
+    let mut reader = ContentReader::new(repo, index, content);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) => return Err(reader.take_failure().unwrap_or_else(|| io_err(e))),
+        };
+        out.write_all(&buf[..n]).map_err(io_err)?;
     }
 }
 
@@ -105,14 +60,7 @@ pub fn dump_tar(
             NodeKind::File { size, content } => {
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_size(*size);
-                let reader = NodeReader {
-                    repo,
-                    index,
-                    extents: content.iter(),
-                    buf: Vec::new(),
-                    pos: 0,
-                    zeros_left: 0,
-                };
+                let reader = ContentReader::new(repo, index, content);
                 builder.append_data(&mut header, rel, reader)
             }
             NodeKind::Symlink { target } => {

@@ -14,8 +14,7 @@ use serde::Serialize;
 use crate::maintenance::reachable::walk;
 use crate::progress::Progress;
 use kairn_format::FileKind;
-use kairn_format::blob::open_blob_in_place;
-use kairn_format::error::Result;
+use kairn_format::error::{ErrorKind, Result};
 use kairn_format::id::BlobKind;
 use kairn_format::id::{BlobId, PackId, SnapshotId};
 use kairn_format::index::IndexFile;
@@ -25,6 +24,7 @@ use kairn_format::tree::{Extent, NodeKind};
 use kairn_repository::files::verify_name;
 use kairn_repository::index::{Index, IndexBuilder};
 use kairn_repository::read::load_tree;
+use kairn_repository::read::pack::PackSpan;
 use kairn_repository::repo::Repository;
 
 /// What to check.
@@ -404,7 +404,6 @@ fn read_data(
     let read = std::sync::atomic::AtomicU64::new(0);
     chosen.par_iter().for_each(|&pos| {
         let (pack, size) = index.pack(pos);
-        let name = pack.to_hex();
         let indexed: Vec<BlobId> = by_pack
             .get(&pos)
             .map(|v| v.iter().map(|(id, _)| *id).collect())
@@ -416,16 +415,18 @@ fn read_data(
                 .push((m, blobs))
         };
         let fail = |m: String| fail_blobs(m, indexed.clone());
-        let mut bytes = match repo.backend().read(FileKind::Pack, &name) {
-            Ok(b) => b,
+        let mut span = match PackSpan::read_whole(repo, pack) {
+            Ok(s) => s,
+            Err(e) if e.kind() == ErrorKind::Corrupt => {
+                read.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                progress.bytes(size);
+                return fail(e.to_string());
+            }
             Err(e) => return fail(format!("pack {}: {e}", pack.short())),
         };
         read.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         progress.bytes(size);
-        if let Err(e) = verify_name(FileKind::Pack, &name, &bytes) {
-            return fail(e.to_string());
-        }
-        let header = match read_header_from_bytes(repo.keys(), &bytes) {
+        let header = match read_header_from_bytes(repo.keys(), span.bytes()) {
             Ok(h) => h,
             Err(e) => return fail(format!("pack {} header: {e}", pack.short())),
         };
@@ -445,8 +446,7 @@ fn read_data(
             }
         }
         for e in &header.entries {
-            let stored = &mut bytes[e.offset as usize..(e.offset + e.length) as usize];
-            match open_blob_in_place(repo.keys(), e.kind, &e.id, stored, e.raw_length as usize) {
+            match span.open(repo.keys(), e) {
                 Ok(_) => {
                     verified.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }

@@ -12,7 +12,6 @@ use serde::Serialize;
 use crate::maintenance::reachable::used_blobs;
 use crate::progress::Progress;
 use kairn_format::FileKind;
-use kairn_format::blob::open_blob;
 use kairn_format::error::{Error, Result};
 use kairn_format::garbage::GarbageList;
 use kairn_format::id::{BlobId, GarbageId, IndexId, PackId, SessionId};
@@ -20,7 +19,8 @@ use kairn_format::index::{IndexFile, IndexPack};
 use kairn_format::pack::PackEntry;
 use kairn_format::session::Outcome;
 use kairn_repository::index::Index;
-use kairn_repository::read::read_pack_header;
+use kairn_repository::read::pack::PackSpan;
+use kairn_repository::read::pack::read_pack_header;
 use kairn_repository::repo::Repository;
 use kairn_repository::save::BlobSaver;
 use kairn_repository::save::index::write_index_files;
@@ -436,22 +436,12 @@ fn copy_used_blobs(
     let saver = BlobSaver::new(repo, session, &nothing)?;
     repack.par_iter().try_for_each(|id| -> Result<()> {
         let pack = &packs[id];
-        let bytes = repo.backend().read(FileKind::Pack, &id.to_hex())?;
-        kairn_repository::files::verify_name(FileKind::Pack, &id.to_hex(), &bytes)?;
+        let mut span = PackSpan::read_whole(repo, *id)?;
         for e in &pack.blobs {
             if !kept_here(used, canonical, *id, e) {
                 continue;
             }
-            let (start, end) = (e.offset as usize, e.offset as usize + e.length as usize);
-            let stored = bytes.get(start..end).ok_or_else(|| {
-                Error::corrupt(format!(
-                    "pack {} is shorter than its index says",
-                    id.short()
-                ))
-            })?;
-            let plain = open_blob(repo.keys(), e.kind, &e.id, stored, e.raw_length as usize)
-                .map_err(|err| err.with_context("pack", id.short()))?;
-            saver.save(e.kind, &plain)?;
+            saver.save(e.kind, &span.open(repo.keys(), e)?)?;
         }
         progress.bytes(pack.size);
         Ok(())

@@ -11,11 +11,11 @@ use rayon::prelude::*;
 use super::fs::open_for_write;
 use super::plan::{BlobNeed, PackWork, Plan};
 use crate::progress::Progress;
-use kairn_format::FileKind;
-use kairn_format::blob::open_blob_in_place;
+
 use kairn_format::error::{Error, ErrorKind, Result};
 use kairn_format::id::BlobKind;
 use kairn_repository::index::Index;
+use kairn_repository::read::pack::{BlobAt, PackSpan};
 use kairn_repository::repo::Repository;
 
 /// Blobs closer than this are read in one request.
@@ -64,7 +64,6 @@ fn restore_pack(
     work: &PackWork,
     progress: &dyn Progress,
 ) -> Result<()> {
-    let name = work.pack.to_hex();
     let mut open_files: HashMap<u32, File> = HashMap::new();
     for seg in segments(&work.blobs) {
         if progress.should_stop() {
@@ -76,10 +75,7 @@ fn restore_pack(
             .map(|b| u64::from(b.offset) + u64::from(b.length))
             .max()
             .unwrap_or(start);
-        let mut bytes = match repo
-            .backend()
-            .read_range(FileKind::Pack, &name, start, end - start)
-        {
+        let mut span = match PackSpan::read(repo, work.pack, start, end - start) {
             Ok(b) => b,
             Err(e) => {
                 let why = match e.kind() {
@@ -91,15 +87,14 @@ fn restore_pack(
             }
         };
         for need in seg {
-            let at = (u64::from(need.offset) - start) as usize;
-            let stored = &mut bytes[at..at + need.length as usize];
-            let data = match open_blob_in_place(
-                repo.keys(),
-                BlobKind::Data,
-                &need.id,
-                stored,
-                need.raw_length as usize,
-            ) {
+            let at = BlobAt {
+                kind: BlobKind::Data,
+                id: need.id,
+                offset: need.offset,
+                length: need.length,
+                raw_length: need.raw_length,
+            };
+            let data = match span.open(repo.keys(), &at) {
                 Ok(d) => d,
                 Err(e) => {
                     fail_all(

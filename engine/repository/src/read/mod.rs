@@ -1,16 +1,18 @@
-//! Reading blobs and trees through the index, verified.
+//! The read path: blobs and trees through the index, verified. Every blob comes out of its pack
+//! through [`pack`].
 
+pub mod content;
+pub mod pack;
 pub mod pack_cache;
 
+use kairn_format::FileKind;
+use kairn_format::error::{Error, ErrorKind, Result};
+use kairn_format::id::{BlobId, BlobKind};
+use kairn_format::tree::Tree;
+
+use self::pack::{BlobAt, PackSpan, open_shared};
 use crate::index::Index;
 use crate::repo::Repository;
-use kairn_format::FileKind;
-use kairn_format::blob::open_blob;
-use kairn_format::error::{Error, ErrorKind, Result};
-use kairn_format::id::BlobKind;
-use kairn_format::id::{BlobId, PackId};
-use kairn_format::pack::{PackHeader, TRAILER_LEN, open_header, parse_trailer};
-use kairn_format::tree::Tree;
 
 /// Reads, decrypts and verifies one blob.
 pub fn read_blob(repo: &Repository, index: &Index, kind: BlobKind, id: &BlobId) -> Result<Vec<u8>> {
@@ -34,28 +36,21 @@ pub fn read_blob(repo: &Repository, index: &Index, kind: BlobKind, id: &BlobId) 
         )));
     }
     let (pack, pack_size) = index.pack(loc.pack);
-    let (offset, length) = (u64::from(loc.offset), u64::from(loc.length));
-    let opened = if kind == BlobKind::Tree && repo.tree_packs().admits(pack_size) {
+    let at = BlobAt {
+        kind,
+        id: *id,
+        offset: loc.offset,
+        length: loc.length,
+        raw_length: loc.raw_length,
+    };
+    if kind == BlobKind::Tree && repo.tree_packs().admits(pack_size) {
         let whole = repo
             .tree_packs()
             .get_or_load(&pack, || repo.read_verified(FileKind::Pack, &pack.to_hex()))?;
-        let stored = usize::try_from(offset + length)
-            .ok()
-            .and_then(|end| whole.get(offset as usize..end))
-            .ok_or_else(|| {
-                Error::corrupt(format!(
-                    "pack is {} bytes, shorter than the index says",
-                    whole.len()
-                ))
-            });
-        stored.and_then(|stored| open_blob(repo.keys(), kind, id, stored, loc.raw_length as usize))
-    } else {
-        let stored = repo
-            .backend()
-            .read_range(FileKind::Pack, &pack.to_hex(), offset, length)?;
-        open_blob(repo.keys(), kind, id, &stored, loc.raw_length as usize)
-    };
-    opened.map_err(|e| e.with_context("pack", pack.short()))
+        return open_shared(repo.keys(), pack, &whole, &at);
+    }
+    let mut span = PackSpan::read(repo, pack, u64::from(loc.offset), u64::from(loc.length))?;
+    span.open(repo.keys(), &at).map(|data| data.into_owned())
 }
 
 /// Loads and decodes a tree.
@@ -64,29 +59,9 @@ pub fn load_tree(repo: &Repository, index: &Index, id: &BlobId) -> Result<Tree> 
     Tree::decode(&bytes).map_err(|e| e.with_context("tree", id.short()))
 }
 
-/// Encodes a tree and returns its bytes with its id.
+/// Encodes a tree and returns its bytes with its id (for a dry run, which stores nothing; the
+/// saver computes the id of what it stores itself).
 pub fn tree_blob(repo: &Repository, tree: &Tree) -> Result<(BlobId, Vec<u8>)> {
     let bytes = tree.encode()?;
     Ok((repo.keys().tree_id(&bytes), bytes))
-}
-
-/// Reads and opens a pack's header from storage: the trailer, then the sealed header.
-pub fn read_pack_header(repo: &Repository, pack: &PackId, size: u64) -> Result<PackHeader> {
-    let name = pack.to_hex();
-    let trailer_len = TRAILER_LEN as u64;
-    if size < trailer_len {
-        return Err(Error::corrupt(format!(
-            "pack {} is shorter than its trailer",
-            pack.short()
-        )));
-    }
-    let trailer =
-        repo.backend()
-            .read_range(FileKind::Pack, &name, size - trailer_len, trailer_len)?;
-    let header_len = u64::from(parse_trailer(&trailer, size)?);
-    let start = size - trailer_len - header_len;
-    let sealed = repo
-        .backend()
-        .read_range(FileKind::Pack, &name, start, header_len)?;
-    open_header(repo.keys(), &sealed, start).map_err(|e| e.with_context("pack", pack.short()))
 }
