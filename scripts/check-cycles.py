@@ -46,6 +46,19 @@ def resolve(path, here, mods):
     return best
 
 
+def expand_groups(text):
+    """`a::{b, c::d}` names `a::b` and `a::c::d`, not `a` itself."""
+    group = re.compile(r"([A-Za-z_][A-Za-z0-9_:]*)::\{([^{}]*)\}")
+    while True:
+        new = group.sub(
+            lambda m: " ".join(f"{m.group(1)}::{p.strip()}" for p in m.group(2).split(",") if p.strip()),
+            text,
+        )
+        if new == text:
+            return text
+        text = new
+
+
 def cycles(src):
     mods = modules(src)
     edges = {m: set() for m in mods}
@@ -55,6 +68,7 @@ def cycles(src):
         # A re-export is not a use, and `pub(super)` names no module.
         text = re.sub(r"\bpub use [^;]*;", "", text)
         text = re.sub(r"\bpub\((?:crate|super|self|in [^)]*)\)", "pub", text)
+        text = expand_groups(text)
         for p in PATH.findall(text):
             t = resolve(p, m, mods)
             if t is not None and t != m:

@@ -115,13 +115,13 @@ impl Global {
     /// The storage backend for the repository location, created when `create` is set.
     pub fn backend_at(&self, create: bool) -> Result<Arc<dyn Backend>> {
         let Some(location) = &self.repo else {
-            bail!(crate::UsageError(
+            bail!(crate::exit::UsageError(
                 "no repository given: use -r/--repo or set KAIRN_REPOSITORY".into()
             ));
         };
         let location: Location = location
             .parse()
-            .map_err(|e: engine::Error| crate::UsageError(e.to_string()))?;
+            .map_err(|e: engine::Error| crate::exit::UsageError(e.to_string()))?;
         let opts = self.storage_options(&location, &self.options);
         let backend: Arc<dyn Backend> = Arc::new(OpendalBackend::open(&location, &opts, create)?);
         with_injected_faults(backend)
@@ -139,7 +139,7 @@ impl Global {
     ) -> Result<Repository> {
         let parsed: Location = location
             .parse()
-            .map_err(|e: engine::Error| crate::UsageError(e.to_string()))?;
+            .map_err(|e: engine::Error| crate::exit::UsageError(e.to_string()))?;
         let opts = self.storage_options(&parsed, options);
         let backend = Arc::new(OpendalBackend::open(&parsed, &opts, false)?);
         let password = match (password_file, std::env::var("KAIRN_FROM_PASSWORD")) {
@@ -150,7 +150,7 @@ impl Global {
                     .context("cannot read the password")?
                     .into_bytes()
             }
-            (None, Err(_)) => bail!(crate::UsageError(
+            (None, Err(_)) => bail!(crate::exit::UsageError(
                 "no password given for the source repository: use --from-password-file, \
                  KAIRN_FROM_PASSWORD_FILE or KAIRN_FROM_PASSWORD, or run on a terminal"
                     .into()
@@ -207,7 +207,7 @@ impl Global {
             let p = rpassword::prompt_password(prompt).context("cannot read the password")?;
             return Ok(p.into_bytes());
         }
-        bail!(crate::UsageError(
+        bail!(crate::exit::UsageError(
             "no password given: use --password-file, KAIRN_PASSWORD_FILE or KAIRN_PASSWORD, or run on a terminal".into()
         ))
     }
@@ -315,8 +315,8 @@ fn with_injected_faults(backend: Arc<dyn Backend>) -> Result<Arc<dyn Backend>> {
     let Ok(spec) = std::env::var("KAIRN_FAULTS") else {
         return Ok(backend);
     };
-    let plan =
-        FaultPlan::parse(&spec).map_err(|e| crate::UsageError(format!("KAIRN_FAULTS: {e}")))?;
+    let plan = FaultPlan::parse(&spec)
+        .map_err(|e| crate::exit::UsageError(format!("KAIRN_FAULTS: {e}")))?;
     eprintln!("warning: KAIRN_FAULTS is set: injecting storage faults ({spec})");
     Ok(Arc::new(FaultyBackend::new(backend, plan)))
 }

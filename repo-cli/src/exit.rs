@@ -2,6 +2,35 @@
 
 use engine::ErrorKind;
 
+/// A command-line mistake that is not clap's own: exits with [`USAGE`].
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// A command finished, but not everything succeeded: exit with this code after printing.
+#[derive(Debug)]
+pub struct Partial {
+    /// The exit code.
+    pub code: u8,
+    /// What to say.
+    pub message: String,
+}
+
+impl std::fmt::Display for Partial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Partial {}
+
 /// Success.
 pub const OK: u8 = 0;
 /// A fatal error not covered below.

@@ -10,34 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// A command-line mistake that is not clap's own: exits with [`exit::USAGE`].
-#[derive(Debug)]
-pub struct UsageError(pub String);
-
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for UsageError {}
-
-/// A command finished, but not everything succeeded: exit with this code after printing.
-#[derive(Debug)]
-pub struct Partial {
-    /// The exit code.
-    pub code: u8,
-    /// What to say.
-    pub message: String,
-}
-
-impl std::fmt::Display for Partial {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for Partial {}
+use crate::exit::{Partial, UsageError};
 
 #[derive(Debug, Parser)]
 #[command(

@@ -10,8 +10,9 @@ use engine::index::Index;
 use engine::session::Session;
 
 use crate::args::Global;
+use crate::exit::Partial;
 use crate::progress::CliProgress;
-use crate::{Partial, exit, output};
+use crate::{exit, output};
 
 #[derive(Debug, Args)]
 pub struct BackupArgs {
@@ -103,15 +104,15 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<()> {
         return run_manifests(g, &a, file);
     }
     if a.cluster.is_some() {
-        bail!(crate::UsageError(
+        bail!(crate::exit::UsageError(
             "--cluster names the cluster of an --etcd or --manifests backup".into()
         ));
     }
     if a.stdin != a.paths.is_empty() {
         if a.stdin {
-            bail!(crate::UsageError("--stdin takes no paths".into()));
+            bail!(crate::exit::UsageError("--stdin takes no paths".into()));
         }
-        bail!(crate::UsageError(
+        bail!(crate::exit::UsageError(
             "nothing to back up: give paths, or --stdin".into()
         ));
     }

@@ -29,7 +29,7 @@ pub struct CatArgs {
 
 fn full_id(id: Option<&str>) -> Result<Id> {
     let Some(id) = id else {
-        bail!(crate::UsageError("this object needs an ID".into()))
+        bail!(crate::exit::UsageError("this object needs an ID".into()))
     };
     Ok(Id::from_hex(id)?)
 }

@@ -3,8 +3,9 @@ use clap::Args;
 use engine::check::{CheckOptions, check};
 
 use crate::args::Global;
+use crate::exit::Partial;
 use crate::progress::CliProgress;
-use crate::{Partial, exit, output};
+use crate::{exit, output};
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {

@@ -72,7 +72,9 @@ pub fn run(g: &Global, a: InitArgs) -> Result<()> {
     let backend = g.backend_at(true)?;
     let password = new_password(None, g)?;
     if password.is_empty() {
-        anyhow::bail!(crate::UsageError("an empty password is not allowed".into()));
+        anyhow::bail!(crate::exit::UsageError(
+            "an empty password is not allowed".into()
+        ));
     }
     let opts = InitOptions {
         chunk_sizes: ChunkerParams {

@@ -101,7 +101,9 @@ pub fn run(g: &Global, cmd: KeyCommand) -> Result<()> {
                     engine::ErrorKind::NotFound,
                     format!("no key {id}")
                 )),
-                _ => anyhow::bail!(crate::UsageError(format!("key prefix {id} is ambiguous"))),
+                _ => anyhow::bail!(crate::exit::UsageError(format!(
+                    "key prefix {id} is ambiguous"
+                ))),
             }
         }
     }

@@ -35,7 +35,7 @@ pub fn run(g: &Global, a: ManifestsArgs) -> Result<()> {
             .split_once('=')
             .filter(|(o, n)| !o.is_empty() && !n.is_empty())
         else {
-            bail!(crate::UsageError(format!(
+            bail!(crate::exit::UsageError(format!(
                 "--map-namespace {pair:?}: expected OLD=NEW"
             )));
         };

@@ -3,8 +3,9 @@ use clap::Subcommand;
 use engine::session::registry::{list_sessions, remove_session};
 
 use crate::args::Global;
+use crate::exit::Partial;
 use crate::progress::CliProgress;
-use crate::{Partial, exit, output};
+use crate::{exit, output};
 
 #[derive(Debug, Subcommand)]
 pub enum RepairCommand {
@@ -126,7 +127,7 @@ fn sessions(g: &Global, remove: Option<String>) -> Result<()> {
             .filter(|v| v.session.to_hex().starts_with(&prefix))
             .collect();
         let [one] = matching.as_slice() else {
-            bail!(crate::UsageError(format!(
+            bail!(crate::exit::UsageError(format!(
                 "{} sessions match {prefix:?}; give a longer prefix",
                 matching.len()
             )));

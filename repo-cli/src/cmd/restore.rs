@@ -7,8 +7,9 @@ use engine::restore::{RestoreOptions, restore};
 
 use crate::args::Global;
 use crate::cmd::resolve;
+use crate::exit::Partial;
 use crate::progress::CliProgress;
-use crate::{Partial, exit, output};
+use crate::{exit, output};
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
