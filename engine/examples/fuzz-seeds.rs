@@ -50,23 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..Default::default()
     };
     let repo = Repository::init(backend.clone(), b"fuzz", &opts)?;
-    let mut seeds_of_session = Vec::new();
-    for _ in 0..2 {
-        let session = repo.begin_session("backup", engine::session::DEFAULT_EXPIRY)?;
-        let index = Index::load(&repo)?;
-        let opts = BackupOptions {
-            paths: vec![source.clone()],
-            ..Default::default()
-        };
-        backup(&repo, &session, &index, &opts, &NoProgress)?;
-        // Seeds of the session's own files, while they exist: heartbeats and the fence.
-        for (kind, target) in [(FileKind::Session, "session"), (FileKind::Fence, "session")] {
-            for (name, _) in backend.list(kind)? {
-                seeds_of_session.push((target, backend.read(kind, &name)?));
-            }
-        }
-        session.end()?;
-    }
+    let seeds_of_session = back_up_twice(&repo, backend.as_ref(), &source)?;
 
     let keys = repo.keys();
     let seeds = Seeds(out);
@@ -124,6 +108,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
+}
+
+/// Two backups of `source`; returns the sealed heartbeats and fences seen while they ran.
+fn back_up_twice(
+    repo: &Repository,
+    backend: &dyn Backend,
+    source: &Path,
+) -> Result<Vec<(&'static str, Vec<u8>)>, Box<dyn std::error::Error>> {
+    let mut seeds_of_session = Vec::new();
+    for _ in 0..2 {
+        let session = repo.begin_session("backup", engine::session::DEFAULT_EXPIRY)?;
+        let index = Index::load(repo)?;
+        let opts = BackupOptions {
+            paths: vec![source.to_path_buf()],
+            ..Default::default()
+        };
+        backup(repo, &session, &index, &opts, &NoProgress)?;
+        // Seeds of the session's own files, while they exist: heartbeats and the fence.
+        for kind in [FileKind::Session, FileKind::Fence] {
+            for (name, _) in backend.list(kind)? {
+                seeds_of_session.push(("session", backend.read(kind, &name)?));
+            }
+        }
+        session.end()?;
+    }
+    Ok(seeds_of_session)
 }
 
 struct Seeds(PathBuf);

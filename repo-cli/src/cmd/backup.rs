@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use engine::backup::resume::adopt_interrupted_packs;
-use engine::backup::{BackupOptions, ParentChoice, backup, backup_stream};
+use engine::backup::{BackupOptions, BackupOutcome, ParentChoice, backup, backup_stream};
 use engine::etcd::{EtcdSource, EtcdTls, backup_etcd};
 use engine::format::snapshot::Group;
 use engine::index::Index;
@@ -154,6 +154,11 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<()> {
         backup(&repo, &session, &index, &opts, &progress)?
     };
     session.end()?;
+    report(g, &outcome)
+}
+
+/// Prints what a file backup did; an incomplete snapshot exits with its own code.
+fn report(g: &Global, outcome: &BackupOutcome) -> Result<()> {
     let s = &outcome.snapshot.summary;
     if g.json {
         output::json(&serde_json::json!({
