@@ -60,8 +60,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = backend.read(FileKind::Config, "config")?;
     seeds.put("config", &sealed::open(keys, SealedType::Config, &config)?)?;
     seeds.put("config", &config)?;
-    for (target, sealed_bytes) in &seeds_of_session {
-        seeds.put(target, sealed_bytes)?;
+    for sealed_bytes in &seeds_of_session {
+        seeds.put("session", sealed_bytes)?;
     }
     let garbage = engine::format::garbage::GarbageList {
         unindexed: vec![(engine::id::PackId(Id::hash_of(b"pack")), 4096)],
@@ -110,12 +110,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Two backups of `source`; returns the sealed heartbeats and fences seen while they ran.
+/// Two backups of `source`; returns the sealed heartbeats and fences seen while they ran
+/// (seeds of the `session` target).
 fn back_up_twice(
     repo: &Repository,
     backend: &dyn Backend,
     source: &Path,
-) -> Result<Vec<(&'static str, Vec<u8>)>, Box<dyn std::error::Error>> {
+) -> Result<Vec<Vec<u8>>, Box<dyn std::error::Error>> {
     let mut seeds_of_session = Vec::new();
     for _ in 0..2 {
         let session = repo.begin_session("backup", engine::session::DEFAULT_EXPIRY)?;
@@ -128,7 +129,7 @@ fn back_up_twice(
         // Seeds of the session's own files, while they exist: heartbeats and the fence.
         for kind in [FileKind::Session, FileKind::Fence] {
             for (name, _) in backend.list(kind)? {
-                seeds_of_session.push(("session", backend.read(kind, &name)?));
+                seeds_of_session.push(backend.read(kind, &name)?);
             }
         }
         session.end()?;
