@@ -18,6 +18,7 @@ pub mod repofile;
 pub mod sealed;
 pub mod session;
 pub mod snapshot;
+pub mod sync;
 pub mod tree;
 pub mod units;
 

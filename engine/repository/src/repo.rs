@@ -99,12 +99,8 @@ impl Repository {
         let keys = MasterKeys::generate();
         backend.create()?;
         let key_id = add_key_file(backend.as_ref(), &keys, password, opts.kdf, false)?;
-        let sealed = sealed::seal(
-            &keys,
-            SealedType::Config,
-            &config.encode()?,
-            config.compression_level,
-        );
+        let sealed =
+            Files::new(backend.clone(), keys.clone(), config.compression_level).seal(&config)?;
         // The config is written last: a store without it is not a repository yet.
         match backend.write(FileKind::Config, "config", sealed.clone()) {
             Ok(()) => {}
@@ -114,19 +110,7 @@ impl Repository {
                     && backend.read(FileKind::Config, "config").ok().as_ref() == Some(&sealed) => {}
             Err(e) => return Err(e),
         }
-        let chunker = Chunker::new(config.chunk_sizes, keys.chunker_key())?;
-        let files = Files::new(backend.clone(), keys.clone(), config.compression_level);
-        Ok(Self {
-            backend,
-            keys,
-            config,
-            key_id,
-            chunker,
-            tree_packs: PackCache::new(TREE_PACK_CACHE_BYTES),
-            files,
-            append_only: std::sync::atomic::AtomicBool::new(false),
-            cache: std::sync::OnceLock::new(),
-        })
+        Self::assemble(backend, keys, config, key_id, false)
     }
 
     /// Opens a repository with a password.
@@ -151,6 +135,17 @@ impl Repository {
                 "the config's version disagrees with its header",
             ));
         }
+        Self::assemble(backend, keys, config, key_id, append_only)
+    }
+
+    /// The handle over an unlocked repository.
+    fn assemble(
+        backend: Arc<dyn Backend>,
+        keys: MasterKeys,
+        config: Config,
+        key_id: KeyId,
+        append_only: bool,
+    ) -> Result<Self> {
         let chunker = Chunker::new(config.chunk_sizes, keys.chunker_key())?;
         let files = Files::new(backend.clone(), keys.clone(), config.compression_level);
         Ok(Self {

@@ -1,5 +1,6 @@
 //! A bounded memo of what a run already rewrote, shared by the threads that rewrite.
 
+use kairn_format::sync::lock;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -37,10 +38,6 @@ impl<K: std::hash::Hash + Eq, V: Clone> Memo<K, V> {
         map.insert(key, value);
         *held += weight;
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -8,11 +8,11 @@ use kairn_format::error::{Error, Result};
 use kairn_format::id::BlobKind;
 use kairn_format::id::{BlobId, IndexId, PackId};
 use kairn_format::index::IndexFile;
-use kairn_format::pack::{TRAILER_LEN, open_header, parse_trailer};
+use kairn_format::pack::read_header_from_bytes;
 use kairn_format::snapshot::Snapshot;
 use kairn_format::tree::{Extent, Node, NodeKind, Tree};
-use kairn_repository::files::verify_name;
 use kairn_repository::index::Index;
+use kairn_repository::read::pack::PackSpan;
 use kairn_repository::read::read_blob;
 use kairn_repository::repo::Repository;
 
@@ -82,18 +82,9 @@ pub fn index_file(repo: &Repository, id: &IndexId) -> Result<Value> {
 /// A pack's header, read from the pack itself and checked against its name.
 pub fn pack(repo: &Repository, id: &PackId) -> Result<Value> {
     let name = id.to_hex();
-    let bytes = repo.backend().read(FileKind::Pack, &name)?;
-    verify_name(FileKind::Pack, &name, &bytes)?;
-    if bytes.len() < TRAILER_LEN {
-        return Err(Error::corrupt("pack is shorter than its trailer"));
-    }
-    let hlen = parse_trailer(&bytes[bytes.len() - TRAILER_LEN..], bytes.len() as u64)? as usize;
-    let start = bytes.len() - TRAILER_LEN - hlen;
-    let header = open_header(
-        repo.keys(),
-        &bytes[start..bytes.len() - TRAILER_LEN],
-        start as u64,
-    )?;
+    let span = PackSpan::read_whole(repo, *id)?;
+    let bytes = span.bytes();
+    let header = read_header_from_bytes(repo.keys(), bytes)?;
     Ok(json!({
         "id": name,
         "size": bytes.len(),

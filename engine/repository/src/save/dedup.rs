@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use kairn_format::id::BlobId;
 
 use crate::index::Index;
+use kairn_format::sync::lock;
 
 /// The blobs an operation may skip: the loaded index, plus what it claimed itself.
 pub struct Dedup<'a> {
@@ -32,8 +33,4 @@ impl<'a> Dedup<'a> {
     pub fn claim(&self, id: BlobId) -> bool {
         !self.index.contains(&id) && lock(&self.claimed).insert(id)
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -12,6 +12,7 @@ use kairn_format::id::IndexId;
 use kairn_format::index::{IndexFile, IndexPack};
 
 use crate::session::Session;
+use kairn_format::sync::lock;
 
 /// Blobs per index file before it is written out, bounding the memory of pending entries.
 pub const INDEX_FILE_BLOBS: usize = 100_000;
@@ -86,8 +87,4 @@ pub fn write_index_files(
     let writer = IndexWriter::new(session);
     writer.add(packs)?;
     Ok(writer.finish(supersedes)?.len() as u64)
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

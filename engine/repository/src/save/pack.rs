@@ -7,6 +7,7 @@ use kairn_format::config::Config;
 use kairn_format::error::Result;
 use kairn_format::id::{BlobId, BlobKind};
 use kairn_format::pack::PackBuilder;
+use kairn_format::sync::lock;
 
 /// The open packs of one operation.
 pub struct OpenPacks {
@@ -56,8 +57,4 @@ impl OpenPacks {
             BlobKind::Tree => &self.tree,
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -16,6 +16,7 @@ use std::thread::JoinHandle;
 use kairn_format::FileKind;
 use kairn_format::error::{Error, ErrorKind, Result};
 use kairn_format::index::IndexPack;
+use kairn_format::sync::lock;
 use kairn_storage::Backend;
 
 /// A finished pack: its bytes and its index entry.
@@ -133,10 +134,6 @@ fn run(backend: &dyn Backend, rx: &Mutex<Receiver<Job>>, state: &(Mutex<State>, 
         s.in_flight -= 1;
         cv.notify_all();
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ use kairn_format::id::{GarbageId, HeartbeatId, Id, IndexId, SessionId, SnapshotI
 use kairn_format::index::IndexFile;
 use kairn_format::session::{Heartbeat, Outcome};
 use kairn_format::snapshot::Snapshot;
+use kairn_format::sync::lock;
 
 /// How long a session may go without a heartbeat before a prune may expire it, in storage time.
 pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(30 * 60);
@@ -280,10 +281,6 @@ impl Inner {
             .backend()
             .delete(FileKind::Session, &previous.to_hex())
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]
