@@ -349,3 +349,190 @@ impl Builder<'_> {
         missing
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use kairn_format::crypto::KdfParams;
+    use kairn_format::id::BlobKind;
+    use kairn_format::tree::{Timestamp, Tree};
+    use kairn_repository::repo::InitOptions;
+    use kairn_repository::save::BlobSaver;
+    use kairn_repository::session::DEFAULT_EXPIRY;
+    use kairn_storage::OpendalBackend;
+
+    fn node(name: &str, kind: NodeKind) -> Node {
+        Node {
+            name: name.as_bytes().to_vec(),
+            kind,
+            mode: 0o640,
+            uid: 7,
+            gid: 8,
+            user: "u".into(),
+            group: "g".into(),
+            mtime: Timestamp::default(),
+            atime: Timestamp::default(),
+            ctime: Timestamp::default(),
+            inode: 0,
+            device: 0,
+            links: 1,
+            xattrs: vec![],
+        }
+    }
+
+    fn file(name: &str, content: Vec<Extent>) -> Node {
+        let size = content.iter().map(Extent::len).sum();
+        node(name, NodeKind::File { size, content })
+    }
+
+    fn save_tree(saver: &BlobSaver<'_>, mut nodes: Vec<Node>) -> BlobId {
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        let tree = Tree { nodes }.encode().unwrap();
+        saver.save(BlobKind::Tree, &tree).unwrap().0
+    }
+
+    /// A repository holding one tree of every kind of entry; returns it with the root tree.
+    fn snapshot() -> (Repository, BlobId) {
+        let opts = InitOptions {
+            kdf: KdfParams {
+                memory_kib: 64,
+                iterations: 1,
+                parallelism: 1,
+            },
+            ..Default::default()
+        };
+        let backend = Arc::new(OpendalBackend::memory().unwrap());
+        let repo = Repository::init(backend, b"pw", &opts).unwrap();
+        let session = repo.begin_session("backup", DEFAULT_EXPIRY).unwrap();
+        let index = Index::load(&repo).unwrap();
+        let saver = BlobSaver::new(&repo, &session, &index).unwrap();
+        let data = |bytes: &[u8]| Extent::Data {
+            id: saver.save(BlobKind::Data, bytes).unwrap().0,
+            len: bytes.len() as u32,
+        };
+        let (one, two) = (data(b"one"), data(b"second"));
+        let lost = Extent::Data {
+            id: repo.keys().data_id(b"never stored"),
+            len: 12,
+        };
+        let mut linked = file("h1", vec![one]);
+        linked.links = 2;
+        linked.inode = 5;
+        let mut link = linked.clone();
+        link.name = b"h2".to_vec();
+        let sub = save_tree(
+            &saver,
+            vec![file("f", vec![one, Extent::Hole { len: 10 }, two])],
+        );
+        let root = save_tree(
+            &saver,
+            vec![
+                node("d", NodeKind::Dir { subtree: sub }),
+                linked,
+                link,
+                file("gone", vec![lost]),
+                node(
+                    "l",
+                    NodeKind::Symlink {
+                        target: b"d/f".to_vec(),
+                    },
+                ),
+                node("p", NodeKind::Fifo),
+                node("s", NodeKind::Socket),
+            ],
+        );
+        saver.flush().unwrap();
+        session.end().unwrap();
+        (repo, root)
+    }
+
+    fn filters(include: &[&str]) -> Filters {
+        let include: Vec<String> = include.iter().map(|s| (*s).to_string()).collect();
+        Filters {
+            include: Excludes::new(&include).unwrap(),
+            exclude: Excludes::new(&[]).unwrap(),
+        }
+    }
+
+    fn order(plan: &Plan) -> Vec<String> {
+        plan.steps
+            .iter()
+            .map(|step| match step {
+                Step::Dir(i) => format!("dir {}", plan.dirs[*i].rel.display()),
+                Step::File(i) => format!("file {}", plan.files[*i].rel.display()),
+                Step::Other(i) => format!("other {}", plan.others[*i].rel.display()),
+                Step::Skip { rel, .. } => format!("skip {}", rel.display()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn planning_lists_every_entry_and_touches_nothing_at_the_target() {
+        let (repo, root) = snapshot();
+        let index = Index::load(&repo).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("not").join("there");
+
+        let plan = build(&repo, &index, &Located::Root(root), &target, &filters(&[])).unwrap();
+
+        assert!(!target.exists() && !dir.path().join("not").exists());
+        // The walk's order: a tree's entries last to first, each directory where it is met.
+        assert_eq!(
+            order(&plan),
+            [
+                "skip s",
+                "other p",
+                "other l",
+                "file h2",
+                "file gone",
+                "dir d",
+                "file d/f"
+            ]
+        );
+        assert_eq!(plan.links.len(), 1);
+        assert_eq!(plan.links[0].rel, Path::new("h1"));
+        assert_eq!(plan.files[plan.links[0].original].rel, Path::new("h2"));
+        assert_eq!(plan.dirs[0].abs, target.join("d"));
+        assert!(plan.dirs[0].node.is_some());
+        let missing: Vec<_> = plan.files.iter().map(|f| f.missing.is_some()).collect();
+        assert_eq!(missing, [false, true, false]);
+        // "one" goes to h2 and to d/f, "second" to d/f after the hole.
+        assert_eq!(plan.total_bytes(), 3 + 3 + 6);
+        let mut targets: Vec<(usize, u64)> = plan
+            .packs
+            .iter()
+            .flat_map(|p| &p.blobs)
+            .flat_map(|b| &b.targets)
+            .map(|t| (t.file as usize, t.offset))
+            .collect();
+        targets.sort_unstable();
+        assert_eq!(targets, [(0, 0), (2, 0), (2, 13)]);
+        assert!(plan.lost_dirs.is_empty());
+    }
+
+    #[test]
+    fn an_included_file_brings_its_directories_and_skipping_its_content_drops_its_packs() {
+        let (repo, root) = snapshot();
+        let index = Index::load(&repo).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("absent");
+
+        let mut plan = build(
+            &repo,
+            &index,
+            &Located::Root(root),
+            &target,
+            &filters(&["/d/f"]),
+        )
+        .unwrap();
+
+        assert!(!target.exists());
+        assert_eq!(order(&plan), ["dir d", "file d/f"]);
+        assert_eq!(plan.total_bytes(), 9);
+        plan.skip_content(&HashSet::from([0]));
+        assert!(plan.packs.is_empty());
+        assert_eq!(plan.total_bytes(), 0);
+    }
+}
