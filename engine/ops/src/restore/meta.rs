@@ -1,35 +1,18 @@
-//! Creating special files and applying metadata: owner, xattrs, mode, then times, in that order
-//! (chown clears setuid bits; anything written changes times).
+//! Applying metadata once the content is written: owner, xattrs, mode, then times, in that
+//! order (chown clears setuid bits; anything written changes times).
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use nix::sys::stat::{Mode, SFlag, UtimensatFlags, mknod, utimensat};
+use nix::sys::stat::{UtimensatFlags, utimensat};
 use nix::sys::time::TimeSpec;
 use rayon::prelude::*;
 
-use super::fs::clear_for_entry;
 use super::plan::Plan;
-use super::{RestoreProblem, RestoreReport};
+use super::report::{RestoreProblem, RestoreReport};
 use kairn_format::tree::{Node, NodeKind, Timestamp};
-
-/// Creates a symlink, device or FIFO at `path`.
-pub(crate) fn create_special(path: &Path, node: &Node) -> std::io::Result<()> {
-    clear_for_entry(path)?;
-    let perm = Mode::from_bits_truncate(node.mode & 0o777);
-    let res = match &node.kind {
-        NodeKind::Symlink { target } => {
-            return std::os::unix::fs::symlink(OsStr::from_bytes(target), path);
-        }
-        NodeKind::Fifo => nix::unistd::mkfifo(path, perm),
-        NodeKind::BlockDevice { rdev } => mknod(path, SFlag::S_IFBLK, perm, *rdev),
-        NodeKind::CharDevice { rdev } => mknod(path, SFlag::S_IFCHR, perm, *rdev),
-        _ => return Ok(()),
-    };
-    res.map_err(std::io::Error::from)
-}
 
 fn timespec(t: Timestamp) -> TimeSpec {
     TimeSpec::new(t.secs, i64::from(t.nanos))
@@ -77,7 +60,8 @@ fn record(report: &mut RestoreReport, rel: &Path, problems: Vec<String>) {
 }
 
 /// Applies metadata to everything restored: files and specials first, directories deepest first.
-pub(crate) fn apply_all(plan: &Plan, owner: bool, report: &mut RestoreReport) {
+/// `others` lists the specials (indexes into `plan.others`) that were created.
+pub(crate) fn apply_all(plan: &Plan, others: &[usize], owner: bool, report: &mut RestoreReport) {
     let failed: std::collections::HashSet<PathBuf> =
         report.errors.iter().map(|e| e.path.clone()).collect();
     let file_problems: Vec<(PathBuf, Vec<String>)> = plan
@@ -89,17 +73,18 @@ pub(crate) fn apply_all(plan: &Plan, owner: bool, report: &mut RestoreReport) {
     for (rel, problems) in file_problems {
         record(report, &rel, problems);
     }
-    for other in &plan.others {
+    for other in others.iter().map(|&i| &plan.others[i]) {
         let problems = apply(&other.abs, &other.node, owner);
         record(report, &other.rel, problems);
     }
-    for (abs, rel, node) in plan.dirs.iter().rev() {
-        if let Some(node) = node {
-            let problems = apply(abs, node, owner);
-            record(report, rel, problems);
-        } else if let Err(e) = std::fs::set_permissions(abs, std::fs::Permissions::from_mode(0o755))
+    for dir in plan.dirs.iter().rev() {
+        if let Some(node) = &dir.node {
+            let problems = apply(&dir.abs, node, owner);
+            record(report, &dir.rel, problems);
+        } else if let Err(e) =
+            std::fs::set_permissions(&dir.abs, std::fs::Permissions::from_mode(0o755))
         {
-            record(report, rel, vec![format!("cannot set mode: {e}")]);
+            record(report, &dir.rel, vec![format!("cannot set mode: {e}")]);
         }
     }
 }

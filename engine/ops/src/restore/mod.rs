@@ -1,19 +1,25 @@
-//! Restore: plan the whole restore first (create the entries, then group every needed blob by
-//! pack), then fetch each pack once and write its blobs into place with positioned writes, then
-//! set metadata, deepest first.
+//! Restore: plan the whole restore first (every entry, and every needed blob grouped by pack:
+//! data only, `plan.rs`), create the entries on disk (`create.rs`), then fetch each pack once
+//! and write its blobs into place with positioned writes (`write.rs`), then create hard links
+//! and remove what failed, then (with `verify`) read back, then set metadata, deepest first
+//! (`meta.rs`). The steps share the plan and the report types; only this file calls them.
 //!
 //! Safety against a hostile repository: names were validated when trees were decoded, every
 //! path is built from such names below the target, existing non-directories in the way are
 //! replaced rather than followed, and files are opened with `O_NOFOLLOW`.
 
+mod create;
 mod existing;
 mod fs;
 mod meta;
 mod plan;
+mod report;
 mod verify;
 mod write;
 
-use std::path::{Path, PathBuf};
+pub use report::{RestoreProblem, RestoreReport};
+
+use std::path::Path;
 
 use crate::backup::Excludes;
 use crate::progress::Progress;
@@ -33,36 +39,6 @@ pub struct RestoreOptions {
     pub verify: bool,
     /// Restore owners; `None` means "when running as root".
     pub owner: Option<bool>,
-}
-
-/// One entry that was not (fully) restored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RestoreProblem {
-    /// Path below the target.
-    pub path: PathBuf,
-    /// What went wrong.
-    pub message: String,
-}
-
-/// What a restore did.
-#[derive(Debug, Clone, Default)]
-pub struct RestoreReport {
-    /// Regular files restored completely.
-    pub files: u64,
-    /// Of those, files that were already in place with the right content, and not written.
-    pub unchanged: u64,
-    /// Directories.
-    pub dirs: u64,
-    /// Symlinks, devices and FIFOs.
-    pub others: u64,
-    /// Bytes of file content written.
-    pub bytes: u64,
-    /// Files verified after writing (with `verify`).
-    pub verified: u64,
-    /// Entries whose content could not be restored (removed, never left wrong).
-    pub errors: Vec<RestoreProblem>,
-    /// Metadata that could not be applied (xattrs, ownership, devices without privileges).
-    pub warnings: Vec<RestoreProblem>,
 }
 
 /// Restores what `start` names into `target`.
@@ -92,22 +68,25 @@ pub fn restore(
         .owner
         .unwrap_or_else(kairn_repository::sysinfo::is_root);
 
+    // Creating the entries stays in the "plan" stage, where it always was for the user.
     progress.start("plan", None);
     let mut plan = plan::build(repo, index, start, target, &filters)?;
+    let mut outcome = report::Outcome::default();
+    create::create_all(repo.keys(), &mut plan, &mut outcome)?;
     progress.finish();
 
     progress.start("restore", Some(plan.total_bytes()));
-    write::execute(repo, index, &mut plan, progress)?;
+    write::execute(repo, index, &plan, &outcome, progress)?;
     progress.finish();
 
-    let mut report = plan.finish_files()?;
+    let mut report = create::finish(&plan, &mut outcome);
     // Verify before metadata: reading must not disturb the access times restored afterwards.
     if opts.verify {
         progress.start("verify", Some(report.bytes));
         verify::verify_all(repo, &plan, &mut report, progress);
         progress.finish();
     }
-    meta::apply_all(&plan, owner, &mut report);
+    meta::apply_all(&plan, &outcome.others, owner, &mut report);
     Ok(report)
 }
 

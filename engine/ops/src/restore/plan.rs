@@ -1,16 +1,17 @@
-//! Planning a restore: create every entry, and group the blobs files need by pack.
+//! Planning a restore: walk the snapshot's trees (read through the index) into a plan of every
+//! entry to make below the target, the blobs each file needs grouped by pack, and the metadata
+//! to apply afterwards. Pure data: nothing here looks at or changes the target, so whatever
+//! depends on it (is a file already in place, what stands in the way) is decided when the
+//! entries are created (`create.rs`).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
-use super::existing::already_in_place;
-use super::fs::{clear_for_entry, create_file, make_dir};
-use super::{RestoreProblem, RestoreReport};
+use super::report::RestoreProblem;
 use crate::backup::Excludes;
-use kairn_format::error::{Error, Result};
+use kairn_format::error::Result;
 use kairn_format::id::{BlobId, PackId};
 use kairn_format::tree::{Extent, Node, NodeKind};
 use kairn_repository::index::Index;
@@ -23,11 +24,29 @@ pub(crate) struct Filters {
     pub exclude: Excludes,
 }
 
-/// A regular file to fill.
+/// A directory to make, with its metadata when the snapshot has it.
+pub(crate) struct DirEntry {
+    pub abs: PathBuf,
+    pub rel: PathBuf,
+    pub node: Option<Node>,
+}
+
+/// A regular file to create and fill.
 pub(crate) struct FileJob {
     pub rel: PathBuf,
     pub abs: PathBuf,
     pub node: Node,
+    /// Why its content cannot be restored, found while planning (a blob the index lacks).
+    /// The file is still created, as before, and removed at the end.
+    pub missing: Option<String>,
+}
+
+/// A hard link to create once the data of the file it names is written.
+pub(crate) struct HardLink {
+    /// Index in `Plan::files` of the first name of the inode.
+    pub original: usize,
+    pub rel: PathBuf,
+    pub abs: PathBuf,
 }
 
 /// Where one blob goes.
@@ -52,28 +71,40 @@ pub(crate) struct PackWork {
     pub blobs: Vec<BlobNeed>,
 }
 
-/// Non-file, non-directory entries already created; metadata comes later.
+/// A symlink, device or FIFO.
 pub(crate) struct OtherEntry {
     pub abs: PathBuf,
     pub rel: PathBuf,
     pub node: Node,
 }
 
+/// One entry to create, in the order of the walk (parents before children). The lists of the
+/// plan say what each entry is; this says when, so that creating them on disk happens in the
+/// same order as the walk.
+pub(crate) enum Step {
+    /// `Plan::dirs[i]`.
+    Dir(usize),
+    /// `Plan::files[i]`.
+    File(usize),
+    /// `Plan::others[i]`.
+    Other(usize),
+    /// An entry recorded but never restored (a socket): a warning in its place.
+    Skip { rel: PathBuf, why: String },
+}
+
 pub(crate) struct Plan {
+    /// What to create, in order. The target itself, when it stands for a directory of the
+    /// snapshot, is in `dirs` (for its metadata) but not here: it exists already.
+    pub steps: Vec<Step>,
+    /// Directories in creation order.
+    pub dirs: Vec<DirEntry>,
     pub files: Vec<FileJob>,
-    /// Hard links to create after the data: (file index of the original, link rel, link abs).
-    pub links: Vec<(usize, PathBuf, PathBuf)>,
-    /// Directories in creation order, with their metadata when the snapshot has it.
-    pub dirs: Vec<(PathBuf, PathBuf, Option<Node>)>,
+    pub links: Vec<HardLink>,
     pub others: Vec<OtherEntry>,
+    /// The content of every file, by pack, sorted by pack id and blobs by offset.
     pub packs: Vec<PackWork>,
-    /// File index → why it could not be restored.
-    pub failures: Mutex<BTreeMap<usize, String>>,
     /// Directories whose listing could not be read: everything below them is lost.
     pub lost_dirs: Vec<RestoreProblem>,
-    pub warnings: Vec<RestoreProblem>,
-    /// Files already in place with the right content: nothing to write.
-    pub unchanged: u64,
 }
 
 impl Plan {
@@ -85,68 +116,19 @@ impl Plan {
             .sum()
     }
 
-    pub fn fail(&self, file: usize, message: String) {
-        self.failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(file)
-            .or_insert(message);
-    }
-
-    pub fn failed(&self, file: usize) -> bool {
-        self.failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .contains_key(&file)
-    }
-
-    /// Removes failed files (so nothing wrong is left behind), creates hard links, and counts.
-    pub fn finish_files(&mut self) -> Result<RestoreReport> {
-        let failures = std::mem::take(
-            &mut *self
-                .failures
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        let mut report = RestoreReport {
-            warnings: std::mem::take(&mut self.warnings),
-            errors: std::mem::take(&mut self.lost_dirs),
-            unchanged: self.unchanged,
-            ..Default::default()
-        };
-        for (i, job) in self.files.iter().enumerate() {
-            if let Some(message) = failures.get(&i) {
-                let _ = std::fs::remove_file(&job.abs);
-                report.errors.push(RestoreProblem {
-                    path: job.rel.clone(),
-                    message: message.clone(),
-                });
-            } else {
-                report.files += 1;
-                report.bytes += job.node.size();
-            }
+    /// Drops the content of files that will not be written (already in place, or not
+    /// created), so that no pack is read, and no byte counted, for them.
+    pub fn skip_content(&mut self, files: &HashSet<usize>) {
+        if files.is_empty() {
+            return;
         }
-        for (orig, rel, abs) in &self.links {
-            if failures.contains_key(orig) {
-                report.errors.push(RestoreProblem {
-                    path: rel.clone(),
-                    message: "hard link to a file that could not be restored".into(),
-                });
-                continue;
+        for work in &mut self.packs {
+            for need in &mut work.blobs {
+                need.targets.retain(|t| !files.contains(&(t.file as usize)));
             }
-            let linked =
-                clear_for_entry(abs).and_then(|()| std::fs::hard_link(&self.files[*orig].abs, abs));
-            match linked {
-                Ok(()) => report.files += 1,
-                Err(e) => report.errors.push(RestoreProblem {
-                    path: rel.clone(),
-                    message: format!("cannot create hard link: {e}"),
-                }),
-            }
+            work.blobs.retain(|need| !need.targets.is_empty());
         }
-        report.dirs = self.dirs.len() as u64;
-        report.others = self.others.len() as u64;
-        Ok(report)
+        self.packs.retain(|work| !work.blobs.is_empty());
     }
 }
 
@@ -156,12 +138,14 @@ struct Builder<'a> {
     target: &'a Path,
     filters: &'a Filters,
     plan: Plan,
-    created_dirs: HashSet<PathBuf>,
+    /// Directories already in the plan (the target's own path is the empty one).
+    planned_dirs: HashSet<PathBuf>,
     dir_nodes: HashMap<PathBuf, Node>,
     hardlinks: HashMap<(u64, u64), usize>,
     packs: HashMap<u32, HashMap<BlobId, BlobNeed>>,
 }
 
+/// Plans restoring what `start` names into `target`; reads the repository, never the target.
 pub(crate) fn build(
     repo: &Repository,
     index: &Index,
@@ -175,37 +159,33 @@ pub(crate) fn build(
         target,
         filters,
         plan: Plan {
+            steps: Vec::new(),
+            dirs: Vec::new(),
             files: Vec::new(),
             links: Vec::new(),
-            dirs: Vec::new(),
             others: Vec::new(),
             packs: Vec::new(),
-            failures: Mutex::default(),
             lost_dirs: Vec::new(),
-            warnings: Vec::new(),
-            unchanged: 0,
         },
-        created_dirs: HashSet::new(),
+        planned_dirs: HashSet::new(),
         dir_nodes: HashMap::new(),
         hardlinks: HashMap::new(),
         packs: HashMap::new(),
     };
-    b.created_dirs.insert(PathBuf::new());
+    b.planned_dirs.insert(PathBuf::new());
     let include_all = filters.include.is_empty();
     match start {
         Located::Root(tree) => b.walk(*tree, include_all)?,
         Located::Node(node) => match node.subtree() {
             Some(tree) => {
-                b.plan
-                    .dirs
-                    .push((target.to_path_buf(), PathBuf::new(), Some(node.clone())));
+                b.plan.dirs.push(DirEntry {
+                    abs: target.to_path_buf(),
+                    rel: PathBuf::new(),
+                    node: Some(node.clone()),
+                });
                 b.walk(tree, include_all)?;
             }
-            None => b.entry(
-                node.clone(),
-                PathBuf::from(OsStr::from_bytes(&node.name)),
-                include_all,
-            )?,
+            None => b.entry(node.clone(), PathBuf::from(OsStr::from_bytes(&node.name))),
         },
     }
     let mut packs: Vec<PackWork> = b
@@ -257,105 +237,81 @@ impl Builder<'_> {
                 }
                 let inc = included || self.filters.include.matches(&Path::new("/").join(&rel));
                 if let Some(sub) = node.subtree() {
+                    self.dir_nodes.insert(rel.clone(), node);
                     if inc {
-                        self.dir_nodes.insert(rel.clone(), node);
-                        self.ensure_dir(&rel)?;
-                    } else {
-                        self.dir_nodes.insert(rel.clone(), node);
+                        self.plan_dir(&rel);
                     }
                     stack.push((sub, rel, inc));
                 } else if inc {
-                    self.entry(node, rel, inc)?;
+                    self.entry(node, rel);
                 }
             }
         }
         Ok(())
     }
 
-    fn ensure_dir(&mut self, rel: &Path) -> Result<()> {
-        if self.created_dirs.contains(rel) {
-            return Ok(());
+    /// Plans `rel` and every directory above it not planned yet, parents first.
+    fn plan_dir(&mut self, rel: &Path) {
+        if self.planned_dirs.contains(rel) {
+            return;
         }
         if let Some(parent) = rel.parent() {
-            self.ensure_dir(parent)?;
+            self.plan_dir(parent);
         }
-        let abs = self.target.join(rel);
-        if let Err(e) = make_dir(&abs) {
-            return Err(Error::io(
-                format!("cannot create directory {}", abs.display()),
-                e,
-            ));
-        }
-        self.created_dirs.insert(rel.to_path_buf());
-        self.plan
-            .dirs
-            .push((abs, rel.to_path_buf(), self.dir_nodes.get(rel).cloned()));
-        Ok(())
-    }
-
-    fn problem(&mut self, rel: &Path, message: String) {
-        self.plan.warnings.push(RestoreProblem {
-            path: rel.to_path_buf(),
-            message,
+        self.planned_dirs.insert(rel.to_path_buf());
+        self.plan.steps.push(Step::Dir(self.plan.dirs.len()));
+        self.plan.dirs.push(DirEntry {
+            abs: self.target.join(rel),
+            rel: rel.to_path_buf(),
+            node: self.dir_nodes.get(rel).cloned(),
         });
     }
 
-    fn entry(&mut self, node: Node, rel: PathBuf, _included: bool) -> Result<()> {
+    fn entry(&mut self, node: Node, rel: PathBuf) {
         if let Some(parent) = rel.parent() {
-            self.ensure_dir(parent)?;
+            self.plan_dir(parent);
         }
         let abs = self.target.join(&rel);
         match &node.kind {
             NodeKind::File { .. } => self.file(node, rel, abs),
-            NodeKind::Dir { .. } => Ok(()),
-            NodeKind::Socket => {
-                self.problem(&rel, "sockets are recorded but not restored".into());
-                Ok(())
-            }
+            NodeKind::Dir { .. } => {}
+            NodeKind::Socket => self.plan.steps.push(Step::Skip {
+                rel,
+                why: "sockets are recorded but not restored".into(),
+            }),
             _ => {
-                if let Err(e) = super::meta::create_special(&abs, &node) {
-                    if kairn_format::error::is_no_space(&e) {
-                        return Err(Error::io("restore target is full", e));
-                    }
-                    self.problem(&rel, format!("cannot create: {e}"));
-                } else {
-                    self.plan.others.push(OtherEntry { abs, rel, node });
-                }
-                Ok(())
+                self.plan.steps.push(Step::Other(self.plan.others.len()));
+                self.plan.others.push(OtherEntry { abs, rel, node });
             }
         }
     }
 
-    fn file(&mut self, node: Node, rel: PathBuf, abs: PathBuf) -> Result<()> {
+    fn file(&mut self, node: Node, rel: PathBuf, abs: PathBuf) {
         if node.links > 1 {
             let key = (node.device, node.inode);
-            if let Some(&orig) = self.hardlinks.get(&key) {
-                self.plan.links.push((orig, rel, abs));
-                return Ok(());
+            if let Some(&original) = self.hardlinks.get(&key) {
+                self.plan.links.push(HardLink { original, rel, abs });
+                return;
             }
             self.hardlinks.insert(key, self.plan.files.len());
         }
-        let NodeKind::File { size, content } = &node.kind else {
-            return Ok(());
+        let NodeKind::File { content, .. } = &node.kind else {
+            return;
         };
         let file_idx = self.plan.files.len();
-        if already_in_place(self.repo.keys(), &abs, &node) {
-            self.plan.unchanged += 1;
-            self.plan.files.push(FileJob { rel, abs, node });
-            return Ok(());
-        }
-        if let Err(e) = create_file(&abs, *size) {
-            if kairn_format::error::is_no_space(&e) {
-                return Err(Error::io("restore target is full", e));
-            }
-            self.plan.files.push(FileJob {
-                rel,
-                abs,
-                node: node.clone(),
-            });
-            self.plan.fail(file_idx, format!("cannot create file: {e}"));
-            return Ok(());
-        }
+        let missing = self.need_content(file_idx, content);
+        self.plan.steps.push(Step::File(file_idx));
+        self.plan.files.push(FileJob {
+            rel,
+            abs,
+            node,
+            missing,
+        });
+    }
+
+    /// Records where each blob of a file goes; returns why the content cannot be restored
+    /// when the index lacks one (the last such reason, as before).
+    fn need_content(&mut self, file_idx: usize, content: &[Extent]) -> Option<String> {
         let mut offset = 0u64;
         let mut missing = None;
         for extent in content {
@@ -390,10 +346,193 @@ impl Builder<'_> {
             }
             offset += extent.len();
         }
-        self.plan.files.push(FileJob { rel, abs, node });
-        if let Some(message) = missing {
-            self.plan.fail(file_idx, message);
+        missing
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use kairn_format::crypto::KdfParams;
+    use kairn_format::id::BlobKind;
+    use kairn_format::tree::{Timestamp, Tree};
+    use kairn_repository::repo::InitOptions;
+    use kairn_repository::save::BlobSaver;
+    use kairn_repository::session::DEFAULT_EXPIRY;
+    use kairn_storage::OpendalBackend;
+
+    fn node(name: &str, kind: NodeKind) -> Node {
+        Node {
+            name: name.as_bytes().to_vec(),
+            kind,
+            mode: 0o640,
+            uid: 7,
+            gid: 8,
+            user: "u".into(),
+            group: "g".into(),
+            mtime: Timestamp::default(),
+            atime: Timestamp::default(),
+            ctime: Timestamp::default(),
+            inode: 0,
+            device: 0,
+            links: 1,
+            xattrs: vec![],
         }
-        Ok(())
+    }
+
+    fn file(name: &str, content: Vec<Extent>) -> Node {
+        let size = content.iter().map(Extent::len).sum();
+        node(name, NodeKind::File { size, content })
+    }
+
+    fn save_tree(saver: &BlobSaver<'_>, mut nodes: Vec<Node>) -> BlobId {
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        let tree = Tree { nodes }.encode().unwrap();
+        saver.save(BlobKind::Tree, &tree).unwrap().0
+    }
+
+    /// A repository holding one tree of every kind of entry; returns it with the root tree.
+    fn snapshot() -> (Repository, BlobId) {
+        let opts = InitOptions {
+            kdf: KdfParams {
+                memory_kib: 64,
+                iterations: 1,
+                parallelism: 1,
+            },
+            ..Default::default()
+        };
+        let backend = Arc::new(OpendalBackend::memory().unwrap());
+        let repo = Repository::init(backend, b"pw", &opts).unwrap();
+        let session = repo.begin_session("backup", DEFAULT_EXPIRY).unwrap();
+        let index = Index::load(&repo).unwrap();
+        let saver = BlobSaver::new(&repo, &session, &index).unwrap();
+        let data = |bytes: &[u8]| Extent::Data {
+            id: saver.save(BlobKind::Data, bytes).unwrap().0,
+            len: bytes.len() as u32,
+        };
+        let (one, two) = (data(b"one"), data(b"second"));
+        let lost = Extent::Data {
+            id: repo.keys().data_id(b"never stored"),
+            len: 12,
+        };
+        let mut linked = file("h1", vec![one]);
+        linked.links = 2;
+        linked.inode = 5;
+        let mut link = linked.clone();
+        link.name = b"h2".to_vec();
+        let sub = save_tree(
+            &saver,
+            vec![file("f", vec![one, Extent::Hole { len: 10 }, two])],
+        );
+        let root = save_tree(
+            &saver,
+            vec![
+                node("d", NodeKind::Dir { subtree: sub }),
+                linked,
+                link,
+                file("gone", vec![lost]),
+                node(
+                    "l",
+                    NodeKind::Symlink {
+                        target: b"d/f".to_vec(),
+                    },
+                ),
+                node("p", NodeKind::Fifo),
+                node("s", NodeKind::Socket),
+            ],
+        );
+        saver.flush().unwrap();
+        session.end().unwrap();
+        (repo, root)
+    }
+
+    fn filters(include: &[&str]) -> Filters {
+        let include: Vec<String> = include.iter().map(|s| (*s).to_string()).collect();
+        Filters {
+            include: Excludes::new(&include).unwrap(),
+            exclude: Excludes::new(&[]).unwrap(),
+        }
+    }
+
+    fn order(plan: &Plan) -> Vec<String> {
+        plan.steps
+            .iter()
+            .map(|step| match step {
+                Step::Dir(i) => format!("dir {}", plan.dirs[*i].rel.display()),
+                Step::File(i) => format!("file {}", plan.files[*i].rel.display()),
+                Step::Other(i) => format!("other {}", plan.others[*i].rel.display()),
+                Step::Skip { rel, .. } => format!("skip {}", rel.display()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn planning_lists_every_entry_and_touches_nothing_at_the_target() {
+        let (repo, root) = snapshot();
+        let index = Index::load(&repo).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("not").join("there");
+
+        let plan = build(&repo, &index, &Located::Root(root), &target, &filters(&[])).unwrap();
+
+        assert!(!target.exists() && !dir.path().join("not").exists());
+        // The walk's order: a tree's entries last to first, each directory where it is met.
+        assert_eq!(
+            order(&plan),
+            [
+                "skip s",
+                "other p",
+                "other l",
+                "file h2",
+                "file gone",
+                "dir d",
+                "file d/f"
+            ]
+        );
+        assert_eq!(plan.links.len(), 1);
+        assert_eq!(plan.links[0].rel, Path::new("h1"));
+        assert_eq!(plan.files[plan.links[0].original].rel, Path::new("h2"));
+        assert_eq!(plan.dirs[0].abs, target.join("d"));
+        assert!(plan.dirs[0].node.is_some());
+        let missing: Vec<_> = plan.files.iter().map(|f| f.missing.is_some()).collect();
+        assert_eq!(missing, [false, true, false]);
+        // "one" goes to h2 and to d/f, "second" to d/f after the hole.
+        assert_eq!(plan.total_bytes(), 3 + 3 + 6);
+        let mut targets: Vec<(usize, u64)> = plan
+            .packs
+            .iter()
+            .flat_map(|p| &p.blobs)
+            .flat_map(|b| &b.targets)
+            .map(|t| (t.file as usize, t.offset))
+            .collect();
+        targets.sort_unstable();
+        assert_eq!(targets, [(0, 0), (2, 0), (2, 13)]);
+        assert!(plan.lost_dirs.is_empty());
+    }
+
+    #[test]
+    fn an_included_file_brings_its_directories_and_skipping_its_content_drops_its_packs() {
+        let (repo, root) = snapshot();
+        let index = Index::load(&repo).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("absent");
+
+        let mut plan = build(
+            &repo,
+            &index,
+            &Located::Root(root),
+            &target,
+            &filters(&["/d/f"]),
+        )
+        .unwrap();
+
+        assert!(!target.exists());
+        assert_eq!(order(&plan), ["dir d", "file d/f"]);
+        assert_eq!(plan.total_bytes(), 9);
+        plan.skip_content(&HashSet::from([0]));
+        assert!(plan.packs.is_empty());
+        assert_eq!(plan.total_bytes(), 0);
     }
 }

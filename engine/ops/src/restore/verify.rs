@@ -6,7 +6,7 @@ use std::os::unix::fs::FileExt;
 use rayon::prelude::*;
 
 use super::plan::Plan;
-use super::{RestoreProblem, RestoreReport};
+use super::report::{RestoreProblem, RestoreReport};
 use crate::progress::Progress;
 use kairn_format::tree::{Extent, NodeKind};
 use kairn_repository::repo::Repository;

@@ -9,7 +9,8 @@ use std::os::unix::fs::FileExt;
 use rayon::prelude::*;
 
 use super::fs::open_for_write;
-use super::plan::{BlobNeed, PackWork, Plan};
+use super::plan::{BlobNeed, FileJob, PackWork, Plan};
+use super::report::Outcome;
 use crate::progress::Progress;
 
 use kairn_format::error::{Error, ErrorKind, Result};
@@ -29,13 +30,34 @@ const MAX_READ: u64 = 64 << 20;
 pub(crate) fn execute(
     repo: &Repository,
     _index: &Index,
-    plan: &mut Plan,
+    plan: &Plan,
+    outcome: &Outcome,
     progress: &dyn Progress,
 ) -> Result<()> {
-    let plan = &*plan;
+    let filling = Filling {
+        files: &plan.files,
+        outcome,
+    };
     plan.packs
         .par_iter()
-        .try_for_each(|work| restore_pack(repo, plan, work, progress))
+        .try_for_each(|work| restore_pack(repo, &filling, work, progress))
+}
+
+/// What the pack workers share: the files to fill (from the plan, which stays data) and where
+/// their failures go. The workers call it `plan`: to them it is the plan they carry out.
+struct Filling<'a> {
+    files: &'a [FileJob],
+    outcome: &'a Outcome,
+}
+
+impl Filling<'_> {
+    fn fail(&self, file: usize, message: String) {
+        self.outcome.fail(file, message);
+    }
+
+    fn failed(&self, file: usize) -> bool {
+        self.outcome.failed(file)
+    }
 }
 
 /// Groups a pack's needed blobs (sorted by offset) into ranges to read.
@@ -60,7 +82,7 @@ fn segments(blobs: &[BlobNeed]) -> Vec<&[BlobNeed]> {
 
 fn restore_pack(
     repo: &Repository,
-    plan: &Plan,
+    plan: &Filling<'_>,
     work: &PackWork,
     progress: &dyn Progress,
 ) -> Result<()> {
@@ -141,7 +163,7 @@ fn restore_pack(
     Ok(())
 }
 
-fn fail_all(plan: &Plan, blobs: &[BlobNeed], why: &str) {
+fn fail_all(plan: &Filling<'_>, blobs: &[BlobNeed], why: &str) {
     for need in blobs {
         for t in &need.targets {
             plan.fail(t.file as usize, why.to_string());

@@ -1,0 +1,78 @@
+//! What a restore did: the public report, and what the steps on disk record on the way to it.
+//! Its own file so that every step can record into it while `mod.rs`, which calls the steps,
+//! only re-exports it: the dependencies between the files of `restore/` point one way.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
+
+/// One entry that was not (fully) restored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreProblem {
+    /// Path below the target.
+    pub path: PathBuf,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreReport {
+    /// Regular files restored completely.
+    pub files: u64,
+    /// Of those, files that were already in place with the right content, and not written.
+    pub unchanged: u64,
+    /// Directories.
+    pub dirs: u64,
+    /// Symlinks, devices and FIFOs.
+    pub others: u64,
+    /// Bytes of file content written.
+    pub bytes: u64,
+    /// Files verified after writing (with `verify`).
+    pub verified: u64,
+    /// Entries whose content could not be restored (removed, never left wrong).
+    pub errors: Vec<RestoreProblem>,
+    /// Metadata that could not be applied (xattrs, ownership, devices without privileges).
+    pub warnings: Vec<RestoreProblem>,
+}
+
+/// What creating the entries and writing the data found, before it becomes a [`RestoreReport`].
+/// The plan itself stays unchanged data; everything that depends on the target lands here.
+#[derive(Default)]
+pub(crate) struct Outcome {
+    /// File index → why it could not be restored. A mutex: pack workers fail files in parallel.
+    failures: Mutex<BTreeMap<usize, String>>,
+    /// Files already in place with the right content: nothing to write.
+    pub unchanged: u64,
+    /// Entries skipped or not created, in the order the plan lists them.
+    pub warnings: Vec<RestoreProblem>,
+    /// Indexes into the plan's `others` of the entries created: only they get metadata.
+    pub others: Vec<usize>,
+}
+
+impl Outcome {
+    /// Records why file `file` failed; the first reason is the one reported.
+    pub fn fail(&self, file: usize, message: String) {
+        self.failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(file)
+            .or_insert(message);
+    }
+
+    pub fn failed(&self, file: usize) -> bool {
+        self.failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(&file)
+    }
+
+    /// Takes the failures recorded so far, by file index.
+    pub fn take_failures(&mut self) -> BTreeMap<usize, String> {
+        std::mem::take(
+            self.failures
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+}
