@@ -177,7 +177,7 @@ impl PrunePlan {
                     .blobs
                     .iter()
                     .filter(|e| kept_here(&used, &canonical, id, e))
-                    .cloned()
+                    .copied()
                     .collect(),
             })
             .collect::<Vec<_>>();
@@ -314,4 +314,192 @@ fn kept_here(used: &HashSet<BlobId>, canonical: &Index, pack: PackId, entry: &Pa
         && canonical
             .get(&entry.id)
             .is_some_and(|loc| canonical.pack(loc.pack).0 == pack)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kairn_format::id::{BlobKind, Id};
+
+    fn blob(n: u8) -> BlobId {
+        BlobId(Id([n; 32]))
+    }
+
+    fn pack_id(n: u8) -> PackId {
+        PackId(Id([n; 32]))
+    }
+
+    /// A pack holding these blobs, each `(blob, stored length)`, one after the other.
+    fn pack(n: u8, blobs: &[(u8, u32)]) -> IndexPack {
+        let mut offset = 0;
+        let blobs: Vec<PackEntry> = blobs
+            .iter()
+            .map(|&(b, length)| {
+                let e = PackEntry {
+                    kind: BlobKind::Data,
+                    id: blob(b),
+                    offset,
+                    length,
+                    raw_length: length,
+                };
+                offset += length;
+                e
+            })
+            .collect();
+        IndexPack {
+            id: pack_id(n),
+            size: u64::from(offset),
+            blobs,
+        }
+    }
+
+    fn inputs(indexed: Vec<IndexPack>, used: &[u8]) -> MarkInputs {
+        MarkInputs {
+            files: vec![(
+                IndexId(Id([200; 32])),
+                IndexFile {
+                    supersedes: Vec::new(),
+                    packs: indexed,
+                },
+            )],
+            index_ids: vec![IndexId(Id([200; 32])), IndexId(Id([201; 32]))],
+            used: used.iter().map(|&b| blob(b)).collect(),
+            ..MarkInputs::default()
+        }
+    }
+
+    fn decide(inputs: MarkInputs, ages: &[(u8, i64)], opts: &PruneOptions) -> Result<PrunePlan> {
+        let reindexed = find_reindexed(&inputs)?;
+        let ages = ages.iter().map(|&(p, age)| (pack_id(p), age)).collect();
+        Ok(PrunePlan::compute(inputs, reindexed, &ages, opts))
+    }
+
+    fn ids(packs: &[IndexPack]) -> Vec<PackId> {
+        packs.iter().map(|p| p.id).collect()
+    }
+
+    #[test]
+    fn a_pack_with_no_used_blob_is_deleted_and_the_rest_kept() -> Result<()> {
+        let plan = decide(
+            inputs(vec![pack(1, &[(10, 100)]), pack(2, &[(20, 100)])], &[20]),
+            &[],
+            &PruneOptions::default(),
+        )?;
+        assert_eq!(plan.unused, vec![pack_id(1)]);
+        assert_eq!(ids(&plan.chosen), vec![pack_id(1)]);
+        assert_eq!(ids(&plan.keep), vec![pack_id(2)]);
+        assert!(plan.repack.is_empty());
+        assert_eq!(plan.unused_blobs, 1);
+        // The new index supersedes every stored index file, superseded ones too.
+        assert_eq!(plan.supersede.len(), 2);
+        assert!(!plan.deletes_nothing());
+        Ok(())
+    }
+
+    #[test]
+    fn a_partly_used_pack_over_the_unused_share_is_repacked_with_its_used_blobs() -> Result<()> {
+        let packs = vec![pack(1, &[(10, 100), (11, 300)]), pack(2, &[(20, 600)])];
+        let plan = decide(
+            inputs(packs.clone(), &[10, 20]),
+            &[],
+            &PruneOptions::default(),
+        )?;
+        // 300 of the 1000 kept bytes are unused: over 5 %.
+        assert_eq!(plan.repack.len(), 1);
+        assert_eq!(plan.repack[0].id, pack_id(1));
+        assert_eq!(plan.repack[0].used, vec![packs[0].blobs[0]]);
+        assert_eq!(plan.repack_bytes(), 400);
+        assert_eq!(ids(&plan.chosen), vec![pack_id(1)]);
+        assert_eq!(ids(&plan.keep), vec![pack_id(2)]);
+
+        // Under the allowed share, it stays.
+        let opts = PruneOptions {
+            max_unused_percent: 30.0,
+            ..PruneOptions::default()
+        };
+        let plan = decide(inputs(packs, &[10, 20]), &[], &opts)?;
+        assert!(plan.repack.is_empty());
+        assert!(plan.deletes_nothing());
+        Ok(())
+    }
+
+    #[test]
+    fn repacking_skips_packs_over_max_repack_bytes_and_takes_smaller_ones() -> Result<()> {
+        let packs = vec![
+            pack(1, &[(10, 100), (11, 500)]), // 500 unused of 600
+            pack(2, &[(20, 100), (21, 200)]), // 200 unused of 300
+            pack(3, &[(30, 1000)]),
+        ];
+        let opts = PruneOptions {
+            max_repack_bytes: Some(400),
+            ..PruneOptions::default()
+        };
+        let plan = decide(inputs(packs.clone(), &[10, 20, 30]), &[], &opts)?;
+        assert_eq!(
+            plan.repack.iter().map(|r| r.id).collect::<Vec<_>>(),
+            vec![pack_id(2)]
+        );
+        assert_eq!(plan.repack_bytes(), 300);
+
+        // Without the cap, the pack with the most unused bytes goes first, and the next too
+        // while over the share.
+        let plan = decide(inputs(packs, &[10, 20, 30]), &[], &PruneOptions::default())?;
+        assert_eq!(
+            plan.repack.iter().map(|r| r.id).collect::<Vec<_>>(),
+            vec![pack_id(1), pack_id(2)]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_young_unindexed_pack_is_left_alone_and_an_old_or_vanished_one_deleted() -> Result<()> {
+        let mut inputs = inputs(vec![pack(1, &[(10, 100)])], &[10]);
+        inputs.unindexed = vec![(pack_id(5), 50), (pack_id(6), 60), (pack_id(7), 70)];
+        let opts = PruneOptions::default();
+        let expiry_ms = opts.expiry.as_millis() as i64;
+        // 5 is young, 6 is exactly the expiry old, 7 was deleted since it was listed.
+        let plan = decide(inputs, &[(5, expiry_ms - 1), (6, expiry_ms)], &opts)?;
+        assert_eq!(plan.young, vec![(pack_id(5), 50)]);
+        assert_eq!(plan.unindexed, vec![(pack_id(6), 60), (pack_id(7), 70)]);
+        assert_eq!(ids(&plan.keep), vec![pack_id(1)]);
+        assert!(plan.chosen.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn an_unindexed_pack_holding_a_used_blob_is_indexed_again() -> Result<()> {
+        let mut inputs = inputs(vec![pack(1, &[(10, 100)])], &[10, 50]);
+        let found = pack(5, &[(50, 100), (51, 100)]);
+        inputs.unindexed = vec![(pack_id(5), 200), (pack_id(6), 10)];
+        inputs.unindexed_headers = vec![found.clone()];
+        let reindexed = find_reindexed(&inputs)?;
+        assert_eq!(reindexed.packs, vec![found.clone()]);
+        assert_eq!(reindexed.rest, vec![(pack_id(6), 10)]);
+
+        let plan = PrunePlan::compute(inputs, reindexed, &HashMap::new(), &PruneOptions::default());
+        assert_eq!(plan.reindex, vec![found]);
+        // Indexed again, it is judged like the others: half of it is unused, so it is repacked.
+        assert_eq!(plan.repack.len(), 1);
+        assert_eq!(plan.repack[0].id, pack_id(5));
+        assert_eq!(plan.unindexed, vec![(pack_id(6), 10)]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_used_blob_in_no_pack_stops_the_prune() {
+        let inputs = inputs(vec![pack(1, &[(10, 100)])], &[10, 99]);
+        assert!(find_reindexed(&inputs).is_err());
+    }
+
+    #[test]
+    fn of_two_copies_of_a_used_blob_only_the_indexed_first_counts() -> Result<()> {
+        let plan = decide(
+            inputs(vec![pack(1, &[(10, 100)]), pack(2, &[(10, 100)])], &[10]),
+            &[],
+            &PruneOptions::default(),
+        )?;
+        assert_eq!(plan.unused, vec![pack_id(2)]);
+        assert_eq!(ids(&plan.keep), vec![pack_id(1)]);
+        Ok(())
+    }
 }
