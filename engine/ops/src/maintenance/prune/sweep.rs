@@ -241,3 +241,55 @@ fn delete_packs(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kairn_format::id::{BlobKind, Id};
+    use kairn_format::index::IndexFile;
+
+    fn pack(n: u8, blob: u8) -> IndexPack {
+        IndexPack {
+            id: PackId(Id([n; 32])),
+            size: 100,
+            blobs: vec![PackEntry {
+                kind: BlobKind::Tree,
+                id: BlobId(Id([blob; 32])),
+                offset: 0,
+                length: 100,
+                raw_length: 100,
+            }],
+        }
+    }
+
+    #[test]
+    fn a_sweep_keeps_reindexes_or_deletes_each_chosen_pack() {
+        let listed_again = pack(1, 10);
+        let used = pack(2, 20);
+        let unused = pack(3, 30);
+        let unindexed_used = pack(4, 40);
+        let index = Index::from_files([&IndexFile {
+            supersedes: Vec::new(),
+            packs: vec![listed_again.clone()],
+        }]);
+        let state = SweepState {
+            index,
+            indexed: HashSet::from([listed_again.id]),
+            stored: [&listed_again, &used, &unused, &unindexed_used]
+                .iter()
+                .map(|p| p.id)
+                .collect(),
+            chosen: vec![used.clone(), unused.clone(), unindexed_used.clone()],
+            used: [10, 20, 40].iter().map(|&b| BlobId(Id([b; 32]))).collect(),
+        };
+        let list = GarbageList {
+            indexed: vec![listed_again, used.clone(), unused.clone()],
+            unindexed: vec![(unindexed_used.id, 100), (PackId(Id([5; 32])), 100)],
+            sessions: Vec::new(),
+        };
+        let verdict = state.decide(&[(GarbageId::default(), list)]);
+        assert_eq!(verdict.reindex, vec![used, unindexed_used]);
+        // Pack 5 is no longer stored (an interrupted sweep deleted it): nothing to do.
+        assert_eq!(verdict.delete, vec![(unused.id, 100)]);
+    }
+}
