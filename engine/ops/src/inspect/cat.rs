@@ -3,8 +3,7 @@
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use kairn_format::FileKind;
-use kairn_format::error::{Error, Result};
+use kairn_format::error::Result;
 use kairn_format::id::BlobKind;
 use kairn_format::id::{BlobId, IndexId, PackId};
 use kairn_format::index::IndexFile;
