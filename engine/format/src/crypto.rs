@@ -1,4 +1,5 @@
-//! Keys and authenticated encryption: XChaCha20-Poly1305 sealed boxes, keyed BLAKE3 ids, Argon2id.
+//! Keys and authenticated encryption: XChaCha20-Poly1305 sealed boxes and Argon2id (the keyed
+//! blob ids that use the same master keys are the hash stage, `hash.rs`).
 //!
 //! A sealed box is `nonce (24) ‖ ciphertext ‖ tag (16)`. The associated data always names what the
 //! box holds (a blob's kind and id, a file's header), so a valid box cannot be replayed in the
@@ -10,7 +11,6 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::id::{BlobId, BlobKind, Id};
 
 /// Bytes a sealed box adds to its plaintext.
 pub const SEAL_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
@@ -23,7 +23,8 @@ pub const TAG_LEN: usize = 16;
 #[derive(Clone)]
 pub struct MasterKeys {
     encryption: [u8; 32],
-    id: [u8; 32],
+    /// The key of blob ids (`hash.rs`).
+    pub(crate) id: [u8; 32],
     chunker: [u8; 32],
 }
 
@@ -58,26 +59,6 @@ impl MasterKeys {
         out[32..64].copy_from_slice(&self.id);
         out[64..].copy_from_slice(&self.chunker);
         out
-    }
-
-    /// The id of a data blob: BLAKE3 keyed with the id key.
-    pub fn data_id(&self, plaintext: &[u8]) -> BlobId {
-        BlobId(Id(*blake3::keyed_hash(&self.id, plaintext).as_bytes()))
-    }
-
-    /// The id of a tree blob: BLAKE3 keyed with a key derived from the id key, so that a data
-    /// chunk can never share an id with a tree of the same bytes.
-    pub fn tree_id(&self, plaintext: &[u8]) -> BlobId {
-        let key = blake3::derive_key("kairn tree id v1", &self.id);
-        BlobId(Id(*blake3::keyed_hash(&key, plaintext).as_bytes()))
-    }
-
-    /// The id of a blob of `kind`.
-    pub fn blob_id(&self, kind: BlobKind, plaintext: &[u8]) -> BlobId {
-        match kind {
-            BlobKind::Data => self.data_id(plaintext),
-            BlobKind::Tree => self.tree_id(plaintext),
-        }
     }
 
     /// The chunker key, from which the gear table is derived.

@@ -10,6 +10,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod garbage;
+pub mod hash;
 pub mod id;
 pub mod index;
 pub mod keyfile;

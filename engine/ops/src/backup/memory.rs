@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::archiver::Archiver;
+use super::walk::Archiver;
 use super::{BackupOptions, BackupOutcome, Excludes, finish};
 use crate::progress::Progress;
 use kairn_format::error::{Error, Result};

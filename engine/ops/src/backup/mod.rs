@@ -1,12 +1,12 @@
 //! Backup: walk the sources, store new content, then write the packs, the index and, last, the
 //! snapshot.
 
-mod archiver;
 mod excludes;
 mod file;
 pub mod memory;
 mod metadata;
 pub mod resume;
+mod walk;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -16,10 +16,10 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use self::archiver::Archiver;
-pub use self::archiver::Warning;
 pub use self::excludes::Excludes;
 use self::metadata::{node_from_metadata, read_xattrs};
+use self::walk::Archiver;
+pub use self::walk::Warning;
 use crate::progress::Progress;
 use kairn_format::error::{Error, Result};
 use kairn_format::id::BlobKind;
