@@ -274,7 +274,16 @@ pub fn read_password_file(file: &std::path::Path) -> Result<Vec<u8>> {
     let text = std::fs::read(file)
         .with_context(|| format!("cannot read password file {}", file.display()))?;
     let line = text.split(|&b| b == b'\n').next().unwrap_or_default();
-    Ok(line.strip_suffix(b"\r").unwrap_or(line).to_vec())
+    let password = line.strip_suffix(b"\r").unwrap_or(line);
+    if password.is_empty() {
+        // Said apart from a wrong password: no key opens with nothing, and "wrong password"
+        // sent people looking for the right one instead of at the file.
+        bail!(crate::exit::UsageError(format!(
+            "password file {} is empty: its first line is the password",
+            file.display()
+        )));
+    }
+    Ok(password.to_vec())
 }
 
 /// Asks for a new password twice on a terminal, or reads it from a file.

@@ -316,3 +316,50 @@ fn check_finds_missing_truncated_and_flipped_packs() {
         "affected snapshots are named: {text}"
     );
 }
+
+#[test]
+fn an_empty_password_file_is_a_usage_error_not_a_wrong_password() {
+    let (cli, _) = repo_with_backup();
+    for empty in ["", "\n", "\r\n"] {
+        fs::write(&cli.password_file, empty).unwrap();
+        let out = cli.run(&["snapshots"]);
+        assert_no_panic(&out);
+        assert_eq!(code(&out), 2, "{empty:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("is empty"), "{}", stderr(&out));
+        assert!(!stderr(&out).contains("wrong password"), "{}", stderr(&out));
+    }
+}
+
+fn names_in(dir: &Path) -> BTreeSet<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// With another repository's config and key (same password), no pack authenticates: repair
+/// must not replace the good index with an empty one.
+#[test]
+fn repair_index_with_another_repositorys_keys_refuses_and_keeps_the_index() {
+    let (cli, src) = repo_with_backup();
+    let other = Cli::init();
+    fs::copy(other.repo.join("config"), cli.repo.join("config")).unwrap();
+    for name in names_in(&cli.repo.join("keys")) {
+        fs::remove_file(cli.repo.join("keys").join(name)).unwrap();
+    }
+    for name in names_in(&other.repo.join("keys")) {
+        fs::copy(
+            other.repo.join("keys").join(&name),
+            cli.repo.join("keys").join(&name),
+        )
+        .unwrap();
+    }
+    let index_before = names_in(&cli.repo.join("index"));
+    assert!(!index_before.is_empty());
+    let out = cli.run(&["repair", "index"]);
+    assert_no_panic(&out);
+    assert_eq!(code(&out), 14, "{}", stderr(&out));
+    assert!(stderr(&out).contains("none of the"), "{}", stderr(&out));
+    assert_eq!(names_in(&cli.repo.join("index")), index_before);
+    let _ = src;
+}

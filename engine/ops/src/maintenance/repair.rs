@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::progress::Progress;
 use kairn_format::FileKind;
-use kairn_format::error::{ErrorKind, Result};
+use kairn_format::error::{Error, ErrorKind, Result};
 use kairn_format::id::BlobKind;
 use kairn_format::id::{BlobId, PackId, SnapshotId};
 use kairn_format::index::{IndexFile, IndexPack};
@@ -76,8 +76,20 @@ pub fn repair_index(
                 good.push(p);
             }
             Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => report.unreadable.push(format!("pack {}: {e}", &name[..8])),
+            Err(e) => report
+                .unreadable
+                .push(format!("pack {}: {e}", name.get(..8).unwrap_or(&name))),
         }
+    }
+    if good.is_empty() && !report.unreadable.is_empty() {
+        // Replacing the index with an empty one would hide every pack from every snapshot.
+        return Err(Error::corrupt(format!(
+            "none of the {} packs opens with this repository's keys (the config or key file may \
+             belong to another repository, or every pack is damaged); the index was left as it \
+             was. First: {}",
+            report.unreadable.len(),
+            report.unreadable[0]
+        )));
     }
     good.sort_by_key(|a| a.id);
     report.written = write_index_files(session, good, old.clone())?;
