@@ -106,6 +106,23 @@ fn exit_code(err: &anyhow::Error) -> u8 {
     exit::ERROR
 }
 
+/// The error and its causes, each said once: an engine error's message already ends with its
+/// source's text, which the chain would otherwise repeat.
+fn describe(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if part.is_empty() || text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
@@ -128,7 +145,7 @@ fn main() -> ExitCode {
         Err(err) => {
             let code = exit_code(&err);
             if err.downcast_ref::<Partial>().is_none() || !err.to_string().is_empty() {
-                eprintln!("repo: {err:#}");
+                eprintln!("repo: {}", describe(&err));
             }
             ExitCode::from(code)
         }

@@ -363,3 +363,53 @@ fn repair_index_with_another_repositorys_keys_refuses_and_keeps_the_index() {
     assert_eq!(names_in(&cli.repo.join("index")), index_before);
     let _ = src;
 }
+
+#[test]
+fn an_os_error_is_said_once() {
+    let (cli, _) = repo_with_backup();
+    let file = cli.dir.path().join("a-file");
+    fs::write(&file, b"x").unwrap();
+    let target = file.join("sub");
+    let out = cli.run(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert_no_panic(&out);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let text = stderr(&out);
+    assert_eq!(text.matches("os error").count(), 1, "{text}");
+}
+
+#[test]
+fn a_symlinked_restore_target_is_named_as_a_link() {
+    let (cli, _) = repo_with_backup();
+    let real = cli.dir.path().join("real");
+    fs::create_dir_all(&real).unwrap();
+    let link = cli.dir.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let out = cli.run(&["restore", "latest", "--target", link.to_str().unwrap()]);
+    assert_no_panic(&out);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is a symbolic link"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        fs::read_dir(&real).unwrap().next().is_none(),
+        "nothing written through it"
+    );
+}
+
+#[test]
+fn init_on_a_file_says_so_without_storage_internals() {
+    let cli = Cli::uninitialised();
+    fs::create_dir_all(cli.repo.parent().unwrap()).unwrap();
+    fs::write(&cli.repo, b"not a repository").unwrap();
+    let out = cli.run(&["init"]);
+    assert_no_panic(&out);
+    assert_ne!(code(&out), 0);
+    let text = stderr(&out);
+    assert!(text.contains("is a file, not a directory"), "{text}");
+    assert!(
+        !text.contains("Builder") && !text.contains("atomic_write_dir"),
+        "{text}"
+    );
+}

@@ -86,6 +86,13 @@ impl OpendalBackend {
 
     /// A repository in a local directory, created when missing (for `init`).
     pub fn local_create(root: &std::path::Path) -> Result<Self> {
+        // OpenDAL's own message for a file in the way names its builder internals.
+        if std::fs::metadata(root).is_ok_and(|m| !m.is_dir()) {
+            return Err(Error::invalid(format!(
+                "{} is a file, not a directory: a repository is a directory",
+                root.display()
+            )));
+        }
         let root_str = root
             .to_str()
             .ok_or_else(|| Error::invalid("repository path must be UTF-8"))?;

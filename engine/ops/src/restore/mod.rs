@@ -53,6 +53,21 @@ pub fn restore(
     std::fs::create_dir_all(target)
         .map_err(|e| Error::io(format!("cannot create {}", target.display()), e))?;
     let meta = std::fs::symlink_metadata(target).map_err(|e| Error::io("cannot stat target", e))?;
+    if meta.file_type().is_symlink() {
+        // A link at the target is not followed (it could lead anywhere), and saying "not a
+        // directory" about a link to a directory only confused.
+        let to = std::fs::read_link(target)
+            .map(|t| format!(" (to {})", t.display()))
+            .unwrap_or_default();
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "target {} is a symbolic link{to}: restore does not follow links at its target; \
+                 give the directory's own path",
+                target.display()
+            ),
+        ));
+    }
     if !meta.is_dir() {
         return Err(Error::new(
             ErrorKind::InvalidInput,
