@@ -122,9 +122,23 @@ impl Global {
         let location: Location = location
             .parse()
             .map_err(|e: engine::Error| crate::exit::UsageError(e.to_string()))?;
+        self.refuse_local_bandwidth_limit(&location)?;
         let opts = self.storage_options(&location, &self.options);
         let backend: Arc<dyn Backend> = Arc::new(OpendalBackend::open(&location, &opts, create)?);
         with_injected_faults(backend)
+    }
+
+    /// A bandwidth limit throttles traffic to object storage; on a local repository it would be
+    /// silently ignored, so it is refused there.
+    fn refuse_local_bandwidth_limit(&self, location: &Location) -> Result<()> {
+        if self.limit_bandwidth.is_some() && matches!(location, Location::Local(_)) {
+            bail!(crate::exit::UsageError(
+                "--limit-bandwidth (KAIRN_LIMIT_BANDWIDTH) limits traffic to object storage; a \
+                 local repository is limited by its disk, so leave it out"
+                    .into()
+            ));
+        }
+        Ok(())
     }
 
     /// Opens the source repository of `copy`, with its own location, storage options and
@@ -140,6 +154,7 @@ impl Global {
         let parsed: Location = location
             .parse()
             .map_err(|e: engine::Error| crate::exit::UsageError(e.to_string()))?;
+        self.refuse_local_bandwidth_limit(&parsed)?;
         let opts = self.storage_options(&parsed, options);
         let backend = Arc::new(OpendalBackend::open(&parsed, &opts, false)?);
         let password = match (password_file, std::env::var("KAIRN_FROM_PASSWORD")) {

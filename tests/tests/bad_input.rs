@@ -413,3 +413,16 @@ fn init_on_a_file_says_so_without_storage_internals() {
         "{text}"
     );
 }
+
+#[test]
+fn a_bandwidth_limit_on_a_local_repository_is_refused_not_ignored() {
+    let (cli, src) = repo_with_backup();
+    let out = cli.run(&["--limit-bandwidth", "1M", "backup", src.to_str().unwrap()]);
+    assert_no_panic(&out);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--limit-bandwidth"),
+        "{}",
+        stderr(&out)
+    );
+}
