@@ -10,7 +10,7 @@ use crate::progress::Progress;
 use kairn_format::FileKind;
 use kairn_format::error::{Error, ErrorKind, Result};
 use kairn_format::id::BlobKind;
-use kairn_format::id::{BlobId, PackId, SnapshotId};
+use kairn_format::id::{BlobId, IndexId, PackId, SnapshotId};
 use kairn_format::index::{IndexFile, IndexPack};
 use kairn_format::snapshot::Snapshot;
 use kairn_format::tree::{Extent, Node, NodeKind, Tree};
@@ -81,12 +81,14 @@ pub fn repair_index(
                 .push(format!("pack {}: {e}", name.get(..8).unwrap_or(&name))),
         }
     }
-    if good.is_empty() && !report.unreadable.is_empty() {
-        // Replacing the index with an empty one would hide every pack from every snapshot.
+    if good.is_empty() && !report.unreadable.is_empty() && !keys_open_anything(repo, &old)? {
+        // No pack, index file or snapshot opens: these are another repository's keys, and
+        // an empty index would hide every pack from every snapshot. (When only the packs are
+        // damaged, dropping them from the index is the repair: the next backup stores again.)
         return Err(Error::corrupt(format!(
-            "none of the {} packs opens with this repository's keys (the config or key file may \
-             belong to another repository, or every pack is damaged); the index was left as it \
-             was. First: {}",
+            "none of the {} packs, and no index file or snapshot, opens with this repository's \
+             keys (the config or key file may belong to another repository); the index was \
+             left as it was. First: {}",
             report.unreadable.len(),
             report.unreadable[0]
         )));
@@ -281,4 +283,18 @@ fn save_tree(ctx: &Ctx<'_>, tree: &Tree) -> Result<BlobId> {
     ctx.saver
         .save(BlobKind::Tree, &tree.encode()?)
         .map(|(id, _)| id)
+}
+
+/// Whether any index file or snapshot authenticates with the keys in use.
+fn keys_open_anything(repo: &Repository, index_files: &[IndexId]) -> Result<bool> {
+    if index_files
+        .iter()
+        .any(|id| repo.load_file::<IndexFile>(id).is_ok())
+    {
+        return Ok(true);
+    }
+    Ok(repo
+        .list_ids::<Snapshot>()?
+        .iter()
+        .any(|id| repo.load_file::<Snapshot>(id).is_ok()))
 }
