@@ -3,6 +3,7 @@
 //! save pipeline ([`save`]: dedup → pack → upload → index) and the verified read path ([`read`]).
 
 pub mod files;
+mod guard;
 pub mod index;
 pub mod locate;
 pub mod read;

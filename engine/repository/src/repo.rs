@@ -2,10 +2,12 @@
 //! hash-named objects and back, verifying every read. It holds no pipeline logic.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 
 use crate::files::{Files, verify_name};
+use crate::guard::DeleteGuard;
 use crate::read::pack_cache::PackCache;
 use crate::session::Session;
 use kairn_format::FileKind;
@@ -56,7 +58,7 @@ pub struct Repository {
     chunker: Chunker,
     tree_packs: PackCache,
     files: Files,
-    append_only: std::sync::atomic::AtomicBool,
+    append_only: Arc<AtomicBool>,
     cache: std::sync::OnceLock<kairn_storage::cache::MetadataCache>,
 }
 
@@ -147,6 +149,9 @@ impl Repository {
         append_only: bool,
     ) -> Result<Self> {
         let chunker = Chunker::new(config.chunk_sizes, keys.chunker_key())?;
+        // Every layer above gets the guarded store, so no caller can delete in append-only mode.
+        let append_only = Arc::new(AtomicBool::new(append_only));
+        let backend: Arc<dyn Backend> = Arc::new(DeleteGuard::new(backend, append_only.clone()));
         let files = Files::new(backend.clone(), keys.clone(), config.compression_level);
         Ok(Self {
             backend,
@@ -156,7 +161,7 @@ impl Repository {
             chunker,
             tree_packs: PackCache::new(TREE_PACK_CACHE_BYTES),
             files,
-            append_only: std::sync::atomic::AtomicBool::new(append_only),
+            append_only,
             cache: std::sync::OnceLock::new(),
         })
     }
@@ -341,13 +346,12 @@ impl Repository {
     /// True when this repository was opened with an append-only key, or set so: then nothing
     /// may be deleted, and writers leave their session files for a full-rights prune.
     pub fn append_only(&self) -> bool {
-        self.append_only.load(std::sync::atomic::Ordering::Relaxed)
+        self.append_only.load(Ordering::Relaxed)
     }
 
     /// Puts this handle in append-only mode (for a storage credential without delete rights).
     pub fn set_append_only(&self) {
-        self.append_only
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.append_only.store(true, Ordering::Relaxed);
     }
 
     /// Refuses `what` in append-only mode.

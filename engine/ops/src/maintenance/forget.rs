@@ -66,6 +66,9 @@ fn whole_groups(
 
 /// Applies the options.
 pub fn forget(repo: &Repository, session: &Session, opts: &ForgetOptions) -> Result<ForgetReport> {
+    if !opts.dry_run {
+        repo.refuse_append_only("forget")?;
+    }
     let (groups, removed) = if opts.ids.is_empty() && opts.groups.is_empty() {
         let groups = plan(
             &opts.policy,

@@ -47,6 +47,7 @@ pub fn repair_index(
     session: &Session,
     progress: &dyn Progress,
 ) -> Result<IndexRepair> {
+    repo.refuse_append_only("repair index")?;
     let old = repo.list_ids::<IndexFile>()?;
     let packs = repo.backend().list(FileKind::Pack)?;
     progress.start("reading pack headers", Some(packs.len() as u64));
@@ -138,6 +139,9 @@ pub fn repair_snapshots(
     dry_run: bool,
     keep_original: bool,
 ) -> Result<SnapshotRepair> {
+    if !dry_run && !keep_original {
+        repo.refuse_append_only("repair snapshots without keeping the originals")?;
+    }
     let saver = BlobSaver::new(repo, session, index)?;
     let stored: HashSet<PackId> = repo.list_packs()?.into_iter().map(|(id, _)| id).collect();
     let ctx = Ctx {

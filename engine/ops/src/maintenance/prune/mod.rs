@@ -32,6 +32,9 @@ pub fn prune(
     opts: &PruneOptions,
     progress: &dyn Progress,
 ) -> Result<PruneReport> {
+    if !opts.dry_run {
+        repo.refuse_append_only("prune")?;
+    }
     let own = session.id();
     let mut report = PruneReport::default();
     sweep::sweep_all(repo, session, opts, own, &mut report, progress)?;
