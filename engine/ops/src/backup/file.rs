@@ -9,6 +9,7 @@ use std::path::Path;
 use nix::unistd::{Whence, lseek};
 use rayon::prelude::*;
 
+use super::shrinking::ShrinkingReader;
 use crate::progress::Progress;
 use kairn_format::error::Error;
 use kairn_format::id::BlobKind;
@@ -63,7 +64,7 @@ pub fn read_file(
             && before.mtime_nsec() == after.mtime_nsec()
             && before.ctime() == after.ctime()
             && before.ctime_nsec() == after.ctime_nsec()
-            && size == after.len();
+            && (size == after.len() || (after.len() == 0 && is_pseudo_file(&file)));
         let content = FileContent {
             extents,
             size,
@@ -77,6 +78,16 @@ pub fn read_file(
         last = Some(content);
     }
     last.ok_or_else(|| ReadFailure::Source(std::io::Error::other("file could not be read")))
+}
+
+/// Files of procfs and sysfs report a size of 0 and yet have content: their size is what was
+/// read, and a read that finds more than the reported size is not a change.
+fn is_pseudo_file(file: &File) -> bool {
+    use nix::sys::statfs::{PROC_SUPER_MAGIC, SYSFS_MAGIC, fstatfs};
+    fstatfs(file).is_ok_and(|s| {
+        let kind = s.filesystem_type();
+        kind == PROC_SUPER_MAGIC || kind == SYSFS_MAGIC
+    })
 }
 
 fn open_no_follow(path: &Path) -> std::io::Result<File> {
@@ -161,7 +172,7 @@ fn store_content(
         None => {
             // data_regions may have moved the offset before giving up.
             file.seek(SeekFrom::Start(0)).map_err(ReadFailure::Source)?;
-            let n = chunk_region(&mut file, &mut extents)?;
+            let n = chunk_region(&mut ShrinkingReader::new(file), &mut extents)?;
             bytes_read += n;
             size += n;
         }
@@ -173,7 +184,7 @@ fn store_content(
                 }
                 file.seek(SeekFrom::Start(offset))
                     .map_err(ReadFailure::Source)?;
-                let n = chunk_region(&mut file.take(len), &mut extents)?;
+                let n = chunk_region(&mut ShrinkingReader::new(file.take(len)), &mut extents)?;
                 bytes_read += n;
                 size += n;
                 if n < len {
