@@ -107,6 +107,14 @@ pub struct Global {
 }
 
 impl Global {
+    /// The directory of a local repository, to keep it out of its own backups.
+    pub fn local_repository_dir(&self) -> Option<std::path::PathBuf> {
+        match self.repo.as_deref()?.parse::<Location>() {
+            Ok(Location::Local(dir)) => Some(dir),
+            _ => None,
+        }
+    }
+
     /// The storage backend of an existing repository.
     pub fn backend(&self) -> Result<Arc<dyn Backend>> {
         self.backend_at(false)

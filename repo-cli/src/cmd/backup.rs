@@ -136,6 +136,7 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<()> {
         host: a.host.clone(),
         parent,
         group: group_of(&a),
+        repository_dir: g.local_repository_dir(),
         ..Default::default()
     };
     let progress = CliProgress::new(g.quiet || g.json, !g.json);
@@ -160,6 +161,9 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<()> {
 /// Prints what a file backup did; an incomplete snapshot exits with its own code.
 fn report(g: &Global, outcome: &BackupOutcome) -> Result<()> {
     let s = &outcome.snapshot.summary;
+    for n in &outcome.notes {
+        eprintln!("note: {}: {}", n.path.display(), n.message);
+    }
     if g.json {
         output::json(&serde_json::json!({
             "snapshot": outcome.id.to_hex(),
@@ -167,6 +171,9 @@ fn report(g: &Global, outcome: &BackupOutcome) -> Result<()> {
             "summary": s,
             "warnings": outcome.warnings.iter().map(|w| serde_json::json!({
                 "path": w.path.to_string_lossy(), "message": w.message,
+            })).collect::<Vec<_>>(),
+            "notes": outcome.notes.iter().map(|n| serde_json::json!({
+                "path": n.path.to_string_lossy(), "message": n.message,
             })).collect::<Vec<_>>(),
         }))?;
     } else if !g.quiet {

@@ -6,6 +6,7 @@ mod file;
 pub mod memory;
 mod metadata;
 pub mod resume;
+mod shrinking;
 mod walk;
 
 use std::collections::BTreeMap;
@@ -68,6 +69,9 @@ pub struct BackupOptions {
     pub stored_as: Option<String>,
     /// The cluster backup the snapshot is part of.
     pub group: Option<kairn_format::snapshot::Group>,
+    /// The directory of a local repository being written: left out, with a note, wherever the
+    /// backup paths reach it, so that a repository is never backed up into itself.
+    pub repository_dir: Option<PathBuf>,
 }
 
 /// What a backup produced.
@@ -79,6 +83,8 @@ pub struct BackupOutcome {
     pub snapshot: Snapshot,
     /// Entries that could not be read, or changed while read.
     pub warnings: Vec<Warning>,
+    /// Entries left out on purpose (the repository itself), with why.
+    pub notes: Vec<Warning>,
 }
 
 /// Lexically absolute path: joined to the working directory, `.` and `..` resolved without
@@ -138,19 +144,7 @@ pub fn backup(
     }
     let started = chrono::Utc::now();
     let clock = Instant::now();
-    let mut paths = Vec::new();
-    for p in &opts.paths {
-        let abs = absolute(p)?;
-        std::fs::symlink_metadata(&abs).map_err(|e| {
-            Error::io(
-                format!("backup path {} is not accessible", abs.display()),
-                e,
-            )
-        })?;
-        paths.push(abs);
-    }
-    paths.sort();
-    paths.dedup();
+    let paths = accessible_paths(&opts.paths)?;
     let stored_as = match &opts.stored_as {
         None => None,
         Some(name) => Some(stored_name(name, &paths)?),
@@ -188,7 +182,7 @@ pub fn backup(
         None => None,
     };
 
-    let archiver = Archiver::new(
+    let mut archiver = Archiver::new(
         repo,
         session,
         index,
@@ -196,6 +190,9 @@ pub fn backup(
         opts.one_file_system,
         progress,
     )?;
+    if let Some(dir) = &opts.repository_dir {
+        archiver.skip_repository(dir);
+    }
     progress.start("backup", None);
     let mut trie = PathTrie::default();
     for p in &paths {
@@ -221,6 +218,24 @@ pub fn backup(
         source,
         parent.map(|p| p.0),
     )
+}
+
+/// The backup paths made absolute, sorted and deduplicated; each must exist.
+fn accessible_paths(given: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut paths = Vec::new();
+    for p in given {
+        let abs = absolute(p)?;
+        std::fs::symlink_metadata(&abs).map_err(|e| {
+            Error::io(
+                format!("backup path {} is not accessible", abs.display()),
+                e,
+            )
+        })?;
+        paths.push(abs);
+    }
+    paths.sort();
+    paths.dedup();
+    Ok(paths)
 }
 
 /// Checks a [`BackupOptions::stored_as`] name: one path component, for exactly one path.
@@ -324,12 +339,8 @@ fn finish(
 ) -> Result<BackupOutcome> {
     // Ordering: packs, then index (flush), then the snapshot.
     a.saver.flush()?;
-    let warnings = std::mem::take(
-        &mut *a
-            .warnings
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    );
+    let warnings = std::mem::take(&mut *walk::lock(&a.warnings));
+    let notes = std::mem::take(&mut *walk::lock(&a.notes));
     let c = &a.counters;
     let s = &a.saver.stats;
     let summary = Summary {
@@ -374,6 +385,7 @@ fn finish(
         id,
         snapshot,
         warnings,
+        notes,
     })
 }
 

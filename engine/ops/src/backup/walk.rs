@@ -56,11 +56,19 @@ pub struct Archiver<'a> {
     pub(crate) progress: &'a dyn Progress,
     pub(crate) names: NameCache,
     pub(crate) warnings: Mutex<Vec<Warning>>,
+    /// Entries left out on purpose, with why (not warnings: the snapshot is complete).
+    pub(crate) notes: Mutex<Vec<Warning>>,
+    /// The local repository's directory as (device, inode): never stored into itself.
+    pub(crate) repository_dir: Option<(u64, u64)>,
     pub(crate) counters: Counters,
 }
 
 fn add(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl<'a> Archiver<'a> {
@@ -83,19 +91,24 @@ impl<'a> Archiver<'a> {
             progress,
             names: NameCache::default(),
             warnings: Mutex::default(),
+            notes: Mutex::default(),
+            repository_dir: None,
             counters: Counters::default(),
         })
     }
 
+    /// Leaves out the directory at `dir` (the repository being written), wherever the walk meets
+    /// it. Compared by device and inode, so another path to it (a link, a bind mount) is caught.
+    pub(crate) fn skip_repository(&mut self, dir: &Path) {
+        self.repository_dir = std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()));
+    }
+
     pub(crate) fn warn(&self, path: &Path, message: String) {
         self.progress.warning(path, &message);
-        self.warnings
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(Warning {
-                path: path.to_path_buf(),
-                message,
-            });
+        lock(&self.warnings).push(Warning {
+            path: path.to_path_buf(),
+            message,
+        });
     }
 
     /// Stores a tree and returns its id.
@@ -162,6 +175,13 @@ impl<'a> Archiver<'a> {
                 return Ok(None);
             }
         };
+        if meta.is_dir() && self.repository_dir == Some((meta.dev(), meta.ino())) {
+            lock(&self.notes).push(Warning {
+                path: path.to_path_buf(),
+                message: "left out: it is the repository this backup writes to".into(),
+            });
+            return Ok(None);
+        }
         let mut node = node_from_metadata(name, &meta, &self.names);
         match read_xattrs(path) {
             Ok(x) => node.xattrs = x,
