@@ -3,6 +3,7 @@
 mod args;
 mod cmd;
 mod exit;
+mod interrupt;
 mod output;
 mod progress;
 
@@ -66,6 +67,9 @@ enum Command {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let g = &cli.global;
+    if matches!(cli.command, Command::Backup(_) | Command::Restore(_)) {
+        interrupt::stoppable();
+    }
     match cli.command {
         Command::Init(a) => cmd::init::run(g, a),
         Command::Backup(a) => cmd::backup::run(g, a),
@@ -123,6 +127,19 @@ fn describe(err: &anyhow::Error) -> String {
     text
 }
 
+/// The exit code when the command stopped because a signal asked it to.
+fn interrupted(err: &anyhow::Error) -> Option<u8> {
+    let canceled = err.chain().any(|c| {
+        c.downcast_ref::<engine::Error>()
+            .is_some_and(|e| e.kind() == engine::ErrorKind::Canceled)
+    });
+    if canceled {
+        interrupt::exit_code()
+    } else {
+        None
+    }
+}
+
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
@@ -139,9 +156,18 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    if let Err(e) = interrupt::install() {
+        eprintln!("repo: warning: cannot handle Ctrl-C in order ({e}); it will stop at once");
+    }
     match run(cli) {
         Ok(()) => ExitCode::from(exit::OK),
         Err(err) if is_broken_pipe(&err) => ExitCode::from(exit::OK),
+        Err(err) if let Some(code) = interrupted(&err) => {
+            eprintln!(
+                "repo: interrupted: stopped in order (what was stored is kept, the session ended)"
+            );
+            ExitCode::from(code)
+        }
         Err(err) => {
             let code = exit_code(&err);
             if err.downcast_ref::<Partial>().is_none() || !err.to_string().is_empty() {

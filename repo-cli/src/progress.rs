@@ -39,6 +39,10 @@ impl CliProgress {
 }
 
 impl engine::progress::Progress for CliProgress {
+    fn should_stop(&self) -> bool {
+        crate::interrupt::requested()
+    }
+
     fn start(&self, phase: &str, total: Option<u64>) {
         if !self.enabled {
             return;
