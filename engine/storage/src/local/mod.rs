@@ -109,7 +109,7 @@ impl LocalBackend {
         }
         let staged = tmp.join(format!("{name}.{:016x}", rand::random::<u64>()));
         let result = create_new(&staged).and_then(|mut f| {
-            f.write_all(&data[..])
+            f.write_all(data)
                 .and_then(|()| f.sync_all())
                 .map_err(|e| Error::io(format!("cannot write {}", staged.display()), e))
         });
