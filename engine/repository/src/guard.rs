@@ -22,6 +22,21 @@ impl DeleteGuard {
     }
 }
 
+impl DeleteGuard {
+    fn refuse(&self, what: &str) -> Result<()> {
+        if self.append_only.load(Ordering::Relaxed) {
+            return Err(Error::new(
+                ErrorKind::AppendOnly,
+                format!(
+                    "refusing to delete {what}: the repository is open in append-only mode \
+                     (an append-only key or --append-only)"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Backend for DeleteGuard {
     fn location(&self) -> String {
         self.inner.location()
@@ -52,18 +67,13 @@ impl Backend for DeleteGuard {
     }
 
     fn delete(&self, kind: FileKind, name: &str) -> Result<()> {
-        if self.append_only.load(Ordering::Relaxed) {
-            return Err(Error::new(
-                ErrorKind::AppendOnly,
-                format!(
-                    "refusing to delete {} {}: the repository is open in append-only mode \
-                     (an append-only key or --append-only)",
-                    kind.name(),
-                    name.get(..8).unwrap_or(name)
-                ),
-            ));
-        }
+        self.refuse(&format!("{} {}", kind.name(), name.get(..8).unwrap_or(name)))?;
         self.inner.delete(kind, name)
+    }
+
+    fn remove_stale_staged(&self, max_age: std::time::Duration) -> Result<u64> {
+        self.refuse("stale staged files")?;
+        self.inner.remove_stale_staged(max_age)
     }
 
     fn create_exclusive(&self, kind: FileKind, name: &str, data: Vec<u8>) -> Result<()> {

@@ -317,6 +317,10 @@ impl Backend for FaultyBackend {
         self.inner.modified(kind, name)
     }
 
+    fn remove_stale_staged(&self, max_age: Duration) -> Result<u64> {
+        self.inner.remove_stale_staged(max_age)
+    }
+
     fn undelete(&self) -> Result<u64> {
         self.inner.undelete()
     }

@@ -27,9 +27,11 @@
 
 pub mod cache;
 pub mod faults;
+pub mod local;
 pub mod location;
 mod opendal;
 
+pub use self::local::LocalBackend;
 pub use self::location::{Location, StorageOptions};
 pub use self::opendal::OpendalBackend;
 
@@ -69,6 +71,14 @@ pub trait Backend: Send + Sync {
     /// The store's last-modified time of an object, in milliseconds since the Unix epoch.
     fn modified(&self, kind: FileKind, name: &str) -> Result<i64>;
 
+    /// Removes the files that writes staged and never finished (a store that stages writes
+    /// in `tmp/`, repo-format.md §2) once their storage time is older than `max_age`; returns
+    /// how many went. Stores that stage nothing have none.
+    fn remove_stale_staged(&self, max_age: std::time::Duration) -> Result<u64> {
+        let _ = max_age;
+        Ok(0)
+    }
+
     /// On a store that keeps object versions (an S3 bucket with versioning or Object Lock):
     /// removes the delete markers below the repository, so that every object deleted without
     /// its version (by anyone) is back. Returns how many came back. Other stores refuse.
@@ -92,7 +102,7 @@ pub fn not_found(kind: FileKind, name: &str) -> Error {
     )
 }
 
-fn short(name: &str) -> &str {
+pub(crate) fn short(name: &str) -> &str {
     name.get(..8).unwrap_or(name)
 }
 

@@ -7,26 +7,32 @@ use opendal::layers::{ConcurrentLimitLayer, RetryLayer, ThrottleLayer, TimeoutLa
 use opendal::options::{ReadOptions, WriteOptions};
 use opendal::{EntryMode, Operator, blocking};
 
+use super::local::TMP_DIR;
 use super::location::{Location, S3_OPTIONS, StorageOptions};
-use super::{Backend, not_found};
+use super::{Backend, LocalBackend, not_found};
 use kairn_format::FileKind;
 use kairn_format::error::{Error, ErrorKind, Result};
 
-/// A repository store on any OpenDAL service, driven synchronously.
+/// The store at a location: a local directory driven directly ([`LocalBackend`]), every other
+/// store through OpenDAL.
 pub struct OpendalBackend {
+    store: Store,
+}
+
+enum Store {
+    Local(LocalBackend),
+    Service(ServiceStore),
+}
+
+/// A repository store on an OpenDAL service, driven synchronously.
+struct ServiceStore {
     op: blocking::Operator,
-    /// Writes in place with `O_CREAT|O_EXCL` on the local filesystem, where `op` stages in
-    /// `tmp/` and renames (which cannot refuse an existing target atomically).
-    exclusive: Option<blocking::Operator>,
     location: String,
     /// A filesystem needs its directories made by `create`; object stores have none.
     directories: bool,
     // Keeps the runtime that drives the blocking operator alive as long as the backend.
     _runtime: Arc<tokio::runtime::Runtime>,
 }
-
-/// Where writes to a filesystem repository are staged before an atomic rename.
-pub const TMP_DIR: &str = "tmp";
 
 impl OpendalBackend {
     /// The store at `location`; `create` is for `init` (a local directory is made if missing).
@@ -47,7 +53,7 @@ impl OpendalBackend {
                 opts.check_known(S3_OPTIONS, "s3:// locations")?;
                 let op = Operator::new(s3_builder(bucket, prefix, opts)?).map_err(map_err)?;
                 let op = with_layers(op, opts)?;
-                Self::with_operators(op, None, location.to_string(), false)
+                Self::with_operator(op, location.to_string(), false)
             }
             Location::Opendal { service } => {
                 opendal::install_default(); // the service registry and HTTP client
@@ -56,90 +62,57 @@ impl OpendalBackend {
                     .map_err(|e| map_err(e).with_context("service", service.clone()))?;
                 let op = with_layers(op, opts)?;
                 let directories = service == "fs";
-                Self::with_operators(op, None, location.to_string(), directories)
+                Self::with_operator(op, location.to_string(), directories)
             }
         }
     }
 
-    /// A repository in a local directory that must exist. Writes go to `<root>/tmp`, are
-    /// synced, then renamed.
+    /// A repository in a local directory that must exist (see [`LocalBackend`]).
     pub fn local(root: &std::path::Path) -> Result<Self> {
-        match std::fs::metadata(root) {
-            Ok(m) if m.is_dir() => Self::local_create(root),
-            Ok(_) => Err(Error::new(
-                ErrorKind::RepositoryNotFound,
-                format!(
-                    "there is no kairn repository at {}: not a directory",
-                    root.display()
-                ),
-            )),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::new(
-                ErrorKind::RepositoryNotFound,
-                format!(
-                    "there is no kairn repository at {}: it does not exist",
-                    root.display()
-                ),
-            )),
-            Err(e) => Err(Error::io(format!("cannot access {}", root.display()), e)),
-        }
+        Ok(Self {
+            store: Store::Local(LocalBackend::open(root)?),
+        })
     }
 
     /// A repository in a local directory, created when missing (for `init`).
     pub fn local_create(root: &std::path::Path) -> Result<Self> {
-        // OpenDAL's own message for a file in the way names its builder internals.
-        if std::fs::metadata(root).is_ok_and(|m| !m.is_dir()) {
-            return Err(Error::invalid(format!(
-                "{} is a file, not a directory: a repository is a directory",
-                root.display()
-            )));
-        }
-        let root_str = root
-            .to_str()
-            .ok_or_else(|| Error::invalid("repository path must be UTF-8"))?;
-        let tmp = root.join(TMP_DIR);
-        let tmp_str = tmp.to_str().unwrap_or_default().to_string();
-        let builder = opendal::services::Fs::default()
-            .root(root_str)
-            .atomic_write_dir(&tmp_str);
-        let op = Operator::new(builder).map_err(map_err)?;
-        let in_place =
-            Operator::new(opendal::services::Fs::default().root(root_str)).map_err(map_err)?;
-        Self::with_operators(op, Some(in_place), root.display().to_string(), true)
+        Ok(Self {
+            store: Store::Local(LocalBackend::open_or_make(root)?),
+        })
     }
 
     /// A repository held in memory, for tests.
     pub fn memory() -> Result<Self> {
         let op = Operator::new(opendal::services::Memory::default()).map_err(map_err)?;
-        Self::with_operators(op, None, "memory".into(), false)
+        Self::with_operator(op, "memory".into(), false)
     }
 
-    fn with_operators(
-        op: Operator,
-        exclusive: Option<Operator>,
-        location: String,
-        directories: bool,
-    ) -> Result<Self> {
+    fn with_operator(op: Operator, location: String, directories: bool) -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("kairn-storage")
             .enable_all()
             .build()
             .map_err(|e| Error::io("cannot start the storage runtime", e))?;
-        let (op, exclusive) = {
+        let op = {
             let _guard = runtime.enter();
-            let exclusive = match exclusive {
-                Some(e) => Some(blocking::Operator::new(e).map_err(map_err)?),
-                None => None,
-            };
-            (blocking::Operator::new(op).map_err(map_err)?, exclusive)
+            blocking::Operator::new(op).map_err(map_err)?
         };
         Ok(Self {
-            op,
-            exclusive,
-            location,
-            directories,
-            _runtime: Arc::new(runtime),
+            store: Store::Service(ServiceStore {
+                op,
+                location,
+                directories,
+                _runtime: Arc::new(runtime),
+            }),
         })
+    }
+
+    fn store(&self) -> &dyn Backend {
+        match &self.store {
+            Store::Local(local) => local,
+            Store::Service(service) => service,
+        }
     }
 }
 
@@ -244,6 +217,56 @@ fn map_err_at(e: opendal::Error, kind: FileKind, name: &str) -> Error {
 }
 
 impl Backend for OpendalBackend {
+    fn location(&self) -> String {
+        self.store().location()
+    }
+
+    fn create(&self) -> Result<()> {
+        self.store().create()
+    }
+
+    fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {
+        self.store().read(kind, name)
+    }
+
+    fn read_range(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> Result<Vec<u8>> {
+        self.store().read_range(kind, name, offset, length)
+    }
+
+    fn write(&self, kind: FileKind, name: &str, data: Vec<u8>) -> Result<()> {
+        self.store().write(kind, name, data)
+    }
+
+    fn size(&self, kind: FileKind, name: &str) -> Result<u64> {
+        self.store().size(kind, name)
+    }
+
+    fn list(&self, kind: FileKind) -> Result<Vec<(String, u64)>> {
+        self.store().list(kind)
+    }
+
+    fn delete(&self, kind: FileKind, name: &str) -> Result<()> {
+        self.store().delete(kind, name)
+    }
+
+    fn create_exclusive(&self, kind: FileKind, name: &str, data: Vec<u8>) -> Result<()> {
+        self.store().create_exclusive(kind, name, data)
+    }
+
+    fn modified(&self, kind: FileKind, name: &str) -> Result<i64> {
+        self.store().modified(kind, name)
+    }
+
+    fn remove_stale_staged(&self, max_age: std::time::Duration) -> Result<u64> {
+        self.store().remove_stale_staged(max_age)
+    }
+
+    fn undelete(&self) -> Result<u64> {
+        self.store().undelete()
+    }
+}
+
+impl Backend for ServiceStore {
     fn location(&self) -> String {
         self.location.clone()
     }
@@ -374,7 +397,7 @@ impl Backend for OpendalBackend {
             ..Default::default()
         };
         let path = kind.path(name);
-        let op = self.exclusive.as_ref().unwrap_or(&self.op);
+        let op = &self.op;
         if let Some((dir, _)) = path.rsplit_once('/')
             && self.directories
         {

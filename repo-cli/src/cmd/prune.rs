@@ -86,6 +86,12 @@ pub fn print_report(r: &PruneReport) -> Result<()> {
         r.index_files_written,
         r.index_files_deleted
     ))?;
+    if r.stale_staged_files > 0 {
+        output::line(format!(
+            "removed {} unfinished staged file(s) from tmp/",
+            r.stale_staged_files
+        ))?;
+    }
     if r.young_unindexed_packs > 0 {
         output::line(format!(
             "left {} unindexed pack(s) younger than the session expiry for a later prune",

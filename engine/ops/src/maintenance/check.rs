@@ -190,10 +190,12 @@ pub fn check(
                 bad_packs.insert(*pack);
             }
             Some(s) if s != size => {
-                report.problems.push(problem(format!(
-                    "pack {} has {s} bytes, the index says {size}",
-                    pack.short()
-                )));
+                // A listing gives 0 for what is not a regular file; the backend says what it is.
+                let text = match repo.backend().size(FileKind::Pack, &pack.to_hex()) {
+                    Err(e) if e.kind() == ErrorKind::Corrupt => e.to_string(),
+                    _ => format!("pack {} has {s} bytes, the index says {size}", pack.short()),
+                };
+                report.problems.push(problem(text));
                 bad_packs.insert(*pack);
             }
             Some(_) => {}

@@ -37,6 +37,10 @@ pub fn prune(
     }
     let own = session.id();
     let mut report = PruneReport::default();
+    if !opts.dry_run {
+        // First, since it needs no space: on a full disk, the writes that follow may need it.
+        report.stale_staged_files = repo.backend().remove_stale_staged(opts.expiry)?;
+    }
     sweep::sweep_all(repo, session, opts, own, &mut report, progress)?;
     if !opts.dry_run {
         sessions::remove_ended_sessions(repo)?;

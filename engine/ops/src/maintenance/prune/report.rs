@@ -77,6 +77,9 @@ pub struct PruneReport {
     pub deferred_index_files: u64,
     /// When the last of the deferred objects may go, ms since the epoch in storage time.
     pub deferred_until: Option<i64>,
+    /// Files in `tmp/` that writes staged and never finished, older than the session expiry,
+    /// removed (repo-format.md §14).
+    pub stale_staged_files: u64,
 }
 
 impl PruneReport {
