@@ -77,7 +77,7 @@ pub(crate) fn why_no_dir(e: &io::Error) -> String {
 /// Opens directory `rel` below `root` without following any symlink or leaving `root`.
 pub(crate) fn beneath(root: BorrowedFd<'_>, rel: &Path) -> io::Result<OwnedFd> {
     if rel.as_os_str().is_empty() {
-        return Ok(root.try_clone_to_owned()?);
+        return root.try_clone_to_owned();
     }
     let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
     match openat2(root, rel, dir_flags(), Mode::empty(), resolve) {
