@@ -215,15 +215,14 @@ async fn completed(run: &Run, id: SnapshotId, report: &RestoreReport) {
     run.event(kind, "RestoreFinished", &note).await;
 }
 
-/// Leaves the completion marker an init container waits for.
+/// Leaves the completion marker an init container waits for. The volume is the tenant's, who
+/// may swap a link in at any moment: the marker goes through directory handles and follows none.
 fn write_marker(target: &std::path::Path, restore: &str) {
     if !target.is_dir() {
         return; // a block device: its pod waits on the VolumeRestore's status instead
     }
-    let dir = target.join(RESTORE_MARKER_DIR);
-    let result =
-        std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(dir.join(restore), b""));
-    if let Err(e) = result {
+    let marker = std::path::Path::new(RESTORE_MARKER_DIR).join(restore);
+    if let Err(e) = engine::restore::write_file_beneath(target, &marker, b"") {
         tracing::warn!(target = %target.display(), "cannot write the restore marker: {e}");
     }
 }

@@ -45,7 +45,7 @@ pub fn run(g: &Global, a: RestoreArgs) -> Result<()> {
         output::json(&serde_json::json!({
             "snapshot": id.to_hex(),
             "files": report.files, "unchanged": report.unchanged, "dirs": report.dirs, "others": report.others, "bytes": report.bytes,
-            "verified": report.verified,
+            "verified": report.verified, "out_of_space": report.out_of_space,
             "errors": report.errors.iter().map(|e| serde_json::json!({"path": e.path.to_string_lossy(), "message": e.message})).collect::<Vec<_>>(),
             "warnings": report.warnings.iter().map(|e| serde_json::json!({"path": e.path.to_string_lossy(), "message": e.message})).collect::<Vec<_>>(),
         }))?;
@@ -76,6 +76,18 @@ pub fn run(g: &Global, a: RestoreArgs) -> Result<()> {
                 output::line(format!("verified {} files", report.verified))?;
             }
         }
+    }
+    if report.out_of_space {
+        // Every file the full disk stopped is named above, and none is left under its name.
+        return Err(Partial {
+            code: exit::NO_SPACE,
+            message: format!(
+                "the restore target is full: {} file(s) could not be restored (named above); \
+                 every other file was",
+                report.errors.len()
+            ),
+        }
+        .into());
     }
     if !report.errors.is_empty() {
         return Err(Partial {

@@ -1,39 +1,49 @@
-//! Creating a plan's entries on disk, in the plan's order: directories, files of the right size
-//! (holes until written), symlinks, devices and FIFOs; once the data is written, hard links,
-//! and the removal of files that could not be restored. Every decision that depends on what is
-//! at the target is made here: a file already in place is kept (resuming a restore), and a
-//! non-directory in the way is replaced, never followed.
+//! Creating a plan's entries on disk, in the plan's order: directories, the temporaries that
+//! files are written into (of the right size: holes until written), symlinks, devices and
+//! FIFOs. Every decision that depends on what is at the target is made here: a file already in
+//! place is kept (resuming a restore), a non-directory in the way is replaced, never followed,
+//! and an interrupted run's temporaries are removed from each directory that existed already.
+//! Every entry is made relative to its directory's handle (`at.rs`).
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 
-use nix::sys::stat::{Mode, SFlag, mknod};
+use rustix::fs::{AtFlags, FileType, Mode, mknodat, statat, symlinkat};
 
+use super::at::{Target, why_no_dir};
 use super::existing::already_in_place;
-use super::fs::{clear_for_entry, create_file, make_dir};
+use super::fs::{clear_for_entry, create_temp, make_dir, remove_leftover_temps};
 use super::plan::{DirEntry, FileJob, OtherEntry, Plan, Step};
-use super::report::{Outcome, RestoreProblem, RestoreReport};
+use super::report::{Outcome, RestoreProblem};
 use kairn_format::crypto::MasterKeys;
-use kairn_format::error::{Error, Result, is_no_space};
+use kairn_format::error::is_no_space;
 use kairn_format::tree::{Node, NodeKind};
 
+/// Why a file was not even tried.
+pub(crate) const TARGET_FULL: &str = "not restored: the restore target is full";
+
 /// Creates every entry of the plan but hard links, and drops from the plan the content of the
-/// files not to write. Fails only when the restore cannot go on (a directory cannot be made,
-/// the target is full); other problems are recorded in `outcome`.
-pub(crate) fn create_all(keys: &MasterKeys, plan: &mut Plan, outcome: &mut Outcome) -> Result<()> {
+/// files not to write. Problems (a directory that cannot be made or vanished, a full target)
+/// are recorded in `outcome` and the restore goes on with the rest.
+pub(crate) fn create_all(
+    keys: &MasterKeys,
+    target: &Target,
+    plan: &mut Plan,
+    outcome: &mut Outcome,
+) {
     let mut no_content = HashSet::new();
     for step in &plan.steps {
         match step {
-            Step::Dir(i) => create_dir(&plan.dirs[*i])?,
+            Step::Dir(i) => create_dir(target, &plan.dirs[*i], outcome),
             Step::File(i) => {
-                if !create_one_file(keys, *i, &plan.files[*i], outcome)? {
+                if !create_one_file(keys, target, *i, &plan.files[*i], outcome) {
                     no_content.insert(*i);
                 }
             }
             Step::Other(i) => {
-                if create_other(&plan.others[*i], outcome)? {
+                if create_other(target, &plan.others[*i], outcome) {
                     outcome.others.push(*i);
                 }
             }
@@ -44,111 +54,115 @@ pub(crate) fn create_all(keys: &MasterKeys, plan: &mut Plan, outcome: &mut Outco
         }
     }
     plan.skip_content(&no_content);
-    Ok(())
 }
 
-fn create_dir(dir: &DirEntry) -> Result<()> {
-    make_dir(&dir.abs)
-        .map_err(|e| Error::io(format!("cannot create directory {}", dir.abs.display()), e))
+fn create_dir(target: &Target, dir: &DirEntry, outcome: &mut Outcome) {
+    let made = target.parent(&dir.rel).map_err(|e| why_no_dir(&e));
+    let made = made.and_then(|(parent, name)| {
+        let created = make_dir(parent.as_fd(), name).map_err(|e| {
+            if is_no_space(&e) {
+                outcome.set_full();
+            }
+            format!("cannot create directory: {e}")
+        })?;
+        if !created && let Ok(existing) = target.dir(&dir.rel) {
+            // Best effort: a temporary left behind is hidden and never taken for a file.
+            let _ = remove_leftover_temps(existing.as_fd());
+        }
+        Ok(())
+    });
+    if let Err(message) = made {
+        outcome.errors.push(RestoreProblem {
+            path: dir.rel.clone(),
+            message,
+        });
+    }
 }
 
-/// Creates file `i` unless it is already in place; true when its content is to be written.
+/// Creates file `i`'s temporary unless the file is already in place; true when its content is
+/// to be written.
 fn create_one_file(
     keys: &MasterKeys,
+    target: &Target,
     i: usize,
     job: &FileJob,
     outcome: &mut Outcome,
-) -> Result<bool> {
-    if already_in_place(keys, &job.abs, &job.node) {
-        outcome.unchanged += 1;
-        return Ok(false);
-    }
-    if let Err(e) = create_file(&job.abs, job.node.size()) {
-        if is_no_space(&e) {
-            return Err(Error::io("restore target is full", e));
+) -> bool {
+    let (dir, name) = match target.parent(&job.rel) {
+        Ok(found) => found,
+        Err(e) => {
+            outcome.fail(i, why_no_dir(&e));
+            return false;
         }
-        outcome.fail(i, format!("cannot create file: {e}"));
-        return Ok(false);
+    };
+    if already_in_place(keys, dir.as_fd(), name, &job.node) {
+        outcome.unchanged += 1;
+        return false;
     }
-    // Created all the same, as before: the failure removes it at the end.
     if let Some(message) = &job.missing {
         outcome.fail(i, message.clone());
+        return false;
     }
-    Ok(true)
+    if outcome.is_full() {
+        outcome.fail(i, TARGET_FULL.into());
+        return false;
+    }
+    if is_dir(dir.as_fd(), name) {
+        outcome.fail(i, "cannot create file: a directory is in the way".into());
+        return false;
+    }
+    if let Err(e) = create_temp(dir.as_fd(), &target.temp_name(i), job.node.size()) {
+        if is_no_space(&e) {
+            outcome.set_full();
+        }
+        outcome.fail(i, format!("cannot create file: {e}"));
+        return false;
+    }
+    outcome.temps.insert(i);
+    true
+}
+
+fn is_dir(dir: BorrowedFd<'_>, name: &OsStr) -> bool {
+    statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
 }
 
 /// Creates a symlink, device or FIFO; true when it was created.
-fn create_other(other: &OtherEntry, outcome: &mut Outcome) -> Result<bool> {
-    match create_special(&other.abs, &other.node) {
-        Ok(()) => Ok(true),
-        Err(e) if is_no_space(&e) => Err(Error::io("restore target is full", e)),
-        Err(e) => {
+fn create_other(target: &Target, other: &OtherEntry, outcome: &mut Outcome) -> bool {
+    let created = target
+        .parent(&other.rel)
+        .map_err(|e| why_no_dir(&e))
+        .and_then(|(dir, name)| {
+            create_special(dir.as_fd(), name, &other.node).map_err(|e| {
+                if is_no_space(&e) {
+                    outcome.set_full();
+                }
+                format!("cannot create: {e}")
+            })
+        });
+    match created {
+        Ok(()) => true,
+        Err(message) => {
             outcome.warnings.push(RestoreProblem {
                 path: other.rel.clone(),
-                message: format!("cannot create: {e}"),
+                message,
             });
-            Ok(false)
+            false
         }
     }
 }
 
-/// Creates a symlink, device or FIFO at `path`.
-fn create_special(path: &Path, node: &Node) -> std::io::Result<()> {
-    clear_for_entry(path)?;
-    let perm = Mode::from_bits_truncate(node.mode & 0o777);
+/// Creates a symlink, device or FIFO as `name` in `dir`.
+fn create_special(dir: BorrowedFd<'_>, name: &OsStr, node: &Node) -> std::io::Result<()> {
+    clear_for_entry(dir, name)?;
+    // Owner-only until its metadata is applied at the end, whatever the umask.
+    let perm = Mode::from_raw_mode(node.mode & 0o700);
     let res = match &node.kind {
-        NodeKind::Symlink { target } => {
-            return std::os::unix::fs::symlink(OsStr::from_bytes(target), path);
-        }
-        NodeKind::Fifo => nix::unistd::mkfifo(path, perm),
-        NodeKind::BlockDevice { rdev } => mknod(path, SFlag::S_IFBLK, perm, *rdev),
-        NodeKind::CharDevice { rdev } => mknod(path, SFlag::S_IFCHR, perm, *rdev),
+        NodeKind::Symlink { target } => symlinkat(OsStr::from_bytes(target), dir, name),
+        NodeKind::Fifo => mknodat(dir, name, FileType::Fifo, perm, 0),
+        NodeKind::BlockDevice { rdev } => mknodat(dir, name, FileType::BlockDevice, perm, *rdev),
+        NodeKind::CharDevice { rdev } => mknodat(dir, name, FileType::CharacterDevice, perm, *rdev),
         _ => return Ok(()),
     };
     res.map_err(std::io::Error::from)
-}
-
-/// After the data: removes failed files (so nothing wrong is left behind), creates hard links,
-/// and counts what was restored.
-pub(crate) fn finish(plan: &Plan, outcome: &mut Outcome) -> RestoreReport {
-    let failures = outcome.take_failures();
-    let mut report = RestoreReport {
-        warnings: std::mem::take(&mut outcome.warnings),
-        errors: plan.lost_dirs.clone(),
-        unchanged: outcome.unchanged,
-        ..Default::default()
-    };
-    for (i, job) in plan.files.iter().enumerate() {
-        if let Some(message) = failures.get(&i) {
-            let _ = std::fs::remove_file(&job.abs);
-            report.errors.push(RestoreProblem {
-                path: job.rel.clone(),
-                message: message.clone(),
-            });
-        } else {
-            report.files += 1;
-            report.bytes += job.node.size();
-        }
-    }
-    for link in &plan.links {
-        if failures.contains_key(&link.original) {
-            report.errors.push(RestoreProblem {
-                path: link.rel.clone(),
-                message: "hard link to a file that could not be restored".into(),
-            });
-            continue;
-        }
-        let linked = clear_for_entry(&link.abs)
-            .and_then(|()| std::fs::hard_link(&plan.files[link.original].abs, &link.abs));
-        match linked {
-            Ok(()) => report.files += 1,
-            Err(e) => report.errors.push(RestoreProblem {
-                path: link.rel.clone(),
-                message: format!("cannot create hard link: {e}"),
-            }),
-        }
-    }
-    report.dirs = plan.dirs.len() as u64;
-    report.others = outcome.others.len() as u64;
-    report
 }

@@ -3,32 +3,31 @@
 //! checked, not guessed from size and time: every extent is read back and hashed with the
 //! repository's keyed blob hash, and holes must read as zeros.
 
-use std::fs::{File, OpenOptions};
+use std::ffi::OsStr;
+use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::os::fd::BorrowedFd;
 
+use super::fs::open_file;
 use kairn_format::crypto::MasterKeys;
 use kairn_format::tree::{Extent, Node, NodeKind};
 
-/// True when `path` is a regular file (not a symlink) holding exactly `node`'s content.
-pub(crate) fn already_in_place(keys: &MasterKeys, path: &Path, node: &Node) -> bool {
+/// True when `name` in `dir` is a regular file (not a symlink) holding exactly `node`'s content.
+pub(crate) fn already_in_place(
+    keys: &MasterKeys,
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    node: &Node,
+) -> bool {
     let NodeKind::File { size, content } = &node.kind else {
         return false;
     };
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
+    let Ok(mut file) = open_file(dir, name, false) else {
         return false;
     };
-    if !meta.is_file() || meta.len() != *size {
+    if file.metadata().map(|m| m.len()).ok() != Some(*size) {
         return false;
     }
-    let Ok(mut file) = OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(path)
-    else {
-        return false;
-    };
     let mut buf = Vec::new();
     content
         .iter()
@@ -103,35 +102,37 @@ mod tests {
         let keys = MasterKeys::generate();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
+        let handle = std::fs::File::open(dir.path()).unwrap();
+        let in_place = |node: &Node| {
+            use std::os::fd::AsFd;
+            already_in_place(&keys, handle.as_fd(), OsStr::new("f"), node)
+        };
         let node = file_node(&keys, &[Some(b"head"), None, Some(b"tail")], 3 << 20);
         let mut right = b"head".to_vec();
         right.extend(std::iter::repeat_n(0u8, 3 << 20));
         right.extend_from_slice(b"tail");
 
-        assert!(!already_in_place(&keys, &path, &node), "missing");
+        assert!(!in_place(&node), "missing");
         std::fs::write(&path, &right).unwrap();
-        assert!(already_in_place(&keys, &path, &node));
+        assert!(in_place(&node));
 
         let mut wrong_hole = right.clone();
         wrong_hole[2 << 20] = 1;
         std::fs::write(&path, &wrong_hole).unwrap();
-        assert!(!already_in_place(&keys, &path, &node), "a byte in the hole");
+        assert!(!in_place(&node), "a byte in the hole");
 
         let mut wrong_data = right.clone();
         *wrong_data.last_mut().unwrap() = b'X';
         std::fs::write(&path, &wrong_data).unwrap();
-        assert!(!already_in_place(&keys, &path, &node), "a byte of data");
+        assert!(!in_place(&node), "a byte of data");
 
         std::fs::write(&path, &right[1..]).unwrap();
-        assert!(!already_in_place(&keys, &path, &node), "another size");
+        assert!(!in_place(&node), "another size");
 
         std::fs::remove_file(&path).unwrap();
         let elsewhere = dir.path().join("elsewhere");
         std::fs::write(&elsewhere, &right).unwrap();
         std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
-        assert!(
-            !already_in_place(&keys, &path, &node),
-            "a symlink is never in place"
-        );
+        assert!(!in_place(&node), "a symlink is never in place");
     }
 }

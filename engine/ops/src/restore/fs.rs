@@ -1,43 +1,46 @@
-//! Filesystem steps of a restore that never follow a symlink found at the destination.
+//! Filesystem steps of a restore, each relative to an open directory (see `at.rs`) and none
+//! following a symlink found at the destination.
 
-use std::fs::{File, OpenOptions};
+use std::ffi::OsStr;
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::os::fd::BorrowedFd;
+use std::os::unix::ffi::OsStrExt;
 
-/// Removes whatever is at `path` unless it is a directory. Returns true when a directory is there.
-pub fn clear_non_dir(path: &Path) -> io::Result<bool> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => Ok(true),
-        Ok(_) => std::fs::remove_file(path).map(|()| false),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, mkdirat, openat, statat, unlinkat};
+use rustix::io::Errno;
+
+use super::at::TEMP_PREFIX;
+
+/// Removes whatever is at `name` unless it is a directory. Returns true when a directory is there.
+pub fn clear_non_dir(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<bool> {
+    match statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => Ok(true),
+        Ok(_) => match unlinkat(dir, name, AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => Ok(false),
+            Err(e) => Err(e.into()),
+        },
+        Err(Errno::NOENT) => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 
-/// Makes sure `path` is a real directory (not a symlink to one).
-pub fn make_dir(path: &Path) -> io::Result<()> {
-    if clear_non_dir(path)? {
-        return Ok(());
+/// Makes sure `name` is a real directory (not a symlink to one); true when it was made now.
+pub fn make_dir(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<bool> {
+    if clear_non_dir(dir, name)? {
+        return Ok(false);
     }
-    match std::fs::create_dir(path) {
-        Ok(()) => {
-            // Owner-only until its metadata is applied at the end.
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
-        }
-        Err(e)
-            if e.kind() == io::ErrorKind::AlreadyExists
-                && std::fs::symlink_metadata(path)?.is_dir() =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(e),
+    // Owner-only until its metadata is applied at the end.
+    match mkdirat(dir, name, Mode::from_raw_mode(0o700)) {
+        Ok(()) => Ok(true),
+        Err(Errno::EXIST) if clear_non_dir(dir, name)? => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 
 /// Clears the way for a non-directory entry; a directory in the way is an error.
-pub fn clear_for_entry(path: &Path) -> io::Result<()> {
-    if clear_non_dir(path)? {
+pub fn clear_for_entry(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+    if clear_non_dir(dir, name)? {
         return Err(io::Error::new(
             io::ErrorKind::AlreadyExists,
             "a directory is in the way",
@@ -46,22 +49,52 @@ pub fn clear_for_entry(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Creates (or truncates) a regular file of `size` bytes; unwritten ranges stay holes.
-pub fn create_file(path: &Path, size: u64) -> io::Result<()> {
-    clear_for_entry(path)?;
-    let f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .mode(0o600)
-        .open(path)?;
-    f.set_len(size)
+/// Creates the temporary `temp` of `size` bytes; unwritten ranges stay holes.
+pub fn create_temp(dir: BorrowedFd<'_>, temp: &OsStr, size: u64) -> io::Result<()> {
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let file = File::from(openat(dir, temp, flags, Mode::from_raw_mode(0o600))?);
+    file.set_len(size)
 }
 
-/// Opens an already created file for positioned writes, refusing symlinks.
-pub fn open_for_write(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .write(true)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(path)
+/// Opens a file for reading or writing, refusing symlinks, and anything that is not a regular
+/// file (a FIFO put in its place would otherwise block the open).
+pub fn open_file(dir: BorrowedFd<'_>, name: &OsStr, write: bool) -> io::Result<File> {
+    let access = if write {
+        OFlags::WRONLY
+    } else {
+        OFlags::RDONLY
+    };
+    let flags = access | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let file = File::from(openat(dir, name, flags, Mode::empty())?);
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(file)
+}
+
+/// Removes a temporary, whether or not it is there.
+pub fn remove_temp(dir: BorrowedFd<'_>, temp: &OsStr) {
+    let _ = unlinkat(dir, temp, AtFlags::empty());
+}
+
+/// Removes the temporaries an earlier, interrupted restore left in `dir`.
+pub fn remove_leftover_temps(dir: BorrowedFd<'_>) -> io::Result<()> {
+    let mut leftovers = Vec::new();
+    for entry in Dir::read_from(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name.starts_with(TEMP_PREFIX.as_bytes()) {
+            leftovers.push(name.to_vec());
+        }
+    }
+    for name in leftovers {
+        match unlinkat(dir, OsStr::from_bytes(&name), AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) | Err(Errno::ISDIR) | Err(Errno::PERM) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }

@@ -1,53 +1,116 @@
 //! Applying metadata once the content is written: owner, xattrs, mode, then times, in that
-//! order (chown clears setuid bits; anything written changes times).
+//! order (chown clears setuid bits; anything written changes times). Files and directories get
+//! theirs through an open descriptor (`fchown`, `fsetxattr`, `fchmod`, `futimens`), so a link
+//! swapped in meanwhile is never followed and the mode is exactly the snapshot's whatever the
+//! umask. Symlinks, devices and FIFOs are not opened (that could block or have effects): their
+//! owner and times are set with `AT_SYMLINK_NOFOLLOW`, and their mode and xattrs through
+//! `/proc/self/fd` of a handle that names the entry itself.
 
 use std::ffi::OsStr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use nix::sys::stat::{UtimensatFlags, utimensat};
-use nix::sys::time::TimeSpec;
-use rayon::prelude::*;
+use rustix::fs::{
+    AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid, XattrFlags, chownat, fchmod,
+    fchown, fsetxattr, fstat, futimens, openat, utimensat,
+};
 
+use super::at::{Target, why_no_dir};
 use super::plan::Plan;
 use super::report::{RestoreProblem, RestoreReport};
 use kairn_format::tree::{Node, NodeKind, Timestamp};
 
-fn timespec(t: Timestamp) -> TimeSpec {
-    TimeSpec::new(t.secs, i64::from(t.nanos))
+fn timestamps(node: &Node) -> Timestamps {
+    let spec = |t: Timestamp| Timespec {
+        tv_sec: t.secs,
+        tv_nsec: i64::from(t.nanos),
+    };
+    Timestamps {
+        last_access: spec(node.atime),
+        last_modification: spec(node.mtime),
+    }
 }
 
-/// Applies a node's metadata to `path`, returning what could not be applied.
-fn apply(path: &Path, node: &Node, owner: bool) -> Vec<String> {
+fn ids(node: &Node) -> (Option<Uid>, Option<Gid>) {
+    (
+        Some(Uid::from_raw_unchecked(node.uid)),
+        Some(Gid::from_raw_unchecked(node.gid)),
+    )
+}
+
+fn mode(node: &Node) -> Mode {
+    Mode::from_raw_mode(node.mode & 0o7777)
+}
+
+/// Applies a file's or directory's metadata through its descriptor.
+pub(crate) fn apply_fd(fd: BorrowedFd<'_>, node: &Node, owner: bool) -> Vec<String> {
     let mut problems = Vec::new();
-    let is_link = matches!(node.kind, NodeKind::Symlink { .. });
-    if owner && let Err(e) = std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid)) {
+    if owner && let Err(e) = fchown(fd, ids(node).0, ids(node).1) {
         problems.push(format!("cannot set owner {}:{}: {e}", node.uid, node.gid));
     }
     for x in &node.xattrs {
-        if let Err(e) = xattr::set(path, OsStr::from_bytes(&x.name), &x.value) {
-            problems.push(format!(
-                "cannot set extended attribute {}: {e}",
-                String::from_utf8_lossy(&x.name)
-            ));
+        let name = OsStr::from_bytes(&x.name);
+        if let Err(e) = fsetxattr(fd, name, &x.value, XattrFlags::empty()) {
+            problems.push(xattr_problem(&x.name, e));
         }
     }
-    if !is_link
-        && let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode))
-    {
+    if let Err(e) = fchmod(fd, mode(node)) {
         problems.push(format!("cannot set mode {:o}: {e}", node.mode));
     }
-    if let Err(e) = utimensat(
-        nix::fcntl::AT_FDCWD,
-        path,
-        &timespec(node.atime),
-        &timespec(node.mtime),
-        UtimensatFlags::NoFollowSymlink,
-    ) {
+    if let Err(e) = futimens(fd, &timestamps(node)) {
         problems.push(format!("cannot set times: {e}"));
     }
     problems
+}
+
+fn xattr_problem(name: &[u8], e: impl std::fmt::Display) -> String {
+    format!(
+        "cannot set extended attribute {}: {e}",
+        String::from_utf8_lossy(name)
+    )
+}
+
+/// Applies a symlink's, device's or FIFO's metadata to `name` in `dir` without following it.
+fn apply_at(dir: BorrowedFd<'_>, name: &OsStr, node: &Node, owner: bool) -> Vec<String> {
+    let mut problems = Vec::new();
+    let (uid, gid) = ids(node);
+    if owner && let Err(e) = chownat(dir, name, uid, gid, AtFlags::SYMLINK_NOFOLLOW) {
+        problems.push(format!("cannot set owner {}:{}: {e}", node.uid, node.gid));
+    }
+    // `/proc/self/fd/N/name` resolves the directory through its handle; `l*xattr` does not
+    // follow `name` itself.
+    let in_dir = Path::new("/proc/self/fd")
+        .join(dir.as_raw_fd().to_string())
+        .join(name);
+    for x in &node.xattrs {
+        let xname = OsStr::from_bytes(&x.name);
+        if let Err(e) = rustix::fs::lsetxattr(&in_dir, xname, &x.value, XattrFlags::empty()) {
+            problems.push(xattr_problem(&x.name, e));
+        }
+    }
+    if !matches!(node.kind, NodeKind::Symlink { .. })
+        && let Err(e) = chmod_entry(dir, name, node)
+    {
+        problems.push(format!("cannot set mode {:o}: {e}", node.mode));
+    }
+    let flags = AtFlags::SYMLINK_NOFOLLOW;
+    if let Err(e) = utimensat(dir, name, &timestamps(node), flags) {
+        problems.push(format!("cannot set times: {e}"));
+    }
+    problems
+}
+
+/// Linux has no `lchmod`: the entry is opened as a path-only handle (which neither blocks nor
+/// follows), checked not to be a link, and changed through that handle's `/proc` name.
+fn chmod_entry(dir: BorrowedFd<'_>, name: &OsStr, node: &Node) -> std::io::Result<()> {
+    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let handle = openat(dir, name, flags, Mode::empty())?;
+    if FileType::from_raw_mode(fstat(&handle)?.st_mode) == FileType::Symlink {
+        return Err(std::io::Error::other("it was replaced by a symbolic link"));
+    }
+    let by_handle = format!("/proc/self/fd/{}", handle.as_raw_fd());
+    Ok(rustix::fs::chmod(by_handle.as_str(), mode(node))?)
 }
 
 fn record(report: &mut RestoreReport, rel: &Path, problems: Vec<String>) {
@@ -59,32 +122,42 @@ fn record(report: &mut RestoreReport, rel: &Path, problems: Vec<String>) {
     }
 }
 
-/// Applies metadata to everything restored: files and specials first, directories deepest first.
-/// `others` lists the specials (indexes into `plan.others`) that were created.
-pub(crate) fn apply_all(plan: &Plan, others: &[usize], owner: bool, report: &mut RestoreReport) {
-    let failed: std::collections::HashSet<PathBuf> =
-        report.errors.iter().map(|e| e.path.clone()).collect();
-    let file_problems: Vec<(PathBuf, Vec<String>)> = plan
-        .files
-        .par_iter()
-        .filter(|job| !failed.contains(&job.rel))
-        .map(|job| (job.rel.clone(), apply(&job.abs, &job.node, owner)))
-        .collect();
-    for (rel, problems) in file_problems {
-        record(report, &rel, problems);
-    }
+/// Applies metadata to the specials that were created (indexes into `plan.others`), then to
+/// directories, deepest first. Files got theirs before they were renamed into place.
+pub(crate) fn apply_rest(
+    target: &Target,
+    plan: &Plan,
+    others: &[usize],
+    owner: bool,
+    report: &mut RestoreReport,
+) {
     for other in others.iter().map(|&i| &plan.others[i]) {
-        let problems = apply(&other.abs, &other.node, owner);
+        let problems = match target.parent(&other.rel) {
+            Ok((dir, name)) => apply_at(dir.as_fd(), name, &other.node, owner),
+            Err(e) => vec![why_no_dir(&e)],
+        };
         record(report, &other.rel, problems);
     }
+    let failed: std::collections::HashSet<PathBuf> =
+        report.errors.iter().map(|e| e.path.clone()).collect();
     for dir in plan.dirs.iter().rev() {
-        if let Some(node) = &dir.node {
-            let problems = apply(&dir.abs, node, owner);
-            record(report, &dir.rel, problems);
-        } else if let Err(e) =
-            std::fs::set_permissions(&dir.abs, std::fs::Permissions::from_mode(0o755))
-        {
-            record(report, &dir.rel, vec![format!("cannot set mode: {e}")]);
+        if failed.contains(&dir.rel) {
+            continue;
         }
+        let fd = match target.dir(&dir.rel) {
+            Ok(fd) => fd,
+            Err(e) => {
+                record(report, &dir.rel, vec![why_no_dir(&e)]);
+                continue;
+            }
+        };
+        let problems = match &dir.node {
+            Some(node) => apply_fd(fd.as_fd(), node, owner),
+            None => match fchmod(&fd, Mode::from_raw_mode(0o755)) {
+                Ok(()) => Vec::new(),
+                Err(e) => vec![format!("cannot set mode: {e}")],
+            },
+        };
+        record(report, &dir.rel, problems);
     }
 }

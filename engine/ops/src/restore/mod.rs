@@ -1,22 +1,39 @@
 //! Restore: plan the whole restore first (every entry, and every needed blob grouped by pack:
-//! data only, `plan.rs`), create the entries on disk (`create.rs`), then fetch each pack once
-//! and write its blobs into place with positioned writes (`write.rs`), then create hard links
-//! and remove what failed, then (with `verify`) read back, then set metadata, deepest first
-//! (`meta.rs`). The steps share the plan and the report types; only this file calls them.
+//! data only, paths relative to the target, `plan.rs`), create the entries on disk
+//! (`create.rs`), then fetch each pack once and write its blobs with positioned writes
+//! (`write.rs`), then (with `verify`) read back, then put each complete file in place with its
+//! metadata and create hard links (`place.rs`), then set the metadata of the other entries and
+//! of directories, deepest first (`meta.rs`). The steps share the plan and the report types;
+//! only this file calls them.
 //!
-//! Safety against a hostile repository: names were validated when trees were decoded, every
-//! path is built from such names below the target, existing non-directories in the way are
-//! replaced rather than followed, and files are opened with `O_NOFOLLOW`.
+//! Safety against a hostile repository: names were validated when trees were decoded, and every
+//! entry is made from such names below the target.
+//!
+//! Safety against whoever else writes the target while the restore runs (a tenant's pod in the
+//! volume the node agent restores into): the target is opened once, and every directory is
+//! reached from that handle without following a symlink (`at.rs`); every entry is created, and
+//! its metadata set, relative to its directory's handle or through its own descriptor, never by
+//! a path that a swapped-in link could redirect. A directory that vanishes or is replaced is
+//! reported for the entries under it, and the rest is restored.
+//!
+//! No half-written file under its name: a regular file is written into a temporary named
+//! `.kairn-part-<run>-<n>` in its own directory and renamed to its name only once its content is
+//! complete (and verified, with `verify`). A failed file's temporary is removed; a killed run's
+//! temporaries are removed by the next run from every directory it restores into. A full target
+//! names every file it could not complete.
 
+mod at;
 mod create;
 mod existing;
 mod fs;
 mod meta;
+mod place;
 mod plan;
 mod report;
 mod verify;
 mod write;
 
+pub use at::write_file_beneath;
 pub use report::{RestoreProblem, RestoreReport};
 
 use std::path::Path;
@@ -74,7 +91,12 @@ pub fn restore(
             format!("target {} is not a directory", target.display()),
         ));
     }
-    probe_writable(target)?;
+    // Opened without following a link: one swapped in since the check above is refused here.
+    let handle = at::Target::open(target)
+        .map_err(|e| Error::io(format!("cannot open {}", target.display()), e))?;
+    probe_writable(&handle, target)?;
+    // Best effort: a killed run's temporaries are hidden, and never taken for files.
+    let _ = fs::remove_leftover_temps(handle.root());
     let filters = plan::Filters {
         include: Excludes::new(&opts.include)?,
         exclude: Excludes::new(&opts.exclude)?,
@@ -85,48 +107,57 @@ pub fn restore(
 
     // Creating the entries stays in the "plan" stage, where it always was for the user.
     progress.start("plan", None);
-    let mut plan = plan::build(repo, index, start, target, &filters)?;
+    let mut plan = plan::build(repo, index, start, &filters)?;
     let mut outcome = report::Outcome::default();
-    create::create_all(repo.keys(), &mut plan, &mut outcome)?;
+    create::create_all(repo.keys(), &handle, &mut plan, &mut outcome);
     progress.finish();
 
     progress.start("restore", Some(plan.total_bytes()));
-    write::execute(repo, index, &plan, &outcome, progress)?;
+    if let Err(e) = write::execute(repo, index, &handle, &plan, &outcome, progress) {
+        // Canceled: no temporary of this run stays behind.
+        for &i in &outcome.temps {
+            if let Ok((dir, _)) = handle.parent(&plan.files[i].rel) {
+                fs::remove_temp(std::os::fd::AsFd::as_fd(&dir), &handle.temp_name(i));
+            }
+        }
+        return Err(e);
+    }
     progress.finish();
 
-    let mut report = create::finish(&plan, &mut outcome);
     // Verify before metadata: reading must not disturb the access times restored afterwards.
     if opts.verify {
-        progress.start("verify", Some(report.bytes));
-        verify::verify_all(repo, &plan, &mut report, progress);
+        let to_check = plan
+            .files
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !outcome.failed(*i));
+        progress.start(
+            "verify",
+            Some(to_check.map(|(_, job)| job.node.size()).sum()),
+        );
+        verify::verify_all(repo, &handle, &plan, &mut outcome, progress);
         progress.finish();
     }
-    meta::apply_all(&plan, &outcome.others, owner, &mut report);
+    let mut report = place::finish(&handle, &plan, &mut outcome, owner);
+    meta::apply_rest(&handle, &plan, &outcome.others, owner, &mut report);
     Ok(report)
 }
 
 /// Fails at once, before anything is read from the repository, when nothing can be created in
 /// the target (a read-only filesystem, no permission, a full disk), instead of reporting every
 /// file as failed.
-fn probe_writable(target: &Path) -> Result<()> {
-    let probe = target.join(format!(
+fn probe_writable(handle: &at::Target, target: &Path) -> Result<()> {
+    let probe = format!(
         ".kairn-restore-probe-{}",
         hex::encode(kairn_format::crypto::random_bytes::<8>())
-    ));
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&probe)
-        .map_err(|e| {
-            Error::io(
-                format!("cannot write to the restore target {}", target.display()),
-                e,
-            )
-        })?;
-    std::fs::remove_file(&probe).map_err(|e| {
+    );
+    let cannot = |e: std::io::Error| {
         Error::io(
             format!("cannot write to the restore target {}", target.display()),
             e,
         )
-    })
+    };
+    fs::create_temp(handle.root(), std::ffi::OsStr::new(&probe), 0).map_err(cannot)?;
+    rustix::fs::unlinkat(handle.root(), probe.as_str(), rustix::fs::AtFlags::empty())
+        .map_err(|e| cannot(e.into()))
 }

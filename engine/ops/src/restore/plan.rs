@@ -26,7 +26,6 @@ pub(crate) struct Filters {
 
 /// A directory to make, with its metadata when the snapshot has it.
 pub(crate) struct DirEntry {
-    pub abs: PathBuf,
     pub rel: PathBuf,
     pub node: Option<Node>,
 }
@@ -34,7 +33,6 @@ pub(crate) struct DirEntry {
 /// A regular file to create and fill.
 pub(crate) struct FileJob {
     pub rel: PathBuf,
-    pub abs: PathBuf,
     pub node: Node,
     /// Why its content cannot be restored, found while planning (a blob the index lacks).
     /// The file is still created, as before, and removed at the end.
@@ -46,7 +44,6 @@ pub(crate) struct HardLink {
     /// Index in `Plan::files` of the first name of the inode.
     pub original: usize,
     pub rel: PathBuf,
-    pub abs: PathBuf,
 }
 
 /// Where one blob goes.
@@ -73,7 +70,6 @@ pub(crate) struct PackWork {
 
 /// A symlink, device or FIFO.
 pub(crate) struct OtherEntry {
-    pub abs: PathBuf,
     pub rel: PathBuf,
     pub node: Node,
 }
@@ -135,7 +131,6 @@ impl Plan {
 struct Builder<'a> {
     repo: &'a Repository,
     index: &'a Index,
-    target: &'a Path,
     filters: &'a Filters,
     plan: Plan,
     /// Directories already in the plan (the target's own path is the empty one).
@@ -145,18 +140,17 @@ struct Builder<'a> {
     packs: HashMap<u32, HashMap<BlobId, BlobNeed>>,
 }
 
-/// Plans restoring what `start` names into `target`; reads the repository, never the target.
+/// Plans restoring what `start` names; reads the repository, never the target. Every path in
+/// the plan is relative to the target.
 pub(crate) fn build(
     repo: &Repository,
     index: &Index,
     start: &Located,
-    target: &Path,
     filters: &Filters,
 ) -> Result<Plan> {
     let mut b = Builder {
         repo,
         index,
-        target,
         filters,
         plan: Plan {
             steps: Vec::new(),
@@ -179,7 +173,6 @@ pub(crate) fn build(
         Located::Node(node) => match node.subtree() {
             Some(tree) => {
                 b.plan.dirs.push(DirEntry {
-                    abs: target.to_path_buf(),
                     rel: PathBuf::new(),
                     node: Some(node.clone()),
                 });
@@ -261,7 +254,6 @@ impl Builder<'_> {
         self.planned_dirs.insert(rel.to_path_buf());
         self.plan.steps.push(Step::Dir(self.plan.dirs.len()));
         self.plan.dirs.push(DirEntry {
-            abs: self.target.join(rel),
             rel: rel.to_path_buf(),
             node: self.dir_nodes.get(rel).cloned(),
         });
@@ -271,9 +263,8 @@ impl Builder<'_> {
         if let Some(parent) = rel.parent() {
             self.plan_dir(parent);
         }
-        let abs = self.target.join(&rel);
         match &node.kind {
-            NodeKind::File { .. } => self.file(node, rel, abs),
+            NodeKind::File { .. } => self.file(node, rel),
             NodeKind::Dir { .. } => {}
             NodeKind::Socket => self.plan.steps.push(Step::Skip {
                 rel,
@@ -281,16 +272,16 @@ impl Builder<'_> {
             }),
             _ => {
                 self.plan.steps.push(Step::Other(self.plan.others.len()));
-                self.plan.others.push(OtherEntry { abs, rel, node });
+                self.plan.others.push(OtherEntry { rel, node });
             }
         }
     }
 
-    fn file(&mut self, node: Node, rel: PathBuf, abs: PathBuf) {
+    fn file(&mut self, node: Node, rel: PathBuf) {
         if node.links > 1 {
             let key = (node.device, node.inode);
             if let Some(&original) = self.hardlinks.get(&key) {
-                self.plan.links.push(HardLink { original, rel, abs });
+                self.plan.links.push(HardLink { original, rel });
                 return;
             }
             self.hardlinks.insert(key, self.plan.files.len());
@@ -301,12 +292,7 @@ impl Builder<'_> {
         let file_idx = self.plan.files.len();
         let missing = self.need_content(file_idx, content);
         self.plan.steps.push(Step::File(file_idx));
-        self.plan.files.push(FileJob {
-            rel,
-            abs,
-            node,
-            missing,
-        });
+        self.plan.files.push(FileJob { rel, node, missing });
     }
 
     /// Records where each blob of a file goes; returns why the content cannot be restored
@@ -469,15 +455,12 @@ mod tests {
     }
 
     #[test]
-    fn planning_lists_every_entry_and_touches_nothing_at_the_target() {
+    fn planning_lists_every_entry() {
         let (repo, root) = snapshot();
         let index = Index::load(&repo).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("not").join("there");
 
-        let plan = build(&repo, &index, &Located::Root(root), &target, &filters(&[])).unwrap();
+        let plan = build(&repo, &index, &Located::Root(root), &filters(&[])).unwrap();
 
-        assert!(!target.exists() && !dir.path().join("not").exists());
         // The walk's order: a tree's entries last to first, each directory where it is met.
         assert_eq!(
             order(&plan),
@@ -494,7 +477,7 @@ mod tests {
         assert_eq!(plan.links.len(), 1);
         assert_eq!(plan.links[0].rel, Path::new("h1"));
         assert_eq!(plan.files[plan.links[0].original].rel, Path::new("h2"));
-        assert_eq!(plan.dirs[0].abs, target.join("d"));
+        assert_eq!(plan.dirs[0].rel, Path::new("d"));
         assert!(plan.dirs[0].node.is_some());
         let missing: Vec<_> = plan.files.iter().map(|f| f.missing.is_some()).collect();
         assert_eq!(missing, [false, true, false]);
@@ -516,19 +499,8 @@ mod tests {
     fn an_included_file_brings_its_directories_and_skipping_its_content_drops_its_packs() {
         let (repo, root) = snapshot();
         let index = Index::load(&repo).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("absent");
+        let mut plan = build(&repo, &index, &Located::Root(root), &filters(&["/d/f"])).unwrap();
 
-        let mut plan = build(
-            &repo,
-            &index,
-            &Located::Root(root),
-            &target,
-            &filters(&["/d/f"]),
-        )
-        .unwrap();
-
-        assert!(!target.exists());
         assert_eq!(order(&plan), ["dir d", "file d/f"]);
         assert_eq!(plan.total_bytes(), 9);
         plan.skip_content(&HashSet::from([0]));

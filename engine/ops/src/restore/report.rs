@@ -2,8 +2,9 @@
 //! Its own file so that every step can record into it while `mod.rs`, which calls the steps,
 //! only re-exports it: the dependencies between the files of `restore/` point one way.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 /// One entry that was not (fully) restored.
@@ -28,12 +29,16 @@ pub struct RestoreReport {
     pub others: u64,
     /// Bytes of file content written.
     pub bytes: u64,
+    /// Files (plan indexes) written into a temporary, to be renamed into place when complete.
+    pub temps: HashSet<usize>,
     /// Files verified after writing (with `verify`).
     pub verified: u64,
     /// Entries whose content could not be restored (removed, never left wrong).
     pub errors: Vec<RestoreProblem>,
     /// Metadata that could not be applied (xattrs, ownership, devices without privileges).
     pub warnings: Vec<RestoreProblem>,
+    /// The target filled up: the files in `errors` were not restored for want of space.
+    pub out_of_space: bool,
 }
 
 /// What creating the entries and writing the data found, before it becomes a [`RestoreReport`].
@@ -48,6 +53,14 @@ pub(crate) struct Outcome {
     pub warnings: Vec<RestoreProblem>,
     /// Indexes into the plan's `others` of the entries created: only they get metadata.
     pub others: Vec<usize>,
+    /// Entries other than files that could not be restored (a directory that vanished).
+    pub errors: Vec<RestoreProblem>,
+    /// Files (plan indexes) written into a temporary, to be renamed into place when complete.
+    pub temps: HashSet<usize>,
+    /// Files verified after writing (with `verify`).
+    pub verified: u64,
+    /// Set once the target is found full: what is left is failed without being tried.
+    full: AtomicBool,
 }
 
 impl Outcome {
@@ -65,6 +78,14 @@ impl Outcome {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .contains_key(&file)
+    }
+
+    pub fn set_full(&self) {
+        self.full.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.full.load(Ordering::Relaxed)
     }
 
     /// Takes the failures recorded so far, by file index.

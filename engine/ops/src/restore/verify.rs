@@ -1,56 +1,66 @@
 //! `--verify`: re-read every restored file and check each blob id and the file size.
 
 use std::fs::File;
+use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 
 use rayon::prelude::*;
 
+use super::at::{Target, why_no_dir};
+use super::fs::open_file;
 use super::plan::Plan;
-use super::report::{RestoreProblem, RestoreReport};
+use super::report::Outcome;
 use crate::progress::Progress;
 use kairn_format::tree::{Extent, NodeKind};
 use kairn_repository::repo::Repository;
 
+/// Checks every file not failed yet: a written one in its temporary, before it is put in place.
 pub(crate) fn verify_all(
     repo: &Repository,
+    target: &Target,
     plan: &Plan,
-    report: &mut RestoreReport,
+    outcome: &mut Outcome,
     progress: &dyn Progress,
 ) {
-    let failed: std::collections::HashSet<_> =
-        report.errors.iter().map(|e| e.path.clone()).collect();
-    let problems: Vec<RestoreProblem> = plan
+    let checked: Vec<(usize, Result<(), String>)> = plan
         .files
         .par_iter()
-        .filter(|job| !failed.contains(&job.rel))
-        .filter_map(|job| {
+        .enumerate()
+        .filter(|(i, _)| !outcome.failed(*i))
+        .filter_map(|(i, job)| {
             let NodeKind::File { size, content } = &job.node.kind else {
                 return None;
             };
-            let result = verify_file(repo, &job.abs, *size, content, progress);
-            result.err().map(|message| RestoreProblem {
-                path: job.rel.clone(),
-                message,
-            })
+            let opened = target.parent(&job.rel).map_err(|e| why_no_dir(&e));
+            let opened = opened.and_then(|(dir, name)| {
+                let temp = target.temp_name(i);
+                let current = if outcome.temps.contains(&i) {
+                    temp.as_os_str()
+                } else {
+                    name
+                };
+                open_file(dir.as_fd(), current, false)
+                    .map_err(|e| format!("verify: cannot open: {e}"))
+            });
+            let result = opened.and_then(|file| verify_file(repo, &file, *size, content, progress));
+            Some((i, result))
         })
         .collect();
-    let checked = plan
-        .files
-        .iter()
-        .filter(|job| !failed.contains(&job.rel))
-        .count();
-    report.verified = checked.saturating_sub(problems.len()) as u64;
-    report.errors.extend(problems);
+    for (i, result) in checked {
+        match result {
+            Ok(()) => outcome.verified += 1,
+            Err(message) => outcome.fail(i, message),
+        }
+    }
 }
 
 fn verify_file(
     repo: &Repository,
-    path: &std::path::Path,
+    file: &File,
     size: u64,
     content: &[Extent],
     progress: &dyn Progress,
 ) -> Result<(), String> {
-    let file = File::open(path).map_err(|e| format!("verify: cannot open: {e}"))?;
     let actual = file.metadata().map_err(|e| format!("verify: {e}"))?.len();
     if actual != size {
         return Err(format!("verify: size is {actual}, expected {size}"));

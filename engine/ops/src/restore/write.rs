@@ -4,16 +4,19 @@
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 
 use rayon::prelude::*;
 
-use super::fs::open_for_write;
+use super::at::{Target, why_no_dir};
+use super::create::TARGET_FULL;
+use super::fs::open_file;
 use super::plan::{BlobNeed, FileJob, PackWork, Plan};
 use super::report::Outcome;
 use crate::progress::Progress;
 
-use kairn_format::error::{Error, ErrorKind, Result};
+use kairn_format::error::{ErrorKind, Result};
 use kairn_format::id::BlobKind;
 use kairn_repository::index::Index;
 use kairn_repository::read::pack::{BlobAt, PackSpan};
@@ -27,14 +30,18 @@ const MAX_OPEN_FILES: usize = 64;
 /// No single read is larger than this.
 const MAX_READ: u64 = 64 << 20;
 
+/// Writes every blob into the temporaries of its files. Fails only when canceled; a full
+/// target fails the files it could not complete, and those not written yet, without trying.
 pub(crate) fn execute(
     repo: &Repository,
     _index: &Index,
+    target: &Target,
     plan: &Plan,
     outcome: &Outcome,
     progress: &dyn Progress,
 ) -> Result<()> {
     let filling = Filling {
+        target,
         files: &plan.files,
         outcome,
     };
@@ -46,6 +53,7 @@ pub(crate) fn execute(
 /// What the pack workers share: the files to fill (from the plan, which stays data) and where
 /// their failures go. The workers call it `plan`: to them it is the plan they carry out.
 struct Filling<'a> {
+    target: &'a Target,
     files: &'a [FileJob],
     outcome: &'a Outcome,
 }
@@ -57,6 +65,16 @@ impl Filling<'_> {
 
     fn failed(&self, file: usize) -> bool {
         self.outcome.failed(file)
+    }
+
+    /// Opens file `i`'s temporary through its directory's handle.
+    fn open(&self, i: u32) -> std::result::Result<File, String> {
+        let (dir, _) = self
+            .target
+            .parent(&self.files[i as usize].rel)
+            .map_err(|e| why_no_dir(&e))?;
+        open_file(dir.as_fd(), &self.target.temp_name(i as usize), true)
+            .map_err(|e| format!("cannot open for writing: {e}"))
     }
 }
 
@@ -90,6 +108,10 @@ fn restore_pack(
     for seg in segments(&work.blobs) {
         if progress.should_stop() {
             return Err(kairn_format::error::Error::canceled());
+        }
+        if plan.outcome.is_full() {
+            fail_all(plan, seg, TARGET_FULL);
+            continue;
         }
         let start = u64::from(seg[0].offset);
         let end = seg
@@ -128,39 +150,48 @@ fn restore_pack(
                 }
             };
             for t in &need.targets {
-                if plan.failed(t.file as usize) {
-                    continue;
-                }
-                let job = &plan.files[t.file as usize];
-                if open_files.len() >= MAX_OPEN_FILES && !open_files.contains_key(&t.file) {
-                    open_files.clear();
-                }
-                let file = match open_files.entry(t.file) {
-                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        match open_for_write(&job.abs) {
-                            Ok(f) => v.insert(f),
-                            Err(e) => {
-                                plan.fail(t.file as usize, format!("cannot open for writing: {e}"));
-                                continue;
-                            }
-                        }
-                    }
-                };
-                if let Err(e) = file.write_all_at(&data, t.offset) {
-                    if kairn_format::error::is_no_space(&e) {
-                        return Err(Error::io(
-                            format!("restore target is full while writing {}", job.rel.display()),
-                            e,
-                        ));
-                    }
-                    plan.fail(t.file as usize, format!("write failed: {e}"));
-                }
+                write_one(plan, &mut open_files, t.file, t.offset, &data);
                 progress.bytes(data.len() as u64);
             }
         }
     }
     Ok(())
+}
+
+/// Writes one blob at `offset` of file `file`, failing the file when it cannot be.
+fn write_one(
+    plan: &Filling<'_>,
+    open_files: &mut HashMap<u32, File>,
+    file: u32,
+    offset: u64,
+    data: &[u8],
+) {
+    if plan.failed(file as usize) {
+        return;
+    }
+    if plan.outcome.is_full() {
+        plan.fail(file as usize, TARGET_FULL.into());
+        return;
+    }
+    if open_files.len() >= MAX_OPEN_FILES && !open_files.contains_key(&file) {
+        open_files.clear();
+    }
+    let handle = match open_files.entry(file) {
+        std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+        std::collections::hash_map::Entry::Vacant(v) => match plan.open(file) {
+            Ok(f) => v.insert(f),
+            Err(message) => {
+                plan.fail(file as usize, message);
+                return;
+            }
+        },
+    };
+    if let Err(e) = handle.write_all_at(data, offset) {
+        if kairn_format::error::is_no_space(&e) {
+            plan.outcome.set_full();
+        }
+        plan.fail(file as usize, format!("write failed: {e}"));
+    }
 }
 
 fn fail_all(plan: &Filling<'_>, blobs: &[BlobNeed], why: &str) {

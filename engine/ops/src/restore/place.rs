@@ -1,0 +1,156 @@
+//! Putting files in place once their content is written (and verified, with `verify`): each
+//! complete temporary gets the file's metadata through its descriptor and is then renamed to
+//! its name in the same directory, so a name never shows a half-written file; the temporary
+//! of a file that failed is removed. Hard links follow, once the file they name is in place.
+
+use std::collections::BTreeMap;
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use rayon::prelude::*;
+use rustix::fs::{AtFlags, linkat, renameat};
+
+use super::at::{Target, why_no_dir};
+use super::fs::{clear_for_entry, clear_non_dir, open_file, remove_temp};
+use super::meta::apply_fd;
+use super::plan::{FileJob, Plan};
+use super::report::{Outcome, RestoreProblem, RestoreReport};
+
+/// What became of one file that did not fail before.
+enum Placed {
+    /// In place; metadata that could not be applied.
+    Done(Vec<String>),
+    /// Could not be put in place.
+    Failed(String),
+}
+
+/// Renames complete files into place, removes failed temporaries, creates hard links, and
+/// counts what was restored.
+pub(crate) fn finish(
+    target: &Target,
+    plan: &Plan,
+    outcome: &mut Outcome,
+    owner: bool,
+) -> RestoreReport {
+    let mut failures = outcome.take_failures();
+    let placed: Vec<(usize, Placed)> = plan
+        .files
+        .par_iter()
+        .enumerate()
+        .filter_map(|(i, job)| {
+            let temp = outcome.temps.contains(&i);
+            if failures.contains_key(&i) {
+                // Nothing of a failed file stays: neither its temporary nor an older file
+                // under its name, which would pass for the snapshot's.
+                if let Ok((dir, name)) = target.parent(&job.rel) {
+                    if temp {
+                        remove_temp(dir.as_fd(), &target.temp_name(i));
+                    }
+                    let _ = clear_non_dir(dir.as_fd(), name);
+                }
+                return None;
+            }
+            Some((i, place(target, i, job, temp, owner)))
+        })
+        .collect();
+    let mut report = RestoreReport {
+        warnings: std::mem::take(&mut outcome.warnings),
+        errors: plan.lost_dirs.clone(),
+        unchanged: outcome.unchanged,
+        verified: outcome.verified,
+        out_of_space: outcome.is_full(),
+        ..Default::default()
+    };
+    report.errors.append(&mut outcome.errors);
+    for (i, placed) in placed {
+        let job = &plan.files[i];
+        match placed {
+            Placed::Done(problems) => {
+                report.files += 1;
+                report.bytes += job.node.size();
+                report
+                    .warnings
+                    .extend(problems.into_iter().map(|message| RestoreProblem {
+                        path: job.rel.clone(),
+                        message,
+                    }));
+            }
+            Placed::Failed(message) => {
+                failures.insert(i, message);
+            }
+        }
+    }
+    for (i, message) in &failures {
+        report.errors.push(RestoreProblem {
+            path: plan.files[*i].rel.clone(),
+            message: message.clone(),
+        });
+    }
+    link_all(target, plan, &failures, &mut report);
+    report.dirs = plan.dirs.len() as u64;
+    report.others = outcome.others.len() as u64;
+    report
+}
+
+/// Applies file `i`'s metadata and, when it was written into a temporary, renames it into place.
+fn place(target: &Target, i: usize, job: &FileJob, temp: bool, owner: bool) -> Placed {
+    let (dir, name) = match target.parent(&job.rel) {
+        Ok(found) => found,
+        Err(e) => return Placed::Failed(why_no_dir(&e)),
+    };
+    let temp_name = target.temp_name(i);
+    let current = if temp { temp_name.as_os_str() } else { name };
+    let problems = match open_file(dir.as_fd(), current, false) {
+        Ok(file) => apply_fd(file.as_fd(), &job.node, owner),
+        Err(e) if temp => {
+            remove_temp(dir.as_fd(), &temp_name);
+            return Placed::Failed(format!("its temporary file vanished: {e}"));
+        }
+        Err(e) => vec![format!("cannot open to set metadata: {e}")],
+    };
+    if temp && let Err(e) = renameat(&dir, &temp_name, &dir, name) {
+        remove_temp(dir.as_fd(), &temp_name);
+        return Placed::Failed(format!("cannot put in place: {e}"));
+    }
+    Placed::Done(problems)
+}
+
+fn link_all(
+    target: &Target,
+    plan: &Plan,
+    failures: &BTreeMap<usize, String>,
+    report: &mut RestoreReport,
+) {
+    for link in &plan.links {
+        if failures.contains_key(&link.original) {
+            report.errors.push(RestoreProblem {
+                path: link.rel.clone(),
+                message: "hard link to a file that could not be restored".into(),
+            });
+            continue;
+        }
+        match hard_link(target, &plan.files[link.original].rel, &link.rel) {
+            Ok(()) => report.files += 1,
+            Err(message) => report.errors.push(RestoreProblem {
+                path: link.rel.clone(),
+                message,
+            }),
+        }
+    }
+}
+
+fn hard_link(target: &Target, original: &Path, link: &Path) -> Result<(), String> {
+    let (from_dir, from_name) = target.parent(original).map_err(|e| why_no_dir(&e))?;
+    let (to_dir, to_name) = target.parent(link).map_err(|e| why_no_dir(&e))?;
+    clear_for_entry(to_dir.as_fd(), to_name)
+        .and_then(|()| {
+            Ok(linkat(
+                &from_dir,
+                from_name,
+                &to_dir,
+                to_name,
+                AtFlags::empty(),
+            )?)
+        })
+        .map_err(|e| format!("cannot create hard link: {e}"))
+}
