@@ -3,6 +3,7 @@
 //! save pipeline ([`save`]: dedup → pack → upload → index) and the verified read path ([`read`]).
 
 pub mod files;
+pub mod garbage;
 pub mod index;
 pub mod locate;
 pub mod read;
@@ -11,5 +12,7 @@ pub mod save;
 pub mod session;
 pub mod snapshots;
 pub mod sysinfo;
+mod unlock;
+pub mod unreadable;
 
 pub use kairn_format::{Error, ErrorKind, Result};

@@ -159,6 +159,7 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<()> {
 
 /// Prints what a file backup did; an incomplete snapshot exits with its own code.
 fn report(g: &Global, outcome: &BackupOutcome) -> Result<()> {
+    output::warn_skipped_snapshots(&outcome.skipped_snapshots);
     let s = &outcome.snapshot.summary;
     if g.json {
         output::json(&serde_json::json!({

@@ -35,6 +35,9 @@ pub fn prune(
     let own = session.id();
     let mut report = PruneReport::default();
     sweep::sweep_all(repo, session, opts, own, &mut report, progress)?;
+    if report.held_back_until.is_some() {
+        return Ok(report);
+    }
     if !opts.dry_run {
         sessions::remove_ended_sessions(repo)?;
     }
