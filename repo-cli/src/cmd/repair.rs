@@ -153,11 +153,17 @@ fn sessions(g: &Global, remove: Option<String>) -> Result<()> {
         return remove_one(g, &repo, &scan, &garbage, &prefix);
     }
     if g.json {
-        return output::json(&serde_json::json!({
-            "sessions": scan.sessions,
-            "unreadable_sessions": scan.unreadable,
-            "unreadable_garbage": garbage,
-        }));
+        // The JSON stays the list of sessions scripts read; unreadable files go to stderr.
+        for u in &scan.unreadable {
+            eprintln!(
+                "warning: unreadable session file {}: {}",
+                u.file.name, u.file.reason
+            );
+        }
+        for u in &garbage {
+            eprintln!("warning: unreadable garbage list {}: {}", u.name, u.reason);
+        }
+        return output::json(&scan.sessions);
     }
     for v in &scan.sessions {
         output::line(format!(
