@@ -64,7 +64,7 @@ pub mod format {
 pub use kairn_storage as backend;
 pub use kairn_storage::cache;
 
-pub use kairn_repository::{index, locate, read, repo, save, session, snapshots, sysinfo};
+pub use kairn_repository::{garbage, index, locate, read, repo, save, session, snapshots, sysinfo};
 
 pub use kairn_ops::maintenance::{check, forget, prune, reachable, repair, retention};
 pub use kairn_ops::{backup, copy, inspect, progress, restore};

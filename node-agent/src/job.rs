@@ -46,7 +46,18 @@ impl std::fmt::Debug for RepoAccess {
 impl RepoAccess {
     /// Opens the repository (key derivation included).
     pub fn open(&self) -> engine::Result<Repository> {
-        let repo = Repository::open(self.backend.clone(), &self.password)?;
+        let (repo, skipped) = Repository::open_with_limit(
+            self.backend.clone(),
+            &self.password,
+            engine::crypto::KdfLimit::default(),
+        )?;
+        for key in skipped {
+            tracing::warn!(
+                key = %key.id.short(),
+                "key file not tried: its KDF cost is above the limit ({})",
+                key.excess
+            );
+        }
         if let Some(dir) = &self.cache_dir {
             repo.use_cache(dir, self.cache_size)?;
         }
@@ -123,8 +134,10 @@ pub fn parent_of(
     stored_as: &str,
 ) -> engine::Result<Option<SnapshotId>> {
     let path = format!("/{stored_as}");
-    Ok(repo
-        .load_snapshots()?
+    let found = engine::snapshots::scan(repo)?;
+    log_skipped(&found.damaged);
+    Ok(found
+        .snapshots
         .into_iter()
         .filter(|(_, s)| same_volume(s, source) && s.paths == [path.clone()])
         .max_by(|a, b| a.1.time.cmp(&b.1.time))
@@ -373,7 +386,20 @@ pub fn apply_retention(
     let session = repo.begin_session("forget", access.session_expiry)?;
     let result = engine::forget::forget(&repo, &session, &opts);
     let ended = session.end();
-    let removed = result?.removed.len();
+    let report = result?;
+    log_skipped(&report.skipped);
     ended?;
-    Ok(removed)
+    Ok(report.removed.len())
+}
+
+/// Logs the snapshot files skipped because they cannot be read: the agent goes on without
+/// them, and an operator removes them with `repo forget ID` or `repo repair snapshots`.
+fn log_skipped(skipped: &[engine::snapshots::UnreadableFile]) {
+    for f in skipped {
+        tracing::warn!(
+            snapshot = %f.name,
+            "skipped a snapshot file that cannot be read: {}; `repo forget` or `repo repair snapshots` removes it",
+            f.reason
+        );
+    }
 }

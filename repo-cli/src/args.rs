@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use engine::backend::faults::{FaultPlan, FaultyBackend};
 use engine::backend::{Backend, Location, OpendalBackend, StorageOptions};
+use engine::crypto::KdfLimit;
 use engine::index::Index;
 use engine::repo::Repository;
 use engine::session::Session;
@@ -104,6 +105,18 @@ pub struct Global {
     #[arg(long, env = "KAIRN_SESSION_EXPIRY", global = true, value_name = "SECONDS",
           default_value_t = engine::session::DEFAULT_EXPIRY.as_secs(), hide_short_help = true)]
     pub session_expiry: u64,
+
+    /// Key files whose Argon2id memory cost is above this many MiB are not tried (a warning
+    /// names them), nor made by `init` and `key add`: a planted key file must not make a
+    /// command allocate gigabytes.
+    #[arg(long, env = "KAIRN_MAX_KDF_MEMORY", global = true, value_name = "MiB",
+          default_value_t = KdfLimit::default().memory_kib / 1024, hide_short_help = true)]
+    pub max_kdf_memory: u32,
+
+    /// Key files whose Argon2id passes are above this are not tried (as --max-kdf-memory).
+    #[arg(long, env = "KAIRN_MAX_KDF_PASSES", global = true, value_name = "N",
+          default_value_t = KdfLimit::default().iterations, hide_short_help = true)]
+    pub max_kdf_passes: u32,
 }
 
 impl Global {
@@ -179,7 +192,7 @@ impl Global {
                     .into()
             )),
         };
-        let repo = Repository::open(backend, &password)?;
+        let repo = self.unlock(backend, &password)?;
         if let Some(dir) = self.cache_base(Some(location)) {
             repo.use_cache(&dir, self.cache_size)?;
         }
@@ -239,12 +252,46 @@ impl Global {
     pub fn open(&self) -> Result<Repository> {
         let backend = self.backend()?;
         let password = self.password("repository password: ")?;
-        let repo = Repository::open(backend, &password)?;
+        let repo = self.unlock(backend, &password)?;
         if self.append_only {
             repo.set_append_only();
         }
         if let Some(dir) = self.cache_base(self.repo.as_deref()) {
             repo.use_cache(&dir, self.cache_size)?;
+        }
+        Ok(repo)
+    }
+
+    /// The most KDF cost a key file may ask for before it is tried or made.
+    pub fn kdf_limit(&self) -> KdfLimit {
+        KdfLimit {
+            memory_kib: self.max_kdf_memory.saturating_mul(1024),
+            iterations: self.max_kdf_passes,
+        }
+    }
+
+    /// Refuses to make a key file that a later open would skip for its cost.
+    pub fn refuse_costly_kdf(&self, params: &engine::crypto::KdfParams) -> Result<()> {
+        if let Some(excess) = self.kdf_limit().excess(params) {
+            bail!(crate::exit::UsageError(format!(
+                "a key with this KDF cost ({excess}) would be skipped when opening the \
+                 repository: raise --max-kdf-memory / --max-kdf-passes for this and every \
+                 later command, or choose a lower cost"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Opens with the key files within the KDF limit, warning about those skipped.
+    fn unlock(&self, backend: Arc<dyn Backend>, password: &[u8]) -> Result<Repository> {
+        let (repo, skipped) = Repository::open_with_limit(backend, password, self.kdf_limit())?;
+        for key in skipped {
+            eprintln!(
+                "warning: key file {} was not tried: its KDF cost is above the limit ({}); \
+                 raise it with --max-kdf-memory / --max-kdf-passes if you trust it",
+                key.id.short(),
+                key.excess
+            );
         }
         Ok(repo)
     }

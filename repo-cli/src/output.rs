@@ -38,3 +38,16 @@ pub fn storage_time(ms: i64) -> String {
         |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
     )
 }
+
+/// Warns on stderr (also with --json and --quiet: a skipped file must not go unseen) about
+/// snapshot files skipped because they cannot be read, and says how to remove them.
+pub fn warn_skipped_snapshots(skipped: &[engine::snapshots::UnreadableFile]) {
+    for f in skipped {
+        let short = f.name.get(..8).unwrap_or(&f.name);
+        eprintln!(
+            "warning: skipped snapshot {short}: {}; `repo forget {short}` or `repo repair \
+             snapshots` removes it",
+            f.reason
+        );
+    }
+}

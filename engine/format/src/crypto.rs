@@ -186,6 +186,48 @@ impl Default for KdfParams {
     }
 }
 
+/// The most Argon2id cost a key file may ask for before it is tried (repo-format.md, key
+/// files): a key file planted in the repository must not make every command that opens it
+/// allocate gigabytes or run for minutes. The defaults are four times the memory and about
+/// five times the passes of what `init` makes ([`KdfParams::default`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KdfLimit {
+    /// Memory cost in KiB.
+    pub memory_kib: u32,
+    /// Number of passes.
+    pub iterations: u32,
+}
+
+impl Default for KdfLimit {
+    fn default() -> Self {
+        Self {
+            memory_kib: 256 * 1024,
+            iterations: 16,
+        }
+    }
+}
+
+impl KdfLimit {
+    /// What in `params` is over this limit, said for people; `None` when nothing is.
+    pub fn excess(&self, params: &KdfParams) -> Option<String> {
+        let mut over = Vec::new();
+        if params.memory_kib > self.memory_kib {
+            over.push(format!(
+                "memory {} MiB > {} MiB",
+                params.memory_kib.div_ceil(1024),
+                self.memory_kib / 1024
+            ));
+        }
+        if params.iterations > self.iterations {
+            over.push(format!(
+                "passes {} > {}",
+                params.iterations, self.iterations
+            ));
+        }
+        (!over.is_empty()).then(|| over.join(", "))
+    }
+}
+
 impl KdfParams {
     /// Derives a 32-byte key-encryption key from a password and salt with Argon2id (v0x13).
     pub fn derive(&self, password: &[u8], salt: &[u8]) -> Result<[u8; 32]> {

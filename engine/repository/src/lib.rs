@@ -4,6 +4,7 @@
 
 pub mod files;
 mod guard;
+pub mod garbage;
 pub mod index;
 pub mod locate;
 pub mod read;
@@ -12,5 +13,7 @@ pub mod save;
 pub mod session;
 pub mod snapshots;
 pub mod sysinfo;
+mod unlock;
+pub mod unreadable;
 
 pub use kairn_format::{Error, ErrorKind, Result};

@@ -4,16 +4,17 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use rayon::prelude::*;
-
 use crate::files::{Files, verify_name};
 use crate::guard::DeleteGuard;
 use crate::read::pack_cache::PackCache;
 use crate::session::Session;
+pub use crate::unlock::SkippedKey;
+use crate::unlock::{Unlocked, list_ids, unlock};
+use crate::unreadable::UnreadableFile;
 use kairn_format::FileKind;
 use kairn_format::chunker::{Chunker, ChunkerParams};
 use kairn_format::config::Config;
-use kairn_format::crypto::{KdfParams, MasterKeys};
+use kairn_format::crypto::{KdfLimit, KdfParams, MasterKeys};
 use kairn_format::error::{Error, ErrorKind, Result};
 use kairn_format::id::{Id, KeyId, PackId, SnapshotId};
 use kairn_format::keyfile::KeyFile;
@@ -21,6 +22,31 @@ use kairn_format::repofile::ContentFile;
 use kairn_format::sealed::{self, SealedType};
 use kairn_format::snapshot::Snapshot;
 use kairn_storage::Backend;
+use rayon::prelude::*;
+
+/// The snapshots that could be read, oldest first, and the snapshot files that could not.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotScan {
+    /// The readable snapshots, oldest first.
+    pub snapshots: Vec<(SnapshotId, Snapshot)>,
+    /// Damaged snapshot files, skipped.
+    pub damaged: Vec<UnreadableFile>,
+}
+
+/// The error for commands that must see every snapshot (prune, copy, stats): they refuse while
+/// one is damaged, naming it and how to remove it.
+pub fn refuse_damaged(damaged: &[UnreadableFile]) -> Result<()> {
+    let Some(first) = damaged.first() else {
+        return Ok(());
+    };
+    let short = first.name.get(..8).unwrap_or(&first.name);
+    Err(Error::corrupt(format!(
+        "{} snapshot file(s) cannot be read, first {short}: {}; remove them with \
+         `repo repair snapshots` (or `repo forget {short}`)",
+        damaged.len(),
+        first.reason
+    )))
+}
 
 /// Options for a new repository.
 #[derive(Debug, Clone)]
@@ -115,8 +141,19 @@ impl Repository {
         Self::assemble(backend, keys, config, key_id, false)
     }
 
-    /// Opens a repository with a password.
+    /// Opens a repository with a password, trying only key files within the default
+    /// [`KdfLimit`].
     pub fn open(backend: Arc<dyn Backend>, password: &[u8]) -> Result<Self> {
+        Self::open_with_limit(backend, password, KdfLimit::default()).map(|(repo, _)| repo)
+    }
+
+    /// Opens a repository with a password, trying only key files whose KDF cost is within
+    /// `limit`; returns the key files skipped for their cost, for the caller to warn about.
+    pub fn open_with_limit(
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+        limit: KdfLimit,
+    ) -> Result<(Self, Vec<SkippedKey>)> {
         let config_bytes = match backend.read(FileKind::Config, "config") {
             Ok(b) => b,
             Err(e) if e.kind() == ErrorKind::NotFound => {
@@ -128,7 +165,12 @@ impl Repository {
             Err(e) => return Err(e),
         };
         sealed::check_header(&config_bytes, SealedType::Config)?;
-        let (keys, key_id, append_only) = unlock(backend.as_ref(), password)?;
+        let (unlocked, skipped) = unlock(backend.as_ref(), password, limit)?;
+        let Unlocked {
+            keys,
+            key_id,
+            append_only,
+        } = unlocked;
         let payload = sealed::open(&keys, SealedType::Config, &config_bytes)
             .map_err(|e| Error::corrupt(format!("the repository config is damaged: {e}")))?;
         let config = Config::decode(&payload)?;
@@ -137,7 +179,10 @@ impl Repository {
                 "the config's version disagrees with its header",
             ));
         }
-        Self::assemble(backend, keys, config, key_id, append_only)
+        Ok((
+            Self::assemble(backend, keys, config, key_id, append_only)?,
+            skipped,
+        ))
     }
 
     /// The handle over an unlocked repository.
@@ -308,21 +353,73 @@ impl Repository {
             .collect())
     }
 
-    /// Loads every snapshot, newest last. Fails on the first damaged one.
+    /// Loads every snapshot, newest last. Fails when one is damaged, naming it and how to
+    /// remove it ([`Self::scan_snapshots`] skips damaged ones instead).
     pub fn load_snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
-        let ids = self.list_ids::<Snapshot>()?;
+        let found = self.scan_snapshots()?;
+        refuse_damaged(&found.damaged)?;
+        Ok(found.snapshots)
+    }
+
+    /// Loads every snapshot, skipping damaged files: one bad snapshot file must not stop
+    /// listing or backing up. Only damage is skipped; a storage failure still fails.
+    pub fn scan_snapshots(&self) -> Result<SnapshotScan> {
+        let mut damaged = Vec::new();
+        let mut ids = Vec::new();
+        for name in self.list_names(FileKind::Snapshot)? {
+            match Id::from_hex(&name) {
+                Ok(id) => ids.push(SnapshotId::from(id)),
+                Err(_) => damaged.push(UnreadableFile::new(name, "its name is not a snapshot id")),
+            }
+        }
         // A snapshot listed but then not found was forgotten meanwhile: it is simply gone.
-        let loaded: Vec<Option<(SnapshotId, Snapshot)>> = ids
+        type Loaded = Option<std::result::Result<(SnapshotId, Snapshot), UnreadableFile>>;
+        let loaded: Vec<Loaded> = ids
             .par_iter()
             .map(|id| match self.load_file::<Snapshot>(id) {
-                Ok(s) => Ok(Some((*id, s))),
+                Ok(s) => Ok(Some(Ok((*id, s)))),
                 Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+                Err(e) if e.kind() == ErrorKind::Corrupt => {
+                    Ok(Some(Err(UnreadableFile::new(id.to_hex(), e.to_string()))))
+                }
                 Err(e) => Err(e),
             })
             .collect::<Result<_>>()?;
-        let mut snaps: Vec<(SnapshotId, Snapshot)> = loaded.into_iter().flatten().collect();
-        snaps.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
-        Ok(snaps)
+        let mut snapshots = Vec::with_capacity(loaded.len());
+        for item in loaded.into_iter().flatten() {
+            match item {
+                Ok(snap) => snapshots.push(snap),
+                Err(bad) => damaged.push(bad),
+            }
+        }
+        snapshots.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        damaged.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(SnapshotScan { snapshots, damaged })
+    }
+
+    /// The names of all stored files of a kind; the cache forgets files no longer stored.
+    pub fn list_names(&self, kind: FileKind) -> Result<Vec<String>> {
+        let names: Vec<String> = self
+            .backend
+            .list(kind)?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        if let Some(c) = self.cache.get() {
+            c.retain(kind, &names.iter().cloned().collect());
+        }
+        Ok(names)
+    }
+
+    /// The ids of all files of a type; names that are not ids are left out, so one junk file
+    /// does not hide the others.
+    pub fn list_ids_lenient<F: ContentFile>(&self) -> Result<Vec<F::Id>> {
+        Ok(self
+            .backend
+            .list(F::KIND)?
+            .into_iter()
+            .filter_map(|(name, _)| Id::from_hex(&name).ok().map(F::Id::from))
+            .collect())
     }
 
     /// Adds a key file for another password.
@@ -396,14 +493,6 @@ impl Repository {
     }
 }
 
-fn list_ids(backend: &dyn Backend, kind: FileKind) -> Result<Vec<Id>> {
-    backend
-        .list(kind)?
-        .into_iter()
-        .map(|(name, _)| Id::from_hex(&name))
-        .collect()
-}
-
 fn add_key_file(
     backend: &dyn Backend,
     keys: &MasterKeys,
@@ -423,38 +512,4 @@ fn add_key_file(
     let id = Id::hash_of(&bytes);
     backend.write(FileKind::Key, &id.to_hex(), bytes)?;
     Ok(KeyId(id))
-}
-
-/// Tries every key file. A damaged key file is skipped if another opens; if none opens, a wrong
-/// password is reported unless every key file was damaged.
-fn unlock(backend: &dyn Backend, password: &[u8]) -> Result<(MasterKeys, KeyId, bool)> {
-    let ids = list_ids(backend, FileKind::Key)?;
-    if ids.is_empty() {
-        return Err(Error::corrupt("the repository has no key files"));
-    }
-    let mut damaged: Option<Error> = None;
-    let mut newer: Option<Error> = None;
-    let mut wrong = false;
-    for id in ids {
-        let name = id.to_hex();
-        let attempt = backend
-            .read(FileKind::Key, &name)
-            .and_then(|bytes| verify_name(FileKind::Key, &name, &bytes).map(|()| bytes))
-            .and_then(|bytes| KeyFile::decode(&bytes))
-            .and_then(|kf| kf.open(password).map(|k| (k, kf.append_only)));
-        match attempt {
-            Ok((keys, append_only)) => return Ok((keys, KeyId(id), append_only)),
-            Err(e) if e.kind() == ErrorKind::WrongPassword => wrong = true,
-            Err(e) if e.kind() == ErrorKind::UnsupportedVersion => newer = Some(e),
-            Err(e) => damaged = Some(e.with_context("key", &name[..8])),
-        }
-    }
-    match (newer, wrong, damaged) {
-        (Some(e), _, _) => Err(e),
-        (None, false, Some(e)) => Err(e),
-        _ => Err(Error::new(
-            ErrorKind::WrongPassword,
-            "wrong password: no key file opens with it",
-        )),
-    }
 }

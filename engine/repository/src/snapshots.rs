@@ -1,9 +1,17 @@
 //! Finding snapshots: by id prefix, `latest`, and filters on host, path, tag and source.
 
+pub use crate::repo::{SnapshotScan, refuse_damaged};
+pub use crate::unreadable::UnreadableFile;
+
 use crate::repo::Repository;
 use kairn_format::error::{Error, ErrorKind, Result};
 use kairn_format::id::SnapshotId;
 use kairn_format::snapshot::{Snapshot, Source};
+
+/// Loads every snapshot, skipping damaged files (see [`Repository::scan_snapshots`]).
+pub fn scan(repo: &Repository) -> Result<SnapshotScan> {
+    repo.scan_snapshots()
+}
 
 /// Which snapshots to consider.
 #[derive(Debug, Clone, Default)]
@@ -56,7 +64,7 @@ impl SnapshotFilter {
     }
 }
 
-/// Every snapshot that passes `filter`, oldest first.
+/// Every snapshot that passes `filter`, oldest first. Fails on a damaged snapshot file.
 pub fn list(repo: &Repository, filter: &SnapshotFilter) -> Result<Vec<(SnapshotId, Snapshot)>> {
     Ok(repo
         .load_snapshots()?
@@ -65,12 +73,57 @@ pub fn list(repo: &Repository, filter: &SnapshotFilter) -> Result<Vec<(SnapshotI
         .collect())
 }
 
-/// The newest snapshot that passes `filter`.
-pub fn latest_matching(
-    repo: &Repository,
-    filter: &SnapshotFilter,
-) -> Result<Option<(SnapshotId, Snapshot)>> {
-    Ok(list(repo, filter)?.pop())
+/// Every readable snapshot that passes `filter`, oldest first, and the damaged files skipped.
+pub fn list_readable(repo: &Repository, filter: &SnapshotFilter) -> Result<SnapshotScan> {
+    let mut found = scan(repo)?;
+    found.snapshots.retain(|(_, s)| filter.matches(s));
+    Ok(found)
+}
+
+/// The newest readable snapshot that passes `filter`, if any, and the damaged files skipped.
+pub type Latest = (Option<(SnapshotId, Snapshot)>, Vec<UnreadableFile>);
+
+/// The newest readable snapshot that passes `filter`, and the damaged files skipped.
+pub fn latest_matching(repo: &Repository, filter: &SnapshotFilter) -> Result<Latest> {
+    let mut found = list_readable(repo, filter)?;
+    Ok((found.snapshots.pop(), found.damaged))
+}
+
+/// Resolves a unique hex prefix of a stored snapshot's id (or `latest`) without reading the
+/// snapshot: forget must reach a snapshot that can no longer be read.
+pub fn resolve_id(repo: &Repository, name: &str) -> Result<SnapshotId> {
+    if name == "latest" {
+        return find(repo, name, &SnapshotFilter::default()).map(|(id, _)| id);
+    }
+    let lower = checked_prefix(name)?;
+    let ids: Vec<SnapshotId> = repo
+        .list_ids_lenient::<Snapshot>()?
+        .into_iter()
+        .filter(|id| id.to_hex().starts_with(&lower))
+        .collect();
+    one_match(&ids, name).copied()
+}
+
+fn checked_prefix(name: &str) -> Result<String> {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::invalid(format!(
+            "{name:?} is neither `latest` nor a snapshot id"
+        )));
+    }
+    Ok(name.to_ascii_lowercase())
+}
+
+fn one_match<'a>(ids: &'a [SnapshotId], name: &str) -> Result<&'a SnapshotId> {
+    match ids {
+        [id] => Ok(id),
+        [] => Err(Error::new(
+            ErrorKind::NotFound,
+            format!("no snapshot with id {name}"),
+        )),
+        _ => Err(Error::invalid(format!(
+            "snapshot id prefix {name} is ambiguous: give more digits"
+        ))),
+    }
 }
 
 /// Resolves `latest` or a unique hex prefix of a snapshot id (at least 4 digits... or any
@@ -81,32 +134,20 @@ pub fn find(
     filter: &SnapshotFilter,
 ) -> Result<(SnapshotId, Snapshot)> {
     if name == "latest" {
-        return latest_matching(repo, filter)?.ok_or_else(|| {
+        // "latest" is only known when every snapshot's time is: a damaged one might be newer.
+        return list(repo, filter)?.pop().ok_or_else(|| {
             Error::new(
                 ErrorKind::NotFound,
                 "there is no snapshot (matching the filters) yet",
             )
         });
     }
-    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Error::invalid(format!(
-            "{name:?} is neither `latest` nor a snapshot id"
-        )));
-    }
-    let lower = name.to_ascii_lowercase();
+    let lower = checked_prefix(name)?;
     let ids: Vec<SnapshotId> = repo
-        .list_ids::<Snapshot>()?
+        .list_ids_lenient::<Snapshot>()?
         .into_iter()
         .filter(|id| id.to_hex().starts_with(&lower))
         .collect();
-    match ids.as_slice() {
-        [id] => Ok((*id, repo.load_file::<Snapshot>(id)?)),
-        [] => Err(Error::new(
-            ErrorKind::NotFound,
-            format!("no snapshot with id {name}"),
-        )),
-        _ => Err(Error::invalid(format!(
-            "snapshot id prefix {name} is ambiguous: give more digits"
-        ))),
-    }
+    let id = one_match(&ids, name)?;
+    Ok((*id, repo.load_file::<Snapshot>(id)?))
 }

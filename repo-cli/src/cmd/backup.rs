@@ -160,6 +160,7 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<()> {
 
 /// Prints what a file backup did; an incomplete snapshot exits with its own code.
 fn report(g: &Global, outcome: &BackupOutcome) -> Result<()> {
+    output::warn_skipped_snapshots(&outcome.skipped_snapshots);
     let s = &outcome.snapshot.summary;
     for n in &outcome.notes {
         eprintln!("note: {}: {}", n.path.display(), n.message);

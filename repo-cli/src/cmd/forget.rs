@@ -60,7 +60,7 @@ pub fn run(g: &Global, a: ForgetArgs) -> Result<()> {
     let repo = g.open()?;
     let mut ids = Vec::new();
     for s in &a.snapshots {
-        ids.push(engine::snapshots::find(&repo, s, &Default::default())?.0);
+        ids.push(engine::snapshots::resolve_id(&repo, s)?);
     }
     let opts = ForgetOptions {
         policy: RetentionPolicy {
@@ -87,6 +87,7 @@ pub fn run(g: &Global, a: ForgetArgs) -> Result<()> {
     let session = repo.begin_session("forget", g.expiry())?;
     let report = forget(&repo, &session, &opts)?;
     session.end()?;
+    output::warn_skipped_snapshots(&report.skipped);
     let pruned = if a.prune && !a.dry_run {
         Some(crate::cmd::prune::prune_with(g, &repo, &a.prune_args)?)
     } else {

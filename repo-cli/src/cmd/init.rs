@@ -69,6 +69,7 @@ impl KdfArgs {
 }
 
 pub fn run(g: &Global, a: InitArgs) -> Result<()> {
+    g.refuse_costly_kdf(&a.kdf.params())?;
     let backend = g.backend_at(true)?;
     let password = new_password(None, g)?;
     if password.is_empty() {

@@ -37,6 +37,11 @@ pub struct NewKeyArgs {
 }
 
 pub fn run(g: &Global, cmd: KeyCommand) -> Result<()> {
+    if let KeyCommand::Add(NewKeyArgs { kdf, .. }) | KeyCommand::Passwd(NewKeyArgs { kdf, .. }) =
+        &cmd
+    {
+        g.refuse_costly_kdf(&kdf.params())?;
+    }
     let repo = g.open()?;
     match cmd {
         KeyCommand::Add(a) => {

@@ -67,6 +67,10 @@ pub fn prune_with(g: &Global, repo: &Repository, a: &PruneArgs) -> Result<PruneR
 }
 
 pub fn print_report(r: &PruneReport) -> Result<()> {
+    print_unreadable(r)?;
+    if r.held_back_until.is_some() {
+        return Ok(());
+    }
     output::line(format!(
         "{} snapshots use {} blobs; {} blobs unused",
         r.snapshots, r.used_blobs, r.unused_blobs
@@ -124,6 +128,37 @@ pub fn print_report(r: &PruneReport) -> Result<()> {
                 w.idle_secs
             ))?;
         }
+    }
+    Ok(())
+}
+
+/// Says which session and garbage files could not be read and what prune did about them.
+fn print_unreadable(r: &PruneReport) -> Result<()> {
+    let short = |n: &str| n.get(..8).unwrap_or(n).to_string();
+    for u in &r.unreadable_sessions {
+        output::line(format!(
+            "unreadable session file {} (stored {}): {}",
+            short(&u.file.name),
+            output::storage_time(u.stored_ms),
+            u.file.reason
+        ))?;
+    }
+    if let Some(until) = r.held_back_until {
+        output::line(format!(
+            "deleted nothing: an unreadable session file younger than the session expiry may \
+             be a running writer's; a prune after {} goes ahead (or remove it with `repo \
+             repair sessions --remove NAME` if no writer runs)",
+            output::storage_time(until)
+        ))?;
+    }
+    for u in &r.unreadable_garbage {
+        output::line(format!(
+            "skipped unreadable garbage list {}: {}; its packs are out of the index, so a \
+             later prune collects them; `repo repair sessions --remove {}` removes it",
+            short(&u.name),
+            u.reason,
+            short(&u.name)
+        ))?;
     }
     Ok(())
 }

@@ -1,6 +1,8 @@
 use anyhow::{Result, bail};
 use clap::Subcommand;
-use engine::session::registry::{list_sessions, remove_session};
+use engine::format::FileKind;
+use engine::id::SessionId;
+use engine::session::registry::{SessionScan, remove_session, scan_sessions};
 
 use crate::args::Global;
 use crate::exit::Partial;
@@ -21,10 +23,12 @@ pub enum RepairCommand {
         #[arg(long)]
         keep_original: bool,
     },
-    /// List writer sessions, or remove one whose writer is known to be gone.
+    /// List writer sessions and unreadable session and garbage files, or remove one.
     Sessions {
-        /// Remove this session (id or unique prefix). Only for a writer that is certainly not
-        /// running: a prune expires stale sessions by itself, but not one that died committing.
+        /// Remove this session (id or unique prefix), or this unreadable session file or
+        /// garbage list (name or unique prefix). A session only for a writer that is certainly
+        /// not running: a prune expires stale sessions by itself, but not one that died
+        /// committing.
         #[arg(long, value_name = "ID")]
         remove: Option<String>,
     },
@@ -94,6 +98,29 @@ fn snapshots(g: &Global, dry_run: bool, keep_original: bool) -> Result<()> {
         return output::json(&report);
     }
     if !g.quiet {
+        for f in &report.damaged {
+            let verb = if dry_run || keep_original {
+                "would remove"
+            } else {
+                "removed"
+            };
+            output::line(format!(
+                "{verb} damaged snapshot file {}: {}",
+                short(&f.name),
+                f.reason
+            ))?;
+        }
+        for (name, until) in &report.damaged_locked {
+            output::line(format!(
+                "kept damaged snapshot file {}: the store's Object Lock holds it until {}; a \
+                 repair after that removes it",
+                short(name),
+                output::storage_time(*until)
+            ))?;
+        }
+        if keep_original && !report.damaged.is_empty() {
+            output::line("run it without --keep-original to remove the damaged files")?;
+        }
         for r in &report.repaired {
             let verb = if dry_run { "would repair" } else { "repaired" };
             output::line(format!(
@@ -120,28 +147,25 @@ fn sessions(g: &Global, remove: Option<String>) -> Result<()> {
     if remove.is_some() {
         repo.refuse_append_only("repair sessions --remove")?;
     }
-    let views = list_sessions(repo.files())?;
+    let scan = scan_sessions(repo.files())?;
+    let garbage = engine::garbage::scan(&repo)?.unreadable;
     if let Some(prefix) = remove {
-        let matching: Vec<_> = views
-            .iter()
-            .filter(|v| v.session.to_hex().starts_with(&prefix))
-            .collect();
-        let [one] = matching.as_slice() else {
-            bail!(crate::exit::UsageError(format!(
-                "{} sessions match {prefix:?}; give a longer prefix",
-                matching.len()
-            )));
-        };
-        remove_session(repo.files(), one.session)?;
-        if !g.quiet {
-            output::line(format!("removed session {}", one.session.short()))?;
-        }
-        return Ok(());
+        return remove_one(g, &repo, &scan, &garbage, &prefix);
     }
     if g.json {
-        return output::json(&views);
+        // The JSON stays the list of sessions scripts read; unreadable files go to stderr.
+        for u in &scan.unreadable {
+            eprintln!(
+                "warning: unreadable session file {}: {}",
+                u.file.name, u.file.reason
+            );
+        }
+        for u in &garbage {
+            eprintln!("warning: unreadable garbage list {}: {}", u.name, u.reason);
+        }
+        return output::json(&scan.sessions);
     }
-    for v in &views {
+    for v in &scan.sessions {
         output::line(format!(
             "{}  {:<7} {} pid {}  started {}  fence {:?}",
             v.session.short(),
@@ -152,5 +176,87 @@ fn sessions(g: &Global, remove: Option<String>) -> Result<()> {
             v.fence
         ))?;
     }
+    for u in &scan.unreadable {
+        output::line(format!(
+            "{}  unreadable session file, stored {}: {}",
+            short(&u.file.name),
+            output::storage_time(u.stored_ms),
+            u.file.reason
+        ))?;
+    }
+    for u in &garbage {
+        output::line(format!(
+            "{}  unreadable garbage list: {}",
+            short(&u.name),
+            u.reason
+        ))?;
+    }
     Ok(())
+}
+
+/// Removes the one session, unreadable session file or unreadable garbage list whose id or
+/// name starts with `prefix`.
+fn remove_one(
+    g: &Global,
+    repo: &engine::repo::Repository,
+    scan: &SessionScan,
+    garbage: &[engine::snapshots::UnreadableFile],
+    prefix: &str,
+) -> Result<()> {
+    let sessions = scan
+        .sessions
+        .iter()
+        .filter(|v| v.session.to_hex().starts_with(prefix))
+        .map(|v| Target::Session(v.session));
+    let files = scan
+        .unreadable
+        .iter()
+        .filter(|u| u.file.name.starts_with(prefix))
+        .map(|u| Target::File(FileKind::Session, u.file.name.clone()));
+    let lists = garbage
+        .iter()
+        .filter(|u| u.name.starts_with(prefix))
+        .map(|u| Target::File(FileKind::Garbage, u.name.clone()));
+    let matching: Vec<Target> = sessions.chain(files).chain(lists).collect();
+    let [one] = matching.as_slice() else {
+        bail!(crate::exit::UsageError(format!(
+            "{} sessions or unreadable files match {prefix:?}; give a longer prefix",
+            matching.len()
+        )));
+    };
+    let said = match one {
+        Target::Session(id) => {
+            remove_session(repo.files(), *id)?;
+            format!("removed session {}", id.short())
+        }
+        Target::File(kind, name) => {
+            if !engine::garbage::remove_unreadable(repo, *kind, name)? {
+                bail!(
+                    "{} became readable or was removed meanwhile; left alone",
+                    short(name)
+                );
+            }
+            let what = if *kind == FileKind::Garbage {
+                "garbage list"
+            } else {
+                "session file"
+            };
+            format!("removed unreadable {what} {}", short(name))
+        }
+    };
+    if !g.quiet {
+        output::line(said)?;
+    }
+    Ok(())
+}
+
+/// What `repair sessions --remove` removes.
+enum Target {
+    Session(SessionId),
+    File(FileKind, String),
+}
+
+/// A stored name shortened for messages, as ids are.
+fn short(name: &str) -> &str {
+    name.get(..8).unwrap_or(name)
 }

@@ -2,7 +2,7 @@ use anyhow::Result;
 use clap::Args;
 use engine::format::snapshot::{Snapshot, SourceKind};
 use engine::id::SnapshotId;
-use engine::snapshots::{GroupMatch, SnapshotFilter, list};
+use engine::snapshots::{GroupMatch, SnapshotFilter, list_readable};
 
 use crate::args::Global;
 use crate::output;
@@ -52,7 +52,9 @@ impl FilterArgs {
 pub fn run(g: &Global, a: SnapshotsArgs) -> Result<()> {
     let repo = g.open()?;
     let filter = a.filter.filter();
-    let snaps = list(&repo, &filter)?;
+    let found = list_readable(&repo, &filter)?;
+    output::warn_skipped_snapshots(&found.damaged);
+    let snaps = found.snapshots;
     if filter.group.is_some() {
         return print_groups(g, &snaps);
     }

@@ -91,6 +91,7 @@ pub fn backup_memory(
         opts,
         source,
         None,
+        Vec::new(),
     )
 }
 

@@ -31,7 +31,7 @@ use kairn_repository::index::Index;
 use kairn_repository::read::load_tree;
 use kairn_repository::repo::Repository;
 use kairn_repository::session::Session;
-use kairn_repository::snapshots::{SnapshotFilter, latest_matching};
+use kairn_repository::snapshots::{Latest, SnapshotFilter, UnreadableFile, latest_matching};
 
 /// Which snapshot to compare against to skip unchanged files.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -85,6 +85,8 @@ pub struct BackupOutcome {
     pub warnings: Vec<Warning>,
     /// Entries left out on purpose (the repository itself), with why.
     pub notes: Vec<Warning>,
+    /// Snapshot files skipped as damaged while looking for the parent: the caller warns.
+    pub skipped_snapshots: Vec<UnreadableFile>,
 }
 
 /// Lexically absolute path: joined to the working directory, `.` and `..` resolved without
@@ -166,7 +168,7 @@ pub fn backup(
     };
     // The parent only saves reading unchanged files: if it cannot be used (forgotten, or newer
     // than the index this backup loaded), everything is read instead.
-    let mut parent = find_parent(repo, opts, &host, &path_strings, &source)?;
+    let (mut parent, skipped_snapshots) = find_parent(repo, opts, &host, &path_strings, &source)?;
     let parent_root = match &parent {
         Some((id, snap)) => match load_tree(repo, index, &snap.tree) {
             Ok(tree) => Some(tree),
@@ -217,6 +219,7 @@ pub fn backup(
         opts,
         source,
         parent.map(|p| p.0),
+        skipped_snapshots,
     )
 }
 
@@ -309,10 +312,12 @@ fn find_parent(
     host: &str,
     paths: &[String],
     source: &Source,
-) -> Result<Option<(SnapshotId, Snapshot)>> {
+) -> Result<Latest> {
     match &opts.parent {
-        ParentChoice::None => Ok(None),
-        ParentChoice::Snapshot(id) => Ok(Some((*id, repo.load_file::<Snapshot>(id)?))),
+        ParentChoice::None => Ok((None, Vec::new())),
+        ParentChoice::Snapshot(id) => {
+            Ok((Some((*id, repo.load_file::<Snapshot>(id)?)), Vec::new()))
+        }
         ParentChoice::Latest => {
             let filter = SnapshotFilter {
                 hosts: vec![host.to_string()],
@@ -336,6 +341,7 @@ fn finish(
     opts: &BackupOptions,
     source: Source,
     parent: Option<SnapshotId>,
+    skipped_snapshots: Vec<UnreadableFile>,
 ) -> Result<BackupOutcome> {
     // Ordering: packs, then index (flush), then the snapshot.
     a.saver.flush()?;
@@ -386,6 +392,7 @@ fn finish(
         snapshot,
         warnings,
         notes,
+        skipped_snapshots,
     })
 }
 
@@ -483,6 +490,15 @@ pub fn backup_stream(
     };
     let paths = vec![format!("/{filename}")];
     finish(
-        &archiver, root, started, clock, host, paths, opts, source, None,
+        &archiver,
+        root,
+        started,
+        clock,
+        host,
+        paths,
+        opts,
+        source,
+        None,
+        Vec::new(),
     )
 }

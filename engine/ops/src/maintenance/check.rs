@@ -161,6 +161,7 @@ pub fn check(
 ) -> Result<CheckReport> {
     let mut report = CheckReport::default();
     check_key_files(repo, &mut report)?;
+    check_session_files(repo, &mut report)?;
     progress.start("index", None);
     let mut builder = IndexBuilder::default();
     let mut listings: HashMap<PackId, u32> = HashMap::new();
@@ -245,6 +246,34 @@ fn check_key_files(repo: &Repository, report: &mut CheckReport) -> Result<()> {
     Ok(())
 }
 
+/// Every session file and garbage list must be readable: prune skips one that is not (and
+/// holds back its deletions while an unreadable session file is young), so it is damage.
+fn check_session_files(repo: &Repository, report: &mut CheckReport) -> Result<()> {
+    let sessions = kairn_repository::session::registry::scan_sessions(repo.files())?;
+    for u in sessions.unreadable {
+        report.problems.push(problem(format!(
+            "session file {}: {}; `repo repair sessions --remove {}` removes it",
+            short_name(&u.file.name),
+            u.file.reason,
+            short_name(&u.file.name)
+        )));
+    }
+    for u in kairn_repository::garbage::scan(repo)?.unreadable {
+        report.problems.push(problem(format!(
+            "garbage list {}: {}; `repo repair sessions --remove {}` removes it",
+            short_name(&u.name),
+            u.reason,
+            short_name(&u.name)
+        )));
+    }
+    Ok(())
+}
+
+/// A stored name shortened for messages, as ids are.
+fn short_name(name: &str) -> &str {
+    name.get(..8).unwrap_or(name)
+}
+
 /// Names the snapshots that use the blobs each read-data problem damaged.
 fn attach_snapshots(
     repo: &Repository,
@@ -257,7 +286,8 @@ fn attach_snapshots(
         .flat_map(|(_, b)| b.iter().copied())
         .collect();
     let mut users: HashMap<BlobId, BTreeSet<String>> = HashMap::new();
-    for (snap_id, snap) in repo.load_snapshots()? {
+    // Damaged snapshot files are reported by `check_snapshots`; here only readable ones count.
+    for (snap_id, snap) in kairn_repository::snapshots::scan(repo)?.snapshots {
         walk(repo, index, snap.tree, &mut HashSet::new(), false, |id| {
             if wanted.contains(&id) {
                 users.entry(id).or_default().insert(snap_id.short());
@@ -288,14 +318,23 @@ fn check_snapshots(
     let mut seen_trees: HashSet<BlobId> = HashSet::new();
     // Problem message -> snapshots affected.
     let mut found: HashMap<String, BTreeSet<String>> = HashMap::new();
-    for id in repo.list_ids::<Snapshot>()? {
+    for (name, _) in repo.backend().list(FileKind::Snapshot)? {
         report.snapshots += 1;
+        let Ok(id) = name.parse::<SnapshotId>() else {
+            report.problems.push(problem(format!(
+                "snapshot file {name:?}: its name is not a snapshot id; `repo repair snapshots` removes it"
+            )));
+            continue;
+        };
         let snap = match repo.load_file::<Snapshot>(&id) {
             Ok(s) => s,
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
             Err(e) => {
-                report
-                    .problems
-                    .push(problem(format!("snapshot {}: {e}", id.short())));
+                report.problems.push(problem(format!(
+                    "snapshot {}: {e}; `repo repair snapshots` or `repo forget {}` removes it",
+                    id.short(),
+                    id.short()
+                )));
                 continue;
             }
         };

@@ -12,7 +12,9 @@ use kairn_format::id::SnapshotId;
 use kairn_format::snapshot::Snapshot;
 use kairn_repository::repo::Repository;
 use kairn_repository::session::Session;
-use kairn_repository::snapshots::{GroupMatch, SnapshotFilter, list};
+use kairn_repository::snapshots::{
+    GroupMatch, SnapshotFilter, UnreadableFile, list_readable, scan,
+};
 
 /// What to forget.
 #[derive(Debug, Clone, Default)]
@@ -43,6 +45,9 @@ pub struct ForgetReport {
     pub locked: Vec<(SnapshotId, i64)>,
     /// True when nothing was deleted because of `dry_run`.
     pub dry_run: bool,
+    /// Snapshot files that cannot be read, left out of the policy: what they hold is unknown,
+    /// so the policy neither keeps nor removes them. Forget them by id, or `repair snapshots`.
+    pub skipped: Vec<UnreadableFile>,
 }
 
 /// The snapshots that pass `filter`, plus every other snapshot of a cluster backup one of
@@ -69,18 +74,19 @@ pub fn forget(repo: &Repository, session: &Session, opts: &ForgetOptions) -> Res
     if !opts.dry_run {
         repo.refuse_append_only("forget")?;
     }
+    let mut skipped = Vec::new();
     let (groups, removed) = if opts.ids.is_empty() && opts.groups.is_empty() {
-        let groups = plan(
-            &opts.policy,
-            &whole_groups(repo.load_snapshots()?, &opts.filter),
-        )?;
+        let found = scan(repo)?;
+        skipped = found.damaged;
+        let groups = plan(&opts.policy, &whole_groups(found.snapshots, &opts.filter))?;
         let removed = groups
             .iter()
             .flat_map(|g| g.snapshots.iter().filter(|d| !d.keep).map(|d| d.id))
             .collect();
         (groups, removed)
     } else {
-        let stored = repo.list_ids::<kairn_format::snapshot::Snapshot>()?;
+        // By id, not by content: a snapshot that can no longer be read can still be forgotten.
+        let stored = repo.list_ids_lenient::<kairn_format::snapshot::Snapshot>()?;
         for id in &opts.ids {
             if !stored.contains(id) {
                 return Err(kairn_storage::not_found(FileKind::Snapshot, &id.to_hex()));
@@ -92,7 +98,9 @@ pub fn forget(repo: &Repository, session: &Session, opts: &ForgetOptions) -> Res
                 group: Some(GroupMatch::Id(group.clone())),
                 ..Default::default()
             };
-            let members = list(repo, &filter)?;
+            let found = list_readable(repo, &filter)?;
+            skipped = found.damaged;
+            let members = found.snapshots;
             if members.is_empty() {
                 return Err(Error::new(
                     ErrorKind::NotFound,
@@ -123,5 +131,6 @@ pub fn forget(repo: &Repository, session: &Session, opts: &ForgetOptions) -> Res
         removed: gone,
         locked,
         dry_run: opts.dry_run,
+        skipped,
     })
 }

@@ -21,6 +21,7 @@ use kairn_repository::repo::Repository;
 use kairn_repository::save::BlobSaver;
 use kairn_repository::save::index::write_index_files;
 use kairn_repository::session::Session;
+use kairn_repository::snapshots::{UnreadableFile, scan};
 
 /// What `repair index` did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -124,6 +125,12 @@ pub struct SnapshotRepair {
     pub snapshots: u64,
     /// Snapshots rewritten.
     pub repaired: Vec<RepairedSnapshot>,
+    /// Snapshot files that cannot be read at all: removed (or that would be, in a dry run or
+    /// with `keep_original`), there being nothing in them to rewrite.
+    pub damaged: Vec<UnreadableFile>,
+    /// Damaged snapshot files the store's retention lock still holds, with when it ends (ms
+    /// since the epoch, storage time): a repair after that removes them.
+    pub damaged_locked: Vec<(String, i64)>,
     /// True when nothing was written.
     pub dry_run: bool,
 }
@@ -157,7 +164,12 @@ pub fn repair_snapshots(
     };
     let mut memo: HashMap<BlobId, (BlobId, Vec<String>)> = HashMap::new();
     let mut pending = Vec::new();
-    for (id, snap) in repo.load_snapshots()? {
+    let found = scan(repo)?;
+    report.damaged = found.damaged;
+    if !dry_run && !keep_original {
+        remove_damaged(repo, session, &mut report)?;
+    }
+    for (id, snap) in found.snapshots {
         report.snapshots += 1;
         let (root, lost) = rewrite(&ctx, snap.tree, "", &mut memo)?;
         if lost.is_empty() {
@@ -204,6 +216,24 @@ pub fn repair_snapshots(
         });
     }
     Ok(report)
+}
+
+/// Deletes the snapshot files that cannot be read, as forget deletes snapshots: only what the
+/// store's retention lock no longer holds.
+fn remove_damaged(repo: &Repository, session: &Session, report: &mut SnapshotRepair) -> Result<()> {
+    if report.damaged.is_empty() {
+        return Ok(());
+    }
+    let now = repo.lock_clock(session)?;
+    let mut removed = Vec::new();
+    for file in std::mem::take(&mut report.damaged) {
+        match repo.delete_content(FileKind::Snapshot, &file.name, now)? {
+            None => removed.push(file),
+            Some(until) => report.damaged_locked.push((file.name, until)),
+        }
+    }
+    report.damaged = removed;
+    Ok(())
 }
 
 struct Ctx<'a> {

@@ -5,11 +5,12 @@ use serde::Serialize;
 
 use kairn_format::FileKind;
 use kairn_format::error::{ErrorKind, Result};
-use kairn_format::id::{HeartbeatId, SessionId};
+use kairn_format::id::{HeartbeatId, Id, SessionId};
 use kairn_format::session::{Heartbeat, Outcome};
 
 use super::fence;
 use crate::files::Files;
+use crate::unreadable::UnreadableFile;
 
 /// A session as seen by an observer.
 #[derive(Debug, Clone, Serialize)]
@@ -26,19 +27,61 @@ pub struct SessionView {
     pub fence: Option<Outcome>,
 }
 
-/// Every session that has a heartbeat. A heartbeat deleted while listing is skipped.
+/// A file in `sessions/` that cannot be read: damaged, junk, or not named by an id. Whose
+/// session it is cannot be told, so a prune treats it as a live writer's until it is older
+/// than the session expiry (repo-format.md §14.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnreadableSession {
+    /// The file and why it cannot be read.
+    pub file: UnreadableFile,
+    /// Its storage time, ms since the epoch.
+    pub stored_ms: i64,
+}
+
+/// Every session, and the session files that cannot be read.
+#[derive(Debug, Clone, Default)]
+pub struct SessionScan {
+    /// The sessions that have a readable heartbeat.
+    pub sessions: Vec<SessionView>,
+    /// Session files that cannot be read.
+    pub unreadable: Vec<UnreadableSession>,
+}
+
+/// Every session that has a readable heartbeat; unreadable session files are left out (a
+/// prune asks [`scan_sessions`] for them first).
 pub fn list_sessions(files: &Files) -> Result<Vec<SessionView>> {
+    scan_sessions(files).map(|s| s.sessions)
+}
+
+/// Every session, and the files in `sessions/` that cannot be read. A heartbeat deleted while
+/// listing is skipped.
+pub fn scan_sessions(files: &Files) -> Result<SessionScan> {
     let mut by_session: std::collections::BTreeMap<SessionId, SessionView> = Default::default();
-    for id in files.list::<Heartbeat>()? {
-        let beat = match files.load::<Heartbeat>(&id) {
-            Ok(b) => b,
-            Err(e) if e.kind() == ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        let modified = match files.backend().modified(FileKind::Session, &id.to_hex()) {
+    let mut unreadable = Vec::new();
+    for (name, _) in files.backend().list(FileKind::Session)? {
+        let modified = match files.backend().modified(FileKind::Session, &name) {
             Ok(m) => m,
             Err(e) if e.kind() == ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
+        };
+        let beat = match Id::from_hex(&name).map(HeartbeatId::from) {
+            Err(_) => Err("its name is not a heartbeat id".to_string()),
+            Ok(id) => match files.load::<Heartbeat>(&id) {
+                Ok(b) => Ok((id, b)),
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) if e.kind() == ErrorKind::Corrupt => Err(e.to_string()),
+                Err(e) => return Err(e),
+            },
+        };
+        let (id, beat) = match beat {
+            Ok(b) => b,
+            Err(reason) => {
+                unreadable.push(UnreadableSession {
+                    file: UnreadableFile { name, reason },
+                    stored_ms: modified,
+                });
+                continue;
+            }
         };
         let view = by_session
             .entry(beat.session)
@@ -56,11 +99,14 @@ pub fn list_sessions(files: &Files) -> Result<Vec<SessionView>> {
             view.latest = beat;
         }
     }
-    let mut out: Vec<SessionView> = by_session.into_values().collect();
-    for v in &mut out {
+    let mut sessions: Vec<SessionView> = by_session.into_values().collect();
+    for v in &mut sessions {
         v.fence = fence::outcome(files, v.session)?;
     }
-    Ok(out)
+    Ok(SessionScan {
+        sessions,
+        unreadable,
+    })
 }
 
 /// Deletes a session's heartbeats and its fence: `repair sessions`, for a writer known dead.

@@ -42,6 +42,9 @@ pub fn prune(
         report.stale_staged_files = repo.backend().remove_stale_staged(opts.expiry)?;
     }
     sweep::sweep_all(repo, session, opts, own, &mut report, progress)?;
+    if report.held_back_until.is_some() {
+        return Ok(report);
+    }
     if !opts.dry_run {
         sessions::remove_ended_sessions(repo)?;
     }

@@ -3,6 +3,8 @@
 use serde::Serialize;
 
 use kairn_format::id::{GarbageId, SessionId};
+use kairn_repository::session::registry::UnreadableSession;
+use kairn_repository::snapshots::UnreadableFile;
 
 /// A garbage list still waiting for sessions.
 #[derive(Debug, Clone, Serialize)]
@@ -80,6 +82,15 @@ pub struct PruneReport {
     /// Files in `tmp/` that writes staged and never finished, older than the session expiry,
     /// removed (repo-format.md §14).
     pub stale_staged_files: u64,
+    /// Files in `sessions/` that cannot be read.
+    pub unreadable_sessions: Vec<UnreadableSession>,
+    /// Set when one of them is younger than the session expiry: it may be a live writer's, so
+    /// nothing was marked or swept. When the last of them stops holding deletions back, ms
+    /// since the epoch in storage time.
+    pub held_back_until: Option<i64>,
+    /// Garbage lists that cannot be read: skipped. Their packs are out of the index already,
+    /// so a later mark chooses them again as unindexed packs.
+    pub unreadable_garbage: Vec<UnreadableFile>,
 }
 
 impl PruneReport {

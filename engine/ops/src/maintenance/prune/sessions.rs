@@ -9,11 +9,38 @@ use kairn_format::error::Result;
 use kairn_format::id::SessionId;
 use kairn_format::session::Outcome;
 use kairn_repository::repo::Repository;
+use kairn_repository::session::Session;
 use kairn_repository::session::fence;
-use kairn_repository::session::registry::{SessionView, list_sessions};
+use kairn_repository::session::registry::{SessionView, list_sessions, scan_sessions};
 
 use super::options::PruneOptions;
-use super::report::WaitingFor;
+use super::report::{PruneReport, WaitingFor};
+
+/// True when a session file that cannot be read is younger than the session expiry (storage
+/// time): it may be a live writer's heartbeat, and a writer no garbage list names is one no
+/// sweep waits for, so nothing may be marked or swept (repo-format.md §14.1). An older one is
+/// reported and ignored: a live writer stores a readable heartbeat every sixth of the expiry,
+/// and one that stored none for a whole expiry publishes nothing more (`check_alive`).
+pub(super) fn held_back(
+    repo: &Repository,
+    session: &Session,
+    opts: &PruneOptions,
+    report: &mut PruneReport,
+) -> Result<bool> {
+    let unreadable = scan_sessions(repo.files())?.unreadable;
+    if unreadable.is_empty() {
+        return Ok(false);
+    }
+    let now = session.storage_now()?;
+    let expiry_ms = i64::try_from(opts.expiry.as_millis()).unwrap_or(i64::MAX);
+    report.held_back_until = unreadable
+        .iter()
+        .map(|u| u.stored_ms.saturating_add(expiry_ms))
+        .filter(|until| *until > now)
+        .max();
+    report.unreadable_sessions = unreadable;
+    Ok(report.held_back_until.is_some())
+}
 
 /// Whether session `s`, named by a garbage list, still blocks its sweep; expires it when stale.
 pub(super) fn blocking(

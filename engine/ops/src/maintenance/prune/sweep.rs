@@ -23,7 +23,7 @@ use super::load::{load_index_files, read_headers};
 use super::options::PruneOptions;
 use super::plan::with_packs;
 use super::report::{Pending, PruneReport};
-use super::sessions::{blocking, remove_finished_fences};
+use super::sessions::{blocking, held_back, remove_finished_fences};
 
 /// Sweeps every garbage list no live session blocks; lists the others in `report.pending`.
 pub(super) fn sweep_all(
@@ -35,6 +35,9 @@ pub(super) fn sweep_all(
     progress: &dyn Progress,
 ) -> Result<()> {
     report.pending.clear();
+    if held_back(repo, session, opts, report)? {
+        return Ok(());
+    }
     let ready = ready_lists(repo, session, opts, own, report)?;
     if ready.is_empty() || opts.dry_run {
         return Ok(());
@@ -65,8 +68,9 @@ fn ready_lists(
     own: SessionId,
     report: &mut PruneReport,
 ) -> Result<Vec<(GarbageId, GarbageList)>> {
-    let ids = repo.list_ids::<GarbageList>()?;
-    if ids.is_empty() {
+    let found = kairn_repository::garbage::scan(repo)?;
+    report.unreadable_garbage = found.unreadable;
+    if found.lists.is_empty() {
         return Ok(Vec::new());
     }
     let sessions: HashMap<SessionId, SessionView> = list_sessions(repo.files())?
@@ -75,8 +79,7 @@ fn ready_lists(
         .collect();
     let now = session.storage_now()?;
     let mut ready = Vec::new();
-    for id in ids {
-        let list = repo.load_file::<GarbageList>(&id)?;
+    for (id, list) in found.lists {
         let mut waiting = Vec::new();
         for s in list.sessions.iter().filter(|s| **s != own) {
             if let Some(w) = blocking(repo, opts, &sessions, *s, now)? {
