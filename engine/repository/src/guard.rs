@@ -67,7 +67,11 @@ impl Backend for DeleteGuard {
     }
 
     fn delete(&self, kind: FileKind, name: &str) -> Result<()> {
-        self.refuse(&format!("{} {}", kind.name(), name.get(..8).unwrap_or(name)))?;
+        self.refuse(&format!(
+            "{} {}",
+            kind.name(),
+            name.get(..8).unwrap_or(name)
+        ))?;
         self.inner.delete(kind, name)
     }
 

@@ -3,8 +3,8 @@
 //! save pipeline ([`save`]: dedup → pack → upload → index) and the verified read path ([`read`]).
 
 pub mod files;
-mod guard;
 pub mod garbage;
+mod guard;
 pub mod index;
 pub mod locate;
 pub mod read;
