@@ -440,3 +440,38 @@ impl Rng {
         self.next_u64() % n
     }
 }
+
+/// A small tmpfs mounted at a directory and unmounted when dropped (also when the test fails),
+/// for full-disk tests. Mounting needs root; [`SmallFs::mount`] says why it could not.
+pub struct SmallFs(PathBuf);
+
+impl SmallFs {
+    /// Where it is mounted.
+    pub fn dir(&self) -> &Path {
+        &self.0
+    }
+
+    /// Mounts a tmpfs of `size` (such as `4m`) at `dir`; `None`, with a note on stderr saying
+    /// why, when this process may not mount one.
+    pub fn mount(dir: &Path, size: &str) -> Option<Self> {
+        fs::create_dir_all(dir).expect("test setup");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status();
+        match status {
+            Ok(s) if s.success() => Some(Self(dir.to_path_buf())),
+            other => {
+                eprintln!("skipped: cannot mount a {size} tmpfs here (it needs root): {other:?}");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}

@@ -5,7 +5,7 @@ use std::fs;
 use std::io::Write;
 use std::process::Stdio;
 
-use kairn_e2e::{CHEAP_KDF, Cli, code, noise};
+use kairn_e2e::{CHEAP_KDF, Cli, SmallFs, code, noise};
 
 #[test]
 fn keys_can_be_added_listed_changed_and_removed() {
@@ -200,28 +200,6 @@ fn cat_and_stats_show_decrypted_objects() {
     assert_eq!(code(&out), 1);
 }
 
-/// A small tmpfs, when this process may mount one (root in a sandbox usually may).
-struct SmallFs(std::path::PathBuf);
-
-impl SmallFs {
-    fn mount(dir: &std::path::Path, size: &str) -> Option<Self> {
-        fs::create_dir_all(dir).unwrap();
-        let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then(|| Self(dir.to_path_buf()))
-    }
-}
-
-impl Drop for SmallFs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_full_disk_exits_15_with_a_clear_message() {
     let cli = Cli::init();
@@ -239,7 +217,7 @@ fn a_full_disk_exits_15_with_a_clear_message() {
         "restore",
         &format!("latest:{}", src.display()),
         "--target",
-        target.0.to_str().unwrap(),
+        target.dir().to_str().unwrap(),
     ]);
     assert_eq!(code(&out), 15, "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
@@ -250,7 +228,7 @@ fn a_full_disk_exits_15_with_a_clear_message() {
 
     // A repository on a full disk: the backup fails, and no snapshot claims data it lacks.
     let small_repo = SmallFs::mount(&cli.dir.path().join("full-repo"), "3m").unwrap();
-    let repo = small_repo.0.join("repo");
+    let repo = small_repo.dir().join("repo");
     let on_small = |args: &[&str]| {
         std::process::Command::new(kairn_e2e::repo_bin())
             .args([
@@ -286,7 +264,7 @@ fn one_file_system_keeps_the_mount_point_but_not_what_is_mounted_there() {
         eprintln!("skipped: cannot mount a tmpfs here (needs root)");
         return;
     };
-    fs::write(mnt.0.join("elsewhere"), b"other filesystem").unwrap();
+    fs::write(mnt.dir().join("elsewhere"), b"other filesystem").unwrap();
     cli.ok(&["backup", "--one-file-system", src.to_str().unwrap()]);
     let listing = cli.ok(&["ls", "latest"]);
     assert!(

@@ -3,45 +3,12 @@
 //! without anyone touching the repository by hand.
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use kairn_e2e::{CHEAP_KDF, Cli, check_clean, code, contents, noise, restored, snapshot_ids};
-
-/// A 20 MiB tmpfs, unmounted on drop (even when the test fails).
-struct Tmpfs {
-    dir: PathBuf,
-}
-
-impl Tmpfs {
-    /// Mounts one at `dir`; `None` (with a note why) when this is not root.
-    fn mount(dir: &Path) -> Option<Self> {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipped: mounting a tmpfs needs root");
-            return None;
-        }
-        fs::create_dir_all(dir).unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=20m", "tmpfs"])
-            .arg(dir)
-            .status()
-            .unwrap();
-        if !status.success() {
-            eprintln!("skipped: cannot mount a tmpfs here ({status})");
-            return None;
-        }
-        Some(Self {
-            dir: dir.to_path_buf(),
-        })
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.dir).status();
-    }
-}
+use kairn_e2e::{
+    CHEAP_KDF, Cli, SmallFs, check_clean, code, contents, noise, restored, snapshot_ids,
+};
 
 fn volume(dir: &Path, seed: u64, files: usize, size: usize) {
     fs::create_dir_all(dir).unwrap();
@@ -72,10 +39,10 @@ fn said(out: &std::process::Output) -> String {
 #[test]
 fn a_full_disk_is_recoverable_with_the_tool_itself() {
     let mut cli = Cli::uninitialised();
-    let Some(disk) = Tmpfs::mount(&cli.dir.path().join("disk")) else {
+    let Some(disk) = SmallFs::mount(&cli.dir.path().join("disk"), "20m") else {
         return;
     };
-    cli.repo = disk.dir.join("repo");
+    cli.repo = disk.dir().join("repo");
     // Packs of 16 MiB: whichever pack the full disk stops, its staged bytes (up to a pack) are
     // what a failed write must give back.
     let mut init = vec!["init", "--pack-size-mib", "16"];

@@ -18,7 +18,7 @@ use engine::locate::locate;
 use engine::progress::Progress;
 use engine::repo::{InitOptions, Repository};
 use engine::restore::{RestoreOptions, restore};
-use kairn_e2e::{Cli, code, contents, noise};
+use kairn_e2e::{Cli, SmallFs, code, contents, noise};
 
 const DIRS: usize = 150;
 const TEMP_PREFIX: &str = ".kairn-part-";
@@ -338,28 +338,6 @@ fn a_killed_restore_leaves_no_incomplete_file_under_its_name_and_a_rerun_complet
     assert_eq!(contents(&target), expected, "{:?}", names(&target));
 }
 
-/// A small tmpfs, unmounted when dropped (also when the test fails).
-struct SmallFs(PathBuf);
-
-impl SmallFs {
-    fn mount(dir: &Path, size: &str) -> Option<Self> {
-        fs::create_dir_all(dir).unwrap();
-        let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then(|| Self(dir.to_path_buf()))
-    }
-}
-
-impl Drop for SmallFs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_full_disk_names_every_incomplete_file_and_leaves_none_under_its_name() {
     let cli = Cli::init();
@@ -378,14 +356,14 @@ fn a_full_disk_names_every_incomplete_file_and_leaves_none_under_its_name() {
         "restore",
         &format!("{id}:{}", src.display()),
         "--target",
-        disk.0.to_str().unwrap(),
+        disk.dir().to_str().unwrap(),
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(code(&out), 15, "{stderr}");
     assert!(stderr.contains("full"), "{stderr}");
 
     let expected = contents(&src);
-    let on_disk = contents(&disk.0);
+    let on_disk = contents(disk.dir());
     for (rel, hash) in &expected {
         match on_disk.get(rel) {
             Some(found) => assert_eq!(found, hash, "{} is incomplete", rel.display()),
@@ -404,7 +382,7 @@ fn a_full_disk_names_every_incomplete_file_and_leaves_none_under_its_name() {
             .count(),
         0,
         "temporaries left behind: {:?}",
-        names(&disk.0)
+        names(disk.dir())
     );
 }
 

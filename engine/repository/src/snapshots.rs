@@ -95,12 +95,7 @@ pub fn resolve_id(repo: &Repository, name: &str) -> Result<SnapshotId> {
     if name == "latest" {
         return find(repo, name, &SnapshotFilter::default()).map(|(id, _)| id);
     }
-    let lower = checked_prefix(name)?;
-    let ids: Vec<SnapshotId> = repo
-        .list_ids_lenient::<Snapshot>()?
-        .into_iter()
-        .filter(|id| id.to_hex().starts_with(&lower))
-        .collect();
+    let ids = ids_with_prefix(repo, name)?;
     one_match(&ids, name).copied()
 }
 
@@ -142,12 +137,17 @@ pub fn find(
             )
         });
     }
+    let ids = ids_with_prefix(repo, name)?;
+    let id = one_match(&ids, name)?;
+    Ok((*id, repo.load_file::<Snapshot>(id)?))
+}
+
+/// The stored snapshot ids (read or not) that start with the prefix `name`.
+fn ids_with_prefix(repo: &Repository, name: &str) -> Result<Vec<SnapshotId>> {
     let lower = checked_prefix(name)?;
-    let ids: Vec<SnapshotId> = repo
+    Ok(repo
         .list_ids_lenient::<Snapshot>()?
         .into_iter()
         .filter(|id| id.to_hex().starts_with(&lower))
-        .collect();
-    let id = one_match(&ids, name)?;
-    Ok((*id, repo.load_file::<Snapshot>(id)?))
+        .collect())
 }
