@@ -66,9 +66,17 @@ build() {
   }
   go mod edit "${replaces[@]}"
   go get "k8s.io/kubernetes/cmd/kube-apiserver@$K8S_VERSION" "k8s.io/kubernetes/cmd/kubectl@$K8S_VERSION" >&2
+  # What release/hack/lib/version.sh stamps: without it both report v0.0.0-master, and
+  # kubectl warns about a version skew.
+  local minor=${K8S_VERSION#v1.} ldflags="" var
+  minor=${minor%%.*}
+  for var in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X $var.gitVersion=$K8S_VERSION -X $var.gitMajor=1 -X $var.gitMinor=$minor"
+    ldflags+=" -X $var.gitTreeState=clean"
+  done
   # Build into a temporary name so that an interrupted build never leaves a binary that looks done.
-  go build -trimpath -o "$CACHE/bin/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver >&2
-  go build -trimpath -o "$CACHE/bin/kubectl.tmp" k8s.io/kubernetes/cmd/kubectl >&2
+  go build -trimpath -ldflags "$ldflags" -o "$CACHE/bin/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver >&2
+  go build -trimpath -ldflags "$ldflags" -o "$CACHE/bin/kubectl.tmp" k8s.io/kubernetes/cmd/kubectl >&2
   mv "$CACHE/bin/kube-apiserver.tmp" "$CACHE/bin/kube-apiserver"
   mv "$CACHE/bin/kubectl.tmp" "$CACHE/bin/kubectl"
   log "built in $((SECONDS - started))s"
