@@ -47,6 +47,8 @@ staging_modules() {
 
 build() {
   local src=$CACHE/src started=$SECONDS module replaces=()
+  # The official tarball's place, which only an interactive shell's profile puts on PATH.
+  command -v go >/dev/null || [ ! -x /usr/local/go/bin/go ] || PATH=/usr/local/go/bin:$PATH
   command -v go >/dev/null || {
     log "go is not on PATH: install Go >= 1.24, or set KUBEBUILDER_ASSETS to envtest binaries"
     exit 1
@@ -56,6 +58,9 @@ build() {
   cd "$src"
   # A toolchain download is not possible here: fail plainly if the release needs a newer Go.
   export GOTOOLCHAIN=local GOFLAGS=-mod=mod
+  # A build cache of its own, removed once the binaries exist: about 2.4 GB that no later run
+  # uses (another release recompiles nearly every package anyway).
+  export GOCACHE=$CACHE/go-build
   go mod init kairn.local/control-plane >/dev/null 2>&1
   for module in $(staging_modules); do
     replaces+=("-replace=$module=$module@$STAGING_VERSION")
@@ -65,7 +70,12 @@ build() {
     exit 1
   }
   go mod edit "${replaces[@]}"
-  go get "k8s.io/kubernetes/cmd/kube-apiserver@$K8S_VERSION" "k8s.io/kubernetes/cmd/kubectl@$K8S_VERSION" >&2
+  # Quiet unless it fails: it lists each of some 200 modules it adds.
+  go get "k8s.io/kubernetes/cmd/kube-apiserver@$K8S_VERSION" "k8s.io/kubernetes/cmd/kubectl@$K8S_VERSION" \
+    >"$src/go-get.log" 2>&1 || {
+    cat "$src/go-get.log" >&2
+    exit 1
+  }
   # What release/hack/lib/version.sh stamps: without it both report v0.0.0-master, and
   # kubectl warns about a version skew.
   local minor=${K8S_VERSION#v1.} ldflags="" var
@@ -79,6 +89,7 @@ build() {
   go build -trimpath -ldflags "$ldflags" -o "$CACHE/bin/kubectl.tmp" k8s.io/kubernetes/cmd/kubectl >&2
   mv "$CACHE/bin/kube-apiserver.tmp" "$CACHE/bin/kube-apiserver"
   mv "$CACHE/bin/kubectl.tmp" "$CACHE/bin/kubectl"
+  rm -rf "$GOCACHE"
   log "built in $((SECONDS - started))s"
 }
 
