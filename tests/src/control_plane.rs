@@ -130,6 +130,10 @@ fn watchdog_script(assets: &Path, dir: &Path, etcd_port: u16, peer: u16, api_por
         "--service-account-key-file \"$dir/service-account.key\"".to_string(),
         "--service-account-signing-key-file \"$dir/service-account.key\"".to_string(),
         "--service-cluster-ip-range 10.0.0.0/24".to_string(),
+        // The `kubernetes` Service's endpoint would be the advertised 127.0.0.1, which an
+        // Endpoints object may not hold: the server would log that every 10 s. No pod runs
+        // here to use the Service.
+        "--endpoint-reconciler-type none".to_string(),
     ];
     format!(
         r#"set -u
