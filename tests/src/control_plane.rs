@@ -258,6 +258,11 @@ impl ControlPlane {
         );
     }
 
+    /// Where the servers keep their data, certificates and logs (removed when they stop).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The last lines of what etcd and kube-apiserver logged.
     pub fn logs(&self) -> String {
         let tail = |name: &str| {

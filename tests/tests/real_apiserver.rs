@@ -2,9 +2,11 @@
 //! built by scripts/control-plane.sh): the server validates the CRDs' schemas and the objects
 //! made from them, and its RBAC authorizer says what `deploy/rbac.yaml` really grants.
 
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use kairn_e2e::control_plane::{self, ControlPlane};
 
@@ -193,4 +195,55 @@ fn the_agents_effective_permissions_today() {
     assert!(!can_i(plane, "delete", "secrets", &other));
     assert!(!can_i(plane, "create", "pods", &other));
     assert!(!can_i(plane, "update", "volumebackups.kairn.dev", &other));
+}
+
+/// Run only as a child of the test below: starts this binary's shared control plane, says
+/// where it is, and ends as every test binary does, without dropping the static.
+#[test]
+#[ignore = "run by the_servers_stop_when_the_test_process_ends"]
+fn child_starts_the_shared_control_plane_and_exits() {
+    let plane = control_plane::shared();
+    println!("DIR={}", plane.dir().display());
+    println!("SERVER={}", plane.server);
+}
+
+/// A test binary never drops its shared control plane; its servers must stop anyway when the
+/// process ends, and their directory must go.
+#[test]
+fn the_servers_stop_when_the_test_process_ends() {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_starts_the_shared_control_plane_and_exits",
+            "--ignored",
+            "--nocapture",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out));
+    let value = |key: &str| {
+        stdout
+            .lines()
+            .find_map(|line| line.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in {stdout}"))
+            .to_string()
+    };
+    let dir = PathBuf::from(value("DIR="));
+    let port: u16 = value("SERVER=https://127.0.0.1:").parse().unwrap();
+    // The watchdog removes the directory after both servers have been killed and reaped; a
+    // generous bound only keeps a broken watchdog from hanging the suite.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while dir.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !dir.exists(),
+        "{} is still there: the servers outlived their test process",
+        dir.display()
+    );
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "kube-apiserver still listens on {port}"
+    );
 }
