@@ -247,3 +247,23 @@ fn the_servers_stop_when_the_test_process_ends() {
         "kube-apiserver still listens on {port}"
     );
 }
+
+/// A control plane of a test's own stops, and its directory goes, when the test drops it.
+#[test]
+fn a_dropped_control_plane_stops_its_servers() {
+    let plane = ControlPlane::start();
+    plane.kubectl_ok(&["get", "namespaces"]);
+    let dir = plane.dir().to_path_buf();
+    let port: u16 = plane
+        .server
+        .strip_prefix("https://127.0.0.1:")
+        .unwrap()
+        .parse()
+        .unwrap();
+    drop(plane);
+    assert!(!dir.exists(), "{} is still there", dir.display());
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "kube-apiserver still listens on {port}"
+    );
+}
