@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs, idempotently, the real servers the tests start on 127.0.0.1: etcd (Debian), and
+# Installs, idempotently, the real servers the tests start on 127.0.0.1: etcd (Debian),
+# kube-apiserver and kubectl (built from source by scripts/control-plane.sh), and
 # moto (S3 with Object Lock, from PyPI) in /opt/moto, and s3s-fs (from crates.io) in
 # ~/.cargo/bin. Each step is skipped when its result is already there.
 set -euo pipefail
@@ -25,3 +26,9 @@ if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null || ! command 
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends etcd-server etcd-client openssl
 fi
+
+# A real control plane (kube-apiserver and kubectl of one pinned release, beside the etcd above)
+# for the tests that talk to a real API server: built from the Go module proxy the first time
+# (minutes), then found in its cache outside the work tree in about a second. With
+# KUBEBUILDER_ASSETS set (envtest's binaries), nothing is built.
+bash "$(dirname "$0")/control-plane.sh" build >/dev/null
