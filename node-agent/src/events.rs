@@ -29,7 +29,7 @@ pub struct PvcEvent<'a> {
     pub reason: &'a str,
     /// What was done (`Backup`, `Restore`).
     pub action: &'a str,
-    /// The text (cut to 1000 characters).
+    /// The text (cut to the 1 KiB the API server accepts).
     pub note: &'a str,
 }
 
@@ -56,9 +56,9 @@ pub async fn publish(client: &Client, instance: &str, event: PvcEvent<'_>) {
     };
     let event = Event {
         metadata: ObjectMeta {
-            name: Some(format!(
-                "{pvc}.{:x}",
-                now.timestamp_nanos_opt().unwrap_or_default()
+            name: Some(event_name(
+                pvc,
+                now.timestamp_nanos_opt().unwrap_or_default(),
             )),
             namespace: Some(namespace.to_string()),
             ..Default::default()
@@ -68,7 +68,7 @@ pub async fn publish(client: &Client, instance: &str, event: PvcEvent<'_>) {
         reporting_instance: Some(instance.to_string()),
         action: Some(action.to_string()),
         reason: Some(reason.to_string()),
-        note: Some(note.chars().take(1000).collect()),
+        note: Some(cut_note(note).to_string()),
         type_: Some(
             match kind {
                 EventKind::Normal => "Normal",
@@ -91,8 +91,64 @@ pub async fn publish(client: &Client, instance: &str, event: PvcEvent<'_>) {
     }
 }
 
+/// The API server refuses an Event whose note is over 1 KiB: counted in bytes, so a cut by
+/// characters let notes with multibyte text through to be refused and lost.
+const MAX_NOTE_BYTES: usize = 1024;
+
+/// Object names are DNS subdomains of at most 253 bytes.
+const MAX_NAME_BYTES: usize = 253;
+
+/// `note`, cut at a character boundary to what the API server accepts.
+fn cut_note(note: &str) -> &str {
+    if note.len() <= MAX_NOTE_BYTES {
+        return note;
+    }
+    let mut end = MAX_NOTE_BYTES;
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    &note[..end]
+}
+
+/// `<pvc>.<nanoseconds in hex>`, with the PVC's part shortened so the whole stays a valid
+/// name (a PVC name may itself be 253 bytes long).
+fn event_name(pvc: &str, nanos: i64) -> String {
+    let suffix = format!(".{nanos:x}");
+    let room = MAX_NAME_BYTES - suffix.len();
+    // PVC names are DNS subdomains (ASCII), so any byte index is a character boundary.
+    let head = pvc.get(..room.min(pvc.len())).unwrap_or(pvc);
+    format!("{}{suffix}", head.trim_end_matches(['-', '.']))
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn a_note_is_cut_to_what_the_server_takes_in_bytes_not_characters() {
+        let short = "backup completed";
+        assert_eq!(cut_note(short), short);
+        // 600 two-byte characters: 1,200 bytes, under 1,000 characters.
+        let multibyte = "é".repeat(600);
+        let cut = cut_note(&multibyte);
+        assert!(cut.len() <= MAX_NOTE_BYTES, "{}", cut.len());
+        assert_eq!(cut.len(), 1024);
+        assert!(multibyte.starts_with(cut));
+        let odd = format!("a{}", "é".repeat(600));
+        assert_eq!(cut_note(&odd).len(), 1023, "never splits a character");
+    }
+
+    #[test]
+    fn an_event_name_stays_a_valid_name_for_the_longest_pvc_name() {
+        let name = event_name(&"p".repeat(253), i64::MAX);
+        assert!(name.len() <= MAX_NAME_BYTES, "{}", name.len());
+        assert!(name.ends_with(&format!(".{:x}", i64::MAX)));
+        assert_eq!(event_name("db", 255), "db.ff");
+        let dotted = format!("{}.x", "a".repeat(235));
+        let name = event_name(&dotted, i64::MAX);
+        assert!(!name.contains(".."), "{name}");
+    }
+
     #[test]
     fn an_event_time_keeps_microseconds() {
         let now = chrono::Utc::now();
