@@ -12,6 +12,9 @@ use serde_json::json;
 #[test]
 fn a_scheduled_cluster_backup_groups_volumes_a_real_etcd_snapshot_and_manifests() {
     let Some(c) = Cluster::new() else { return };
+    // The export of manifests needs the optional read-all role.
+    let rbac = kairn_e2e::agent::deploy_file("rbac-manifests.yaml");
+    c.plane.kubectl_ok(&["apply", "-f", rbac.to_str().unwrap()]);
     let shop = c.namespace("shop");
     let data = c.pvc_with_pod(&shop, "data", "db-0", "Running");
     write_volume(&data, 11, 3);

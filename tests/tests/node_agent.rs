@@ -511,3 +511,26 @@ fn measure_agent_backup_and_restore_of_a_large_volume() {
         .unwrap();
     println!("{}", String::from_utf8_lossy(&out.stderr).trim());
 }
+
+/// There is no kubelet behind this API server, so a hook cannot run here (the fake API server
+/// runs them: agent_hooks_fake_api_server.rs). What the real server shows is that RBAC lets the
+/// agent's exec request through: it fails for want of a node to reach, not as Forbidden.
+#[test]
+fn no_kubelet_hooks_pass_rbac_and_fail_only_for_want_of_a_kubelet() {
+    let Some(c) = Cluster::new() else { return };
+    let shop = c.namespace("shop");
+    let volume = c.pvc_with_pod(&shop, "db", "db-0", "Running");
+    write_volume(&volume, 5, 2);
+    let mut agent = c.agent(&[]);
+    c.create(
+        &shop,
+        "volumebackups",
+        "hooked",
+        json!({"pvc": "db", "hooks": {"pre": [{"command": ["true"], "onError": "Fail"}]}}),
+    );
+    let st = c.wait(&shop, "volumebackups", "hooked", &mut agent, is_final);
+    assert_eq!(st["phase"], "Failed", "{st}");
+    let why = st["errors"][0].as_str().unwrap().to_lowercase();
+    assert!(why.contains("pre hook"), "{why}");
+    assert!(!why.contains("forbidden"), "RBAC refused the exec: {why}");
+}
