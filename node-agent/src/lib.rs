@@ -33,6 +33,7 @@ pub mod http;
 pub mod job;
 pub mod jobs;
 pub mod metrics;
+pub mod mounted;
 pub mod patch;
 pub mod reconcile;
 pub mod resolve;

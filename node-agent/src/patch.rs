@@ -113,9 +113,20 @@ pub struct VolumeStatusPatch {
     /// When it reached a final phase.
     #[serde(skip_serializing_if = "Field::is_keep")]
     pub finished: Field<String>,
+    /// Why no agent has started it yet.
+    #[serde(skip_serializing_if = "Field::is_keep")]
+    pub waiting: Field<String>,
 }
 
 impl VolumeStatusPatch {
+    /// Not started, and why.
+    pub fn waiting(why: String) -> Self {
+        Self {
+            waiting: Field::Set(why),
+            ..Default::default()
+        }
+    }
+
     /// The conditional claim of attempt `attempt`: a new start, the last outcome cleared.
     pub fn claim(node: &str, instance: &str, attempt: u32, now: String) -> Self {
         Self {
@@ -127,6 +138,7 @@ impl VolumeStatusPatch {
             progress: Some(ProgressPatch::default()),
             errors: Field::Clear,
             finished: Field::Clear,
+            waiting: Field::Clear,
             ..Default::default()
         }
     }
@@ -230,7 +242,8 @@ mod tests {
         let p = VolumeStatusPatch::claim("n1", "a1", 2, "T".into());
         let old = json!({
             "phase": "InProgress", "node": "n1", "agent": "a1", "attempts": 2, "started": "T",
-            "finished": null, "errors": null, "progress": {"bytesDone": 0, "filesDone": 0},
+            "finished": null, "errors": null, "waiting": null,
+            "progress": {"bytesDone": 0, "filesDone": 0},
         });
         assert_eq!(value(&p), old);
     }

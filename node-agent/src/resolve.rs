@@ -30,6 +30,8 @@ pub struct ClaimUser {
     pub uid: String,
     /// The pod's annotations (hooks may be declared there).
     pub annotations: std::collections::BTreeMap<String, String>,
+    /// Why its volumes may not be mounted yet; `None` once a container of it runs.
+    pub not_started: Option<String>,
 }
 
 /// The first live pod (not Succeeded or Failed) in `namespace` that mounts claim `pvc`.
@@ -52,6 +54,7 @@ pub fn pod_mounting(pods: &[Pod], namespace: &str, pvc: &str) -> Option<ClaimUse
             pod: meta.name.clone().unwrap_or_default(),
             uid: meta.uid.clone().unwrap_or_default(),
             annotations: meta.annotations.clone().unwrap_or_default(),
+            not_started: crate::mounted::pod_not_started(pod),
         })
     })
 }

@@ -529,3 +529,59 @@ fn no_kubelet_hooks_pass_rbac_and_fail_only_for_want_of_a_kubelet() {
     assert!(why.contains("pre hook"), "{why}");
     assert!(!why.contains("forbidden"), "RBAC refused the exec: {why}");
 }
+
+/// No kubelet here: the test plays it, creating the volume's `mount` directory before the
+/// "driver" mounts anything there, as the kubelet does.
+#[test]
+fn no_kubelet_only_a_mounted_volume_of_a_started_pod_is_read_or_written() {
+    let Some(c) = Cluster::new() else { return };
+    let shop = c.namespace("shop");
+    let pv = c.bound_pvc(&shop, "db", false);
+    let uid = c.pod(&shop, "db-0", "db", "Pending");
+    let bare = c.lay_out_volume(&uid, &pv, false);
+    let mut agent = c.agent(&[]);
+
+    // The pod has not started: the backup waits, and says why.
+    c.create(&shop, "volumebackups", "early", json!({"pvc": "db"}));
+    let st = c.wait(&shop, "volumebackups", "early", &mut agent, |s| {
+        s["waiting"].is_string()
+    });
+    assert!(
+        st["waiting"].as_str().unwrap().contains("db-0 is Pending"),
+        "{st}"
+    );
+    assert!(st["phase"].is_null() || st["phase"] == "New", "{st}");
+    // Running, but nothing is mounted at the volume's directory: refused, no empty snapshot.
+    c.set_pod_phase(&shop, "db-0", "Running");
+    let st = c.wait(&shop, "volumebackups", "early", &mut agent, is_final);
+    assert_eq!(st["phase"], "Failed", "{st}");
+    let why = st["errors"][0].as_str().unwrap();
+    assert!(why.contains("not a mount point"), "{why}");
+    assert!(st["waiting"].is_null(), "{st}");
+    assert!(snapshot_ids(&c.cli).is_empty());
+
+    // Mounted: backed up.
+    c.mount(&bare);
+    write_volume(&bare, 21, 3);
+    c.create(&shop, "volumebackups", "mounted", json!({"pvc": "db"}));
+    let st = c.wait(&shop, "volumebackups", "mounted", &mut agent, is_final);
+    assert_eq!(st["phase"], "Completed", "{st}\n{}", agent.logs());
+    assert_eq!(st["progress"]["filesDone"], 3, "{st}");
+
+    // A restore into a started pod whose volume is not mounted writes nothing to the node.
+    c.bound_pvc(&shop, "copy", false);
+    let uid = c.pod(&shop, "copy-0", "copy", "Initializing");
+    let target = c.lay_out_volume(&uid, &format!("pv-{shop}-copy"), false);
+    let spec = json!({"snapshot": "latest", "sourcePvc": "db", "target": {"pvc": "copy"}});
+    c.create(&shop, "volumerestores", "unmounted", spec);
+    let rs = c.wait(&shop, "volumerestores", "unmounted", &mut agent, is_final);
+    assert_eq!(rs["phase"], "Failed", "{rs}");
+    assert!(
+        rs["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("not a mount point"),
+        "{rs}"
+    );
+    assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
+}

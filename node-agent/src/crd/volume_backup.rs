@@ -64,6 +64,10 @@ pub struct VolumeBackupStatus {
     /// What went wrong (never credentials).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// Why no agent has started it yet: the node holding its volume waits for the volume to be
+    /// mounted (its pod has no running container).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
     /// How many times an agent started this work: more than 1 when an agent restarted while
     /// it was in flight and picked it up again.
     #[serde(default)]

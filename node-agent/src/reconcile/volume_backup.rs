@@ -10,7 +10,7 @@ use kube::ResourceExt;
 use kube::api::Api;
 
 use super::retention;
-use super::work::{Work, act, claim_here, settle_error, with_progress};
+use super::work::{Work, act, claim_here, settle_error, wait_for_mount, with_progress};
 use crate::context::Context;
 use crate::crd::{Hooks, Phase, VolumeBackup};
 use crate::decide::Claim;
@@ -26,15 +26,20 @@ use crate::volume_path::VolumeMode;
 /// Decides for one VolumeBackup and acts; true when it waits for a free slot.
 pub async fn reconcile(ctx: &Arc<Context>, vb: &VolumeBackup, pods: &[Pod]) -> bool {
     let ns = vb.namespace().unwrap_or_default();
-    let here = pod_mounting(pods, &ns, &vb.spec.pvc).is_some();
+    let user = pod_mounting(pods, &ns, &vb.spec.pvc);
+    let here = user.is_some();
     let s = vb.status.clone().unwrap_or_default();
+    let api: Api<VolumeBackup> = Api::namespaced(ctx.client.clone(), &ns);
+    let why = user.and_then(|u| u.not_started);
+    if wait_for_mount(&api, vb, s.phase, s.waiting.as_deref(), why.as_deref()).await {
+        return false;
+    }
     let claim = Claim {
         phase: s.phase,
         node: s.node,
         agent: s.agent,
         attempts: s.attempts,
     };
-    let api: Api<VolumeBackup> = Api::namespaced(ctx.client.clone(), &ns);
     let work = Work {
         api: &api,
         obj: vb,

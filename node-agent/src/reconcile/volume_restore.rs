@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::Api;
 
-use super::work::{Work, act, claim_here, settle_error, with_progress};
+use super::work::{Work, act, claim_here, settle_error, wait_for_mount, with_progress};
 use crate::context::Context;
 use crate::crd::{Phase, RestoreTarget, VolumeRestore};
 use crate::decide::Claim;
@@ -47,7 +47,14 @@ pub async fn reconcile(ctx: &Arc<Context>, vr: &VolumeRestore, pods: &[Pod]) -> 
         return false;
     }
     let here = match &vr.spec.target {
-        RestoreTarget::Pvc(pvc) => pod_mounting(pods, &vr.target_namespace(), pvc).is_some(),
+        RestoreTarget::Pvc(pvc) => {
+            let user = pod_mounting(pods, &vr.target_namespace(), pvc);
+            let why = user.as_ref().and_then(|u| u.not_started.as_deref());
+            if wait_for_mount(&api, vr, s.phase, s.waiting.as_deref(), why).await {
+                return false;
+            }
+            user.is_some()
+        }
         RestoreTarget::Path(_) => vr.spec.node.as_deref() == Some(&ctx.config.node),
     };
     let claim = Claim {

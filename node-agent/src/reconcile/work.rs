@@ -18,6 +18,7 @@ use crate::jobs::JobKey;
 use crate::patch::VolumeStatusPatch;
 use crate::resolve::{LocatedClaim, locate_claim, pod_mounting};
 use crate::status;
+use crate::volume_path::VolumeMode;
 
 /// One VolumeBackup or VolumeRestore, as the decision sees it.
 pub struct Work<'a, K> {
@@ -145,6 +146,33 @@ where
     }
 }
 
+/// Records why a new resource whose volume is on this node waits (its pod has not started, so
+/// its volumes may not be mounted), once per reason; true when it waits.
+pub async fn wait_for_mount<K>(
+    api: &Api<K>,
+    obj: &K,
+    phase: Phase,
+    current: Option<&str>,
+    why: Option<&str>,
+) -> bool
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let (Some(why), Phase::New) = (why, phase) else {
+        return false;
+    };
+    if current != Some(why) {
+        let st = VolumeStatusPatch::waiting(why.to_string());
+        let name = obj.name_any();
+        if let Err(e) = status::patch(api, &name, obj.resource_version().as_deref(), &st).await
+            && !status::is_conflict(&e)
+        {
+            tracing::warn!(resource = %name, "cannot record why it waits: {e}");
+        }
+    }
+    true
+}
+
 /// This node's pods.
 pub async fn pods_here(ctx: &Context) -> Result<Vec<Pod>, kube::Error> {
     let api: Api<Pod> = Api::all(ctx.client.clone());
@@ -159,9 +187,22 @@ pub async fn claim_here(ctx: &Context, ns: &str, pvc: &str) -> Result<LocatedCla
         .map_err(|e| format!("Kubernetes API: {e}"))?;
     let user = pod_mounting(&pods, ns, pvc)
         .ok_or_else(|| format!("no pod on node {} mounts PVC {ns}/{pvc}", ctx.config.node))?;
+    if let Some(why) = &user.not_started {
+        return Err(format!("PVC {ns}/{pvc} is not mounted: {why}"));
+    }
     let located = locate_claim(&ctx.client, &ctx.kubelet(), user, ns, pvc)
         .await
         .map_err(|e| e.to_string())?;
+    let data = &located.volume.data_path;
+    if located.volume.mode == VolumeMode::Filesystem && !crate::mounted::is_mount_point(data) {
+        return Err(format!(
+            "PVC {ns}/{pvc} is not mounted on node {}: {} is not a mount point (the volume's \
+             driver has not mounted it, or it is gone); the node's own filesystem is never read \
+             or written in its place",
+            ctx.config.node,
+            data.display()
+        ));
+    }
     Ok(located)
 }
 
