@@ -28,6 +28,7 @@ pub mod decide;
 pub mod events;
 pub mod export;
 pub mod freeze;
+pub mod freeze_record;
 pub mod hooks;
 pub mod http;
 pub mod job;
