@@ -29,6 +29,7 @@ pub mod events;
 pub mod export;
 pub mod freeze;
 pub mod freeze_record;
+pub mod freeze_state;
 pub mod hooks;
 pub mod http;
 pub mod job;

@@ -11,10 +11,14 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use node_agent::freeze::{FreezeError, FreezeGuard};
+use node_agent::freeze_record::FreezeOwner;
+use node_agent::freeze_state::StateDir;
 
 struct Ext4 {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     mount: PathBuf,
+    /// Outside the frozen filesystem: a record is written before the freeze, removed after.
+    state: tempfile::TempDir,
 }
 
 impl Ext4 {
@@ -38,7 +42,23 @@ impl Ext4 {
             eprintln!("skipped: cannot make an ext4 filesystem on a loop device here");
             return None;
         }
-        Some(Self { _dir: dir, mount })
+        let state = tempfile::tempdir().unwrap();
+        Some(Self { dir, mount, state })
+    }
+
+    fn state_dir(&self) -> StateDir {
+        StateDir::new(self.state.path())
+    }
+
+    /// The record files in the state directory.
+    fn records(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(self.state.path())
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default()
+    }
+
+    fn freeze(&self, path: &Path, limit: Duration) -> Result<FreezeGuard, FreezeError> {
+        FreezeGuard::freeze(path, limit, &self.state_dir(), owner())
     }
 
     fn is_frozen(&self) -> bool {
@@ -73,8 +93,20 @@ fn nix_is_root() -> bool {
         .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
 }
 
-fn backup_that_fails(mount: &Path) -> Result<(), String> {
-    let guard = FreezeGuard::freeze(mount, Duration::from_secs(60)).map_err(|e| e.to_string())?;
+fn owner() -> FreezeOwner {
+    FreezeOwner {
+        instance: "agent-under-test".into(),
+        namespace: Some("db".into()),
+        pvc: Some("data".into()),
+        backup: Some("nightly-1".into()),
+    }
+}
+
+fn backup_that_fails(fs: &Ext4) -> Result<(), String> {
+    let guard = fs
+        .freeze(&fs.mount, Duration::from_secs(60))
+        .map_err(|e| e.to_string())?;
+    assert_eq!(fs.records().len(), 1, "recorded while frozen");
     assert!(guard.is_frozen());
     Err("the backup failed".to_string())?;
     guard.thaw().map_err(|e| e.to_string())
@@ -83,14 +115,19 @@ fn backup_that_fails(mount: &Path) -> Result<(), String> {
 #[test]
 fn fsfreeze_guard_thaws_when_the_backup_fails() {
     let Some(fs) = Ext4::new() else { return };
-    assert!(backup_that_fails(&fs.mount).is_err());
+    assert!(backup_that_fails(&fs).is_err());
     assert!(!fs.is_frozen(), "left frozen after an error");
+    assert_eq!(
+        fs.records(),
+        Vec::<PathBuf>::new(),
+        "the record outlived the thaw"
+    );
 }
 
 #[test]
 fn fsfreeze_watchdog_thaws_a_guard_that_is_never_dropped() {
     let Some(fs) = Ext4::new() else { return };
-    let guard = FreezeGuard::freeze(&fs.mount, Duration::from_millis(300)).unwrap();
+    let guard = fs.freeze(&fs.mount, Duration::from_millis(300)).unwrap();
     assert!(fs.is_frozen());
     std::mem::forget(guard);
     let start = Instant::now();
@@ -101,6 +138,14 @@ fn fsfreeze_watchdog_thaws_a_guard_that_is_never_dropped() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The watchdog removes the record just after the thaw the probe sees.
+    while !fs.records().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the record stayed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
@@ -108,10 +153,35 @@ fn fsfreeze_refuses_a_directory_that_is_not_its_own_filesystem() {
     let Some(fs) = Ext4::new() else { return };
     let sub = fs.mount.join("sub");
     std::fs::create_dir(&sub).unwrap();
-    let err = FreezeGuard::freeze(&sub, Duration::from_secs(1)).unwrap_err();
+    let err = fs.freeze(&sub, Duration::from_secs(1)).unwrap_err();
     assert!(matches!(err, FreezeError::NotAMountPoint(_)), "{err}");
     assert!(!fs.is_frozen());
-    let guard = FreezeGuard::freeze(&fs.mount, Duration::from_secs(60)).unwrap();
+    assert!(fs.records().is_empty());
+    let guard = fs.freeze(&fs.mount, Duration::from_secs(60)).unwrap();
     guard.thaw().unwrap();
     assert!(!fs.is_frozen());
+}
+
+#[test]
+fn fsfreeze_is_not_made_when_it_cannot_be_recorded() {
+    let Some(fs) = Ext4::new() else { return };
+    let blocker = fs.state.path().join("not-a-dir");
+    std::fs::write(&blocker, b"").unwrap();
+    let state = StateDir::new(blocker.join("state"));
+    let err = FreezeGuard::freeze(&fs.mount, Duration::from_secs(60), &state, owner()).unwrap_err();
+    assert!(matches!(err, FreezeError::Record { .. }), "{err}");
+    assert!(!fs.is_frozen(), "frozen without a record");
+}
+
+#[test]
+fn fsfreeze_that_fails_leaves_no_record() {
+    let Some(fs) = Ext4::new() else { return };
+    let guard = fs.freeze(&fs.mount, Duration::from_secs(60)).unwrap();
+    // A second freeze of a frozen filesystem fails (EBUSY): its own record must go, the
+    // first one's must stay.
+    let err = fs.freeze(&fs.mount, Duration::from_secs(60)).unwrap_err();
+    assert!(matches!(err, FreezeError::Command { .. }), "{err}");
+    assert_eq!(fs.records().len(), 1);
+    guard.thaw().unwrap();
+    assert!(fs.records().is_empty());
 }
