@@ -101,7 +101,7 @@ pub fn thaw(path: &Path) -> Result<Thawed, FreezeError> {
 
 /// True for what `fsfreeze -u` (in the C locale) prints when FITHAW fails with EINVAL, which
 /// the kernel answers for a filesystem that is not frozen.
-pub fn says_not_frozen(message: &str) -> bool {
+fn says_not_frozen(message: &str) -> bool {
     message.contains("Invalid argument")
 }
 

@@ -81,7 +81,10 @@ fn the_daemonset_sets_only_settings_the_agent_reads() {
         .iter()
         .find(|v| v.name == state.name)
         .unwrap();
-    assert!(volume.host_path.is_some(), "{state_dir} is not on a hostPath");
+    assert!(
+        volume.host_path.is_some(),
+        "{state_dir} is not on a hostPath"
+    );
     let caps = agent
         .security_context
         .as_ref()
