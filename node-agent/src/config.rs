@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::decide::Me;
+use crate::freeze_state::StateDir;
 
 /// How the agent is set up.
 #[derive(Debug, Clone)]
@@ -30,6 +31,8 @@ pub struct AgentConfig {
     /// The longest a volume's filesystem stays frozen (`hooks.fsfreeze`) before the watchdog
     /// thaws it.
     pub freeze_limit: Duration,
+    /// Where freezes are recorded while they last, for the next agent if this one dies.
+    pub state_dir: StateDir,
 }
 
 impl AgentConfig {

@@ -1,5 +1,6 @@
 //! Kubernetes Events (events.k8s.io/v1) on the PVC a backup or restore concerns, so that
-//! `kubectl describe pvc` tells its backup history.
+//! `kubectl describe pvc` tells its backup history, and on the node for what concerns the
+//! node rather than one claim.
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event;
@@ -8,7 +9,7 @@ use kube::Client;
 use kube::api::{Api, PostParams};
 
 /// An Event's type.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
     /// Something worked.
     Normal,
@@ -33,8 +34,51 @@ pub struct PvcEvent<'a> {
     pub note: &'a str,
 }
 
+/// What an Event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Regarding<'a> {
+    /// A PVC.
+    Pvc {
+        /// Its namespace.
+        namespace: &'a str,
+        /// Its name.
+        name: &'a str,
+    },
+    /// A node (its Events go to the `default` namespace, as the kubelet's do).
+    Node(&'a str),
+}
+
+impl Regarding<'_> {
+    fn namespace(&self) -> &str {
+        match self {
+            Regarding::Pvc { namespace, .. } => namespace,
+            Regarding::Node(_) => "default",
+        }
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            Regarding::Pvc { name, .. } | Regarding::Node(name) => name,
+        }
+    }
+
+    fn reference(&self) -> ObjectReference {
+        let (kind, namespace) = match self {
+            Regarding::Pvc { namespace, .. } => ("PersistentVolumeClaim", Some(namespace)),
+            Regarding::Node(_) => ("Node", None),
+        };
+        ObjectReference {
+            api_version: Some("v1".to_string()),
+            kind: Some(kind.to_string()),
+            namespace: namespace.map(|n| n.to_string()),
+            name: Some(self.name().to_string()),
+            ..Default::default()
+        }
+    }
+}
+
 /// Creates an Event about a PVC, reported by agent `instance`. A failure is logged, never
-/// fatal: events are a view.
+/// fatal.
 pub async fn publish(client: &Client, instance: &str, event: PvcEvent<'_>) {
     let PvcEvent {
         namespace,
@@ -44,6 +88,46 @@ pub async fn publish(client: &Client, instance: &str, event: PvcEvent<'_>) {
         action,
         note,
     } = event;
+    let regarding = Regarding::Pvc {
+        namespace,
+        name: pvc,
+    };
+    let event = EventAbout {
+        regarding,
+        kind,
+        reason,
+        action,
+        note,
+    };
+    publish_about(client, instance, event).await;
+}
+
+/// What happened to any object.
+#[derive(Debug, Clone, Copy)]
+pub struct EventAbout<'a> {
+    /// The object.
+    pub regarding: Regarding<'a>,
+    /// Normal or Warning.
+    pub kind: EventKind,
+    /// Why, in one CamelCase word.
+    pub reason: &'a str,
+    /// What was done.
+    pub action: &'a str,
+    /// The text (cut to the 1 KiB the API server accepts).
+    pub note: &'a str,
+}
+
+/// Creates an Event about an object, reported by agent `instance`. A failure is logged, never
+/// fatal: events are a view.
+pub async fn publish_about(client: &Client, instance: &str, event: EventAbout<'_>) {
+    let EventAbout {
+        regarding,
+        kind,
+        reason,
+        action,
+        note,
+    } = event;
+    let namespace = regarding.namespace();
     let now = chrono::Utc::now();
     // Microseconds, as the API keeps an event's time.
     let micros = now.timestamp_subsec_micros() as i32 * 1000;
@@ -57,7 +141,7 @@ pub async fn publish(client: &Client, instance: &str, event: PvcEvent<'_>) {
     let event = Event {
         metadata: ObjectMeta {
             name: Some(event_name(
-                pvc,
+                regarding.name(),
                 now.timestamp_nanos_opt().unwrap_or_default(),
             )),
             namespace: Some(namespace.to_string()),
@@ -76,18 +160,13 @@ pub async fn publish(client: &Client, instance: &str, event: PvcEvent<'_>) {
             }
             .to_string(),
         ),
-        regarding: Some(ObjectReference {
-            api_version: Some("v1".to_string()),
-            kind: Some("PersistentVolumeClaim".to_string()),
-            namespace: Some(namespace.to_string()),
-            name: Some(pvc.to_string()),
-            ..Default::default()
-        }),
+        regarding: Some(regarding.reference()),
         ..Default::default()
     };
     let api: Api<Event> = Api::namespaced(client.clone(), namespace);
     if let Err(e) = api.create(&PostParams::default(), &event).await {
-        tracing::warn!(namespace, pvc, reason, "cannot publish an event: {e}");
+        let about = regarding.name();
+        tracing::warn!(namespace, about, reason, "cannot publish an event: {e}");
     }
 }
 
@@ -110,8 +189,8 @@ fn cut_note(note: &str) -> &str {
     &note[..end]
 }
 
-/// `<pvc>.<nanoseconds in hex>`, with the PVC's part shortened so the whole stays a valid
-/// name (a PVC name may itself be 253 bytes long).
+/// `<object>.<nanoseconds in hex>`, with the object's part shortened so the whole stays a
+/// valid name (a PVC or node name may itself be 253 bytes long).
 fn event_name(pvc: &str, nanos: i64) -> String {
     let suffix = format!(".{nanos:x}");
     let room = MAX_NAME_BYTES - suffix.len();
@@ -147,6 +226,24 @@ mod tests {
         let dotted = format!("{}.x", "a".repeat(235));
         let name = event_name(&dotted, i64::MAX);
         assert!(!name.contains(".."), "{name}");
+    }
+
+    #[test]
+    fn a_node_event_goes_to_the_default_namespace_and_names_no_namespace_on_the_node() {
+        let node = Regarding::Node("worker-1");
+        assert_eq!(node.namespace(), "default");
+        let r = node.reference();
+        assert_eq!(r.kind.as_deref(), Some("Node"));
+        assert_eq!(r.name.as_deref(), Some("worker-1"));
+        assert_eq!(r.namespace, None);
+        let pvc = Regarding::Pvc {
+            namespace: "db",
+            name: "data",
+        };
+        let r = pvc.reference();
+        assert_eq!(pvc.namespace(), "db");
+        assert_eq!(r.kind.as_deref(), Some("PersistentVolumeClaim"));
+        assert_eq!(r.namespace.as_deref(), Some("db"));
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //!   [`cluster_plan`] (the rules of a cluster backup), [`schedule`] (cron, selectors, names),
 //!   [`volume_path`] (the kubelet's directories), [`jobs`] (the running jobs).
 //! - The engine and the node: [`job`] runs backups and restores, [`freeze`] fsfreezes a
-//!   volume.
+//!   volume, recording each freeze ([`freeze_record`], [`freeze_state`]) so that
+//!   [`freeze_recovery`] thaws at start-up what a killed agent left frozen.
 //! - The Kubernetes API: [`resolve`] (a PVC to its files), [`selection`] (the PVCs a selector
 //!   picks), [`status`] (status writes), [`events`], [`hooks`] (exec in a pod), [`export`]
 //!   (the resource manifests).
@@ -28,6 +29,9 @@ pub mod decide;
 pub mod events;
 pub mod export;
 pub mod freeze;
+pub mod freeze_record;
+pub mod freeze_recovery;
+pub mod freeze_state;
 pub mod hooks;
 pub mod http;
 pub mod job;

@@ -1,6 +1,6 @@
-//! The `node-agent` binary: configuration, logging, the repository and API connections, then
-//! the reconcile loop and the HTTP endpoints until SIGTERM. It only wires together what the
-//! library provides.
+//! The `node-agent` binary: configuration, logging, the thaw of what a killed predecessor
+//! left frozen, the repository and API connections, then the reconcile loop and the HTTP
+//! endpoints until SIGTERM. It only wires together what the library provides.
 //!
 //! Exit codes: 0 after a clean shutdown; 1 for any error at startup (bad configuration, the
 //! repository cannot be opened, no API credentials), with the reason logged; 12 for a wrong
@@ -13,12 +13,18 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use clap::Parser;
 use node_agent::context::Context;
+use node_agent::freeze_recovery::{self, Handled};
+use node_agent::freeze_state::StateDir;
 use node_agent::job::RepoAccess;
 use node_agent::settings::{Args, fail, init_logging, redacted_location};
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     init_logging(args.log_text);
+    // First of all, before anything that can fail: an agent that cannot start (a wrong
+    // password, an unreachable API) must still thaw what a killed predecessor left frozen.
+    let left_frozen =
+        freeze_recovery::thaw_left_frozen(&StateDir::new(&args.state_dir), &args.kubelet_root);
     // The storage backend owns a runtime of its own for blocking calls, so it is built, and
     // finally dropped, here, outside the agent's async runtime. It is opened once at startup:
     // a wrong password or an unreachable repository shows at once in the logs and the pod's
@@ -41,7 +47,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(1);
         }
     };
-    let result = runtime.block_on(run(args, access.clone()));
+    let result = runtime.block_on(run(args, access.clone(), left_frozen));
     drop(runtime);
     drop(access);
     match result {
@@ -50,7 +56,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(args: Args, access: RepoAccess) -> Result<()> {
+async fn run(args: Args, access: RepoAccess, left_frozen: Vec<Handled>) -> Result<()> {
     let kube_config = kube::Config::infer()
         .await
         .context("cannot configure the Kubernetes client (in-cluster or KUBECONFIG)")?;
@@ -59,6 +65,7 @@ async fn run(args: Args, access: RepoAccess) -> Result<()> {
     let export_client = node_agent::export::export_client(kube_config)
         .context("cannot configure the Kubernetes client for exports")?;
     let instance = args.instance();
+    freeze_recovery::announce(&client, &instance, &args.node_name, &left_frozen).await;
     let ctx = Context::new(
         client,
         export_client,

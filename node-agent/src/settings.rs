@@ -12,6 +12,7 @@ use engine::backend::faults::{FaultPlan, FaultyBackend};
 use engine::backend::{Location, OpendalBackend, StorageOptions};
 
 use crate::config::AgentConfig;
+use crate::freeze_state::StateDir;
 use crate::job::RepoAccess;
 
 /// Kairn's node agent: backs up and restores the pod volumes of its node.
@@ -57,6 +58,10 @@ pub struct Args {
     /// The longest a volume's filesystem stays frozen (hooks.fsfreeze), in seconds.
     #[arg(long, env = "KAIRN_FREEZE_LIMIT_SECONDS", default_value_t = 300)]
     pub freeze_limit_seconds: u64,
+    /// Node-local directory that outlives the agent's pod (a hostPath): records of frozen
+    /// filesystems, so that the next agent thaws what a killed one left frozen.
+    #[arg(long, env = "KAIRN_STATE_DIR", default_value = "/var/lib/kairn/state")]
+    pub state_dir: PathBuf,
     /// Address of the metrics and health endpoints.
     #[arg(long, env = "KAIRN_LISTEN", default_value = "0.0.0.0:8085")]
     pub listen: String,
@@ -100,6 +105,7 @@ impl Args {
             resync: Duration::from_secs_f64(self.resync_seconds.max(0.1)),
             progress_interval: Duration::from_secs_f64(self.progress_seconds.max(0.1)),
             freeze_limit: Duration::from_secs(self.freeze_limit_seconds.max(1)),
+            state_dir: StateDir::new(&self.state_dir),
             admin_namespace: self.admin_namespace.clone(),
         }
     }

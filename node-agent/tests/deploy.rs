@@ -61,6 +61,30 @@ fn the_daemonset_sets_only_settings_the_agent_reads() {
             .unwrap()
             .starts_with(&secret.mount_path)
     );
+    // The state directory (freeze records) must outlive the pod: a hostPath, not an emptyDir.
+    let state_dir = agent
+        .env
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|e| e.name == "KAIRN_STATE_DIR")
+        .and_then(|e| e.value.clone())
+        .unwrap();
+    let state = mounts
+        .iter()
+        .find(|m| Path::new(&state_dir).starts_with(&m.mount_path))
+        .unwrap();
+    let volume = pod
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|v| v.name == state.name)
+        .unwrap();
+    assert!(
+        volume.host_path.is_some(),
+        "{state_dir} is not on a hostPath"
+    );
     let caps = agent
         .security_context
         .as_ref()

@@ -15,6 +15,9 @@ use crate::context::Context;
 use crate::crd::{Hooks, Phase, VolumeBackup};
 use crate::decide::Claim;
 use crate::events::{EventKind, PvcEvent, publish};
+use crate::freeze::FreezeGuard;
+use crate::freeze_record::FreezeOwner;
+use crate::freeze_state::StateDir;
 use crate::job::{self, BackupDone, BackupRequest, JobProgress};
 use crate::jobs::JobKey;
 use crate::metrics::PvcLabels;
@@ -170,7 +173,16 @@ async fn back_up(
             hook_errors.extend(tolerated);
             let access = run.ctx.access.clone();
             let p = progress.clone();
-            let freeze = hooks.fsfreeze.then_some(run.ctx.config.freeze_limit);
+            let freeze = hooks.fsfreeze.then(|| FreezeTerms {
+                limit: run.ctx.config.freeze_limit,
+                state: run.ctx.config.state_dir.clone(),
+                owner: FreezeOwner {
+                    instance: run.ctx.config.instance.clone(),
+                    namespace: Some(run.ns().to_string()),
+                    pvc: Some(run.pvc().to_string()),
+                    backup: Some(run.name.clone()),
+                },
+            });
             with_progress(&run.ctx, &run.api, &run.name, progress, move || {
                 frozen_backup(&access, &req, &p, freeze)
             })
@@ -269,18 +281,26 @@ async fn failed(run: &Run, e: &engine::Error, hook_errors: &[String]) {
     }
 }
 
-/// Runs a backup, inside an fsfreeze of the volume's filesystem when `freeze_limit` is set;
-/// the guard thaws on every path out, and its watchdog after the limit.
+/// How a backup's fsfreeze is taken.
+struct FreezeTerms {
+    limit: std::time::Duration,
+    state: StateDir,
+    owner: FreezeOwner,
+}
+
+/// Runs a backup, inside an fsfreeze of the volume's filesystem when `freeze` is set; the
+/// guard thaws on every path out, its watchdog after the limit, and the next agent if this
+/// one dies.
 fn frozen_backup(
     access: &job::RepoAccess,
     req: &BackupRequest,
     progress: &JobProgress,
-    freeze_limit: Option<std::time::Duration>,
+    freeze: Option<FreezeTerms>,
 ) -> engine::Result<BackupDone> {
-    let guard = match freeze_limit {
+    let guard = match freeze {
         None => None,
-        Some(limit) => Some(
-            crate::freeze::FreezeGuard::freeze(&req.path, limit)
+        Some(t) => Some(
+            FreezeGuard::freeze(&req.path, t.limit, &t.state, t.owner)
                 .map_err(|e| engine::Error::new(engine::ErrorKind::Io, e.to_string()))?,
         ),
     };
