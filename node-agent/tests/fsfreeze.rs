@@ -92,6 +92,16 @@ impl Drop for Ext4 {
     }
 }
 
+/// One test at a time: a lock on a record belongs to its open file, and a child process forked
+/// by another test thread (mount, fsfreeze) holds a copy of every open file until it execs, so
+/// a record just written and closed here could still look held by a live agent.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn files_in(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|d| d.map(|e| e.unwrap().path()).collect())
@@ -128,6 +138,7 @@ fn backup_that_fails(fs: &Ext4) -> Result<(), String> {
 
 #[test]
 fn fsfreeze_guard_thaws_when_the_backup_fails() {
+    let _serial = serial();
     let Some(fs) = Ext4::new() else { return };
     assert!(backup_that_fails(&fs).is_err());
     assert!(!fs.is_frozen(), "left frozen after an error");
@@ -140,6 +151,7 @@ fn fsfreeze_guard_thaws_when_the_backup_fails() {
 
 #[test]
 fn fsfreeze_watchdog_thaws_a_guard_that_is_never_dropped() {
+    let _serial = serial();
     let Some(fs) = Ext4::new() else { return };
     let guard = fs.freeze(&fs.mount, Duration::from_millis(300)).unwrap();
     assert!(fs.is_frozen());
@@ -164,6 +176,7 @@ fn fsfreeze_watchdog_thaws_a_guard_that_is_never_dropped() {
 
 #[test]
 fn fsfreeze_refuses_a_directory_that_is_not_its_own_filesystem() {
+    let _serial = serial();
     let Some(fs) = Ext4::new() else { return };
     let sub = fs.mount.join("sub");
     std::fs::create_dir(&sub).unwrap();
@@ -178,6 +191,7 @@ fn fsfreeze_refuses_a_directory_that_is_not_its_own_filesystem() {
 
 #[test]
 fn fsfreeze_is_not_made_when_it_cannot_be_recorded() {
+    let _serial = serial();
     let Some(fs) = Ext4::new() else { return };
     let blocker = fs.state.path().join("not-a-dir");
     std::fs::write(&blocker, b"").unwrap();
@@ -189,6 +203,7 @@ fn fsfreeze_is_not_made_when_it_cannot_be_recorded() {
 
 #[test]
 fn fsfreeze_that_fails_leaves_no_record() {
+    let _serial = serial();
     let Some(fs) = Ext4::new() else { return };
     let guard = fs.freeze(&fs.mount, Duration::from_secs(60)).unwrap();
     // A second freeze of a frozen filesystem fails (EBUSY): its own record must go, the
@@ -271,6 +286,7 @@ fn spawn_freezing_child(fs: &Ext4, ready: &Path) -> KillOnDrop {
 
 #[test]
 fn fsfreeze_left_by_an_agent_killed_mid_freeze_is_thawed_at_the_next_start() {
+    let _serial = serial();
     let Some(fs) = Ext4::new() else { return };
     let ready = fs.root().join("child-froze");
     let mut child = spawn_freezing_child(&fs, &ready);
@@ -306,6 +322,7 @@ fn fsfreeze_left_by_an_agent_killed_mid_freeze_is_thawed_at_the_next_start() {
 
 #[test]
 fn fsfreeze_record_of_a_filesystem_that_is_not_frozen_is_just_cleared() {
+    let _serial = serial();
     let Some(fs) = Ext4::new() else { return };
     record_left_behind(&fs.state_dir(), &fs.mount);
     let report = thaw_left_frozen(&fs.state_dir(), fs.root());
@@ -322,6 +339,7 @@ fn fsfreeze_record_of_a_filesystem_that_is_not_frozen_is_just_cleared() {
 
 #[test]
 fn fsfreeze_record_leading_outside_the_kubelet_root_is_not_acted_on() {
+    let _serial = serial();
     let Some(fs) = Ext4::new() else { return };
     assert!(
         Command::new("fsfreeze")
@@ -358,6 +376,7 @@ fn fsfreeze_record_leading_outside_the_kubelet_root_is_not_acted_on() {
 
 #[test]
 fn freeze_records_of_mounts_that_are_gone_are_cleared_without_a_thaw() {
+    let _serial = serial();
     let root = tempfile::tempdir().unwrap();
     let state_dir = tempfile::tempdir().unwrap();
     let state = StateDir::new(state_dir.path());
@@ -380,6 +399,7 @@ fn freeze_records_of_mounts_that_are_gone_are_cleared_without_a_thaw() {
 
 #[test]
 fn freeze_records_that_are_junk_are_left_in_place_and_nothing_hangs() {
+    let _serial = serial();
     let root = tempfile::tempdir().unwrap();
     let state_dir = tempfile::tempdir().unwrap();
     let dir = state_dir.path();
