@@ -30,6 +30,9 @@ pub struct AgentConfig {
     /// The longest a volume's filesystem stays frozen (`hooks.fsfreeze`) before the watchdog
     /// thaws it.
     pub freeze_limit: Duration,
+    /// Apply a schedule's retention after its backups. Off with an append-only key: then
+    /// retention and prune are the maintenance workload's (`kairn-maintenance`).
+    pub retention: bool,
 }
 
 impl AgentConfig {
