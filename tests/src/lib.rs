@@ -5,6 +5,7 @@
 //! `repo-cli` package has an integration test of its own (cargo builds a package's binaries for
 //! its integration tests), so it is always fresh when these tests run.
 
+pub mod agent;
 pub mod control_plane;
 pub mod etcd;
 pub mod fake_discovery;

@@ -149,12 +149,16 @@ fn tokens_authenticate_static_users_and_service_accounts() {
 }
 
 fn can_i(plane: &ControlPlane, verb: &str, resource: &str, namespace: &str) -> bool {
+    can_i_as(plane, AGENT, verb, resource, namespace)
+}
+
+fn can_i_as(plane: &ControlPlane, who: &str, verb: &str, resource: &str, ns: &str) -> bool {
     // `can-i VERB a/b` would ask about the object named b: a subresource has its own flag.
     let (resource, subresource) = resource.split_once('/').unwrap_or((resource, ""));
     let subresource = format!("--subresource={subresource}");
-    let mut args = vec!["auth", "can-i", verb, resource, &subresource, "--as", AGENT];
-    if !namespace.is_empty() {
-        args.extend(["-n", namespace]);
+    let mut args = vec!["auth", "can-i", verb, resource, &subresource, "--as", who];
+    if !ns.is_empty() {
+        args.extend(["-n", ns]);
     }
     let out = plane.kubectl(&args);
     // can-i answers on stdout and exits 1 for "no".
@@ -165,17 +169,51 @@ fn can_i(plane: &ControlPlane, verb: &str, resource: &str, namespace: &str) -> b
     }
 }
 
+/// Lines of a `kubectl auth can-i --list` table, with runs of spaces made one.
+fn table_rows(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// The block of README.md between the two markers of the agent's permission list.
+fn documented_permissions() -> Vec<String> {
+    let readme = std::fs::read_to_string(deploy("../README.md")).unwrap();
+    let start = "<!-- agent-permissions:start -->";
+    let block = readme
+        .split_once(start)
+        .and_then(|(_, rest)| rest.split_once("<!-- agent-permissions:end -->"))
+        .unwrap_or_else(|| panic!("README.md has no {start} block"))
+        .0;
+    table_rows(&block.replace("```text", "").replace("```", ""))
+}
+
 /// What the agent's ServiceAccount may do, as the real RBAC authorizer computes it from
-/// `deploy/rbac.yaml`. The read-all rule (`*/*` get, list) reaches every Secret of every
-/// namespace and every subresource, `nodes/proxy` included: issue 18 removes it from the
-/// DaemonSet's identity, and this test will then say "no" to each of those.
+/// `deploy/rbac.yaml`, printed and compared with the list in README.md. Reading a Secret is
+/// refused everywhere, and so is every subresource but the one the exec hooks need.
 #[test]
-fn the_agents_effective_permissions_today() {
+fn the_agents_effective_permissions_are_the_documented_ones() {
     let (plane, _) = deployed();
-    let list = plane.kubectl_ok(&["auth", "can-i", "--list", "--as", AGENT]);
-    println!("kubectl auth can-i --list --as={AGENT}\n{list}");
-    assert!(list.contains("*.*"), "{list}");
     let other = plane.namespace("tenant");
+    let list = plane.kubectl_ok(&["auth", "can-i", "--list", "--as", AGENT, "-n", &other]);
+    println!("kubectl auth can-i --list --as={AGENT} -n <a tenant's namespace>\n{list}");
+    assert_eq!(
+        table_rows(&list),
+        documented_permissions(),
+        "README.md's list of the agent's permissions is not what the server grants"
+    );
+    for ns in [other.as_str(), "kairn-system"] {
+        for verb in ["get", "list", "watch"] {
+            assert!(!can_i(plane, verb, "secrets", ns), "{verb} secrets in {ns}");
+        }
+        assert!(!can_i(plane, "get", "pods/log", ns));
+        assert!(!can_i(plane, "create", "pods/attach", ns));
+        assert!(!can_i(plane, "create", "pods/portforward", ns));
+        assert!(!can_i(plane, "get", "configmaps", ns));
+    }
+    assert!(!can_i(plane, "get", "nodes/proxy", ""));
+    assert!(!can_i(plane, "create", "nodes/proxy", ""));
     // Granted on purpose.
     assert!(can_i(plane, "list", "pods", &other));
     assert!(can_i(
@@ -184,17 +222,54 @@ fn the_agents_effective_permissions_today() {
         "volumebackups.kairn.dev/status",
         &other
     ));
+    assert!(can_i(plane, "get", "pods/exec", &other));
     assert!(can_i(plane, "create", "pods/exec", &other));
     assert!(can_i(plane, "create", "events.events.k8s.io", &other));
-    // Granted by the read-all rule: the least-privilege bug of issue 18.
-    assert!(can_i(plane, "get", "secrets", &other));
-    assert!(can_i(plane, "list", "secrets", &other));
-    assert!(can_i(plane, "get", "nodes/proxy", ""));
-    assert!(can_i(plane, "get", "pods/log", &other));
     // Never granted: no writes beyond the rules.
     assert!(!can_i(plane, "delete", "secrets", &other));
     assert!(!can_i(plane, "create", "pods", &other));
     assert!(!can_i(plane, "update", "volumebackups.kairn.dev", &other));
+    assert!(!can_i(plane, "delete", "volumebackups.kairn.dev", &other));
+}
+
+/// `deploy/rbac-manifests.yaml`, bound here to an account of its own so that the agent's stays
+/// as `deploy/rbac.yaml` makes it: it lists everything, and reaches no subresource.
+#[test]
+fn the_optional_manifests_role_lists_everything_and_reaches_no_subresource() {
+    let (plane, _) = deployed();
+    let ns = plane.namespace("manifests");
+    let yaml = std::fs::read_to_string(deploy("rbac-manifests.yaml"))
+        .unwrap()
+        .replace(
+            "metadata:\n  name: kairn-manifests-reader\nroleRef",
+            &format!("metadata:\n  name: kairn-manifests-reader-{ns}\nroleRef"),
+        )
+        .replace(
+            "name: kairn-node-agent\n    namespace: kairn-system",
+            &format!("name: exporter\n    namespace: {ns}"),
+        );
+    assert!(yaml.contains(&format!("namespace: {ns}")), "{yaml}");
+    plane.kubectl_ok(&["create", "serviceaccount", "exporter", "-n", &ns]);
+    let out = plane.kubectl_with_stdin(&["apply", "-f", "-"], Some(&yaml));
+    assert!(out.status.success(), "{}", text(&out));
+    let who = format!("system:serviceaccount:{ns}:exporter");
+    let other = plane.namespace("tenant");
+    assert!(can_i_as(plane, &who, "list", "secrets", &other));
+    assert!(can_i_as(plane, &who, "list", "widgets.example.com", &other));
+    for (verb, resource) in [
+        ("get", "secrets"),
+        ("get", "pods/exec"),
+        ("create", "pods/exec"),
+        ("get", "pods/log"),
+        ("watch", "secrets"),
+        ("delete", "configmaps"),
+    ] {
+        assert!(
+            !can_i_as(plane, &who, verb, resource, &other),
+            "{verb} {resource}"
+        );
+    }
+    assert!(!can_i_as(plane, &who, "get", "nodes/proxy", ""));
 }
 
 /// Run only as a child of the test below: starts this binary's shared control plane, says
