@@ -140,7 +140,10 @@ fn the_maintenance_deployment_runs_one_kairn_maintenance_with_the_full_key() {
     assert_eq!(spec.replicas, Some(1));
     assert_eq!(spec.strategy.unwrap().type_.as_deref(), Some("Recreate"));
     let pod = spec.template.spec.unwrap();
-    assert_eq!(pod.service_account_name.as_deref(), Some("kairn-maintenance"));
+    assert_eq!(
+        pod.service_account_name.as_deref(),
+        Some("kairn-maintenance")
+    );
     let container = &pod.containers[0];
     assert_eq!(
         container.command.as_deref(),

@@ -142,6 +142,9 @@ async fn schedule_retention(
     let mut forgotten = 0;
     let mut errors = Vec::new();
     for pvc in targets {
+        if m.shutting_down() {
+            break;
+        }
         let (repo, tag, policy) = (repo.clone(), work.tag.clone(), work.policy.clone());
         let expiry = m.access.session_expiry;
         let stored_as = pvc.clone();
