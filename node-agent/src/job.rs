@@ -278,6 +278,21 @@ pub struct RestoreRequest {
     pub source: Source,
     /// The directory to restore into.
     pub target: PathBuf,
+    /// For a tenant's restore: the only namespace whose volume snapshots it may reach (of
+    /// `source.cluster`); `None` for the agents' own namespace, which may reach any.
+    pub tenant: Option<String>,
+}
+
+/// True when `snap` is a volume snapshot of namespace `ns` in `cluster`: all that a tenant of
+/// `ns` may restore. etcd snapshots and manifests hold the whole cluster.
+pub fn tenant_may_read(snap: &Snapshot, ns: &str, cluster: Option<&str>) -> bool {
+    use engine::format::snapshot::SourceKind;
+    matches!(
+        snap.source.kind,
+        SourceKind::Filesystem | SourceKind::BlockDevice
+    ) && snap.source.namespace.as_deref() == Some(ns)
+        && snap.source.pvc.is_some()
+        && snap.source.cluster.as_deref() == cluster
 }
 
 /// Restores a volume snapshot's `/NAME` entry into the target directory: its files, and the
@@ -289,10 +304,15 @@ pub fn run_restore(
 ) -> engine::Result<(SnapshotId, RestoreReport)> {
     let repo = access.open()?;
     let index = Index::load(&repo)?;
+    let visible = |s: &Snapshot| {
+        req.tenant
+            .as_deref()
+            .is_none_or(|ns| tenant_may_read(s, ns, req.source.cluster.as_deref()))
+    };
     let (id, snap) = if req.snapshot == "latest" {
         repo.load_snapshots()?
             .into_iter()
-            .filter(|(_, s)| same_volume(s, &req.source))
+            .filter(|(_, s)| same_volume(s, &req.source) && visible(s))
             .max_by(|a, b| a.1.time.cmp(&b.1.time))
             .ok_or_else(|| {
                 engine::Error::new(
@@ -301,7 +321,7 @@ pub fn run_restore(
                 )
             })?
     } else {
-        engine::snapshots::find(&repo, &req.snapshot, &Default::default())?
+        engine::snapshots::find_visible(&repo, &req.snapshot, visible)?
     };
     let path = match snap.paths.as_slice() {
         [one] => one.clone(),

@@ -49,7 +49,12 @@ pub fn agent_bin() -> PathBuf {
 }
 
 /// The files of `deploy/` every agent test needs, applied once per control plane.
-pub const DEPLOYED: [&str; 2] = ["crds.yaml", "rbac.yaml"];
+pub const DEPLOYED: [&str; 4] = [
+    "crds.yaml",
+    "rbac.yaml",
+    "tenant-roles.yaml",
+    "admission.yaml",
+];
 
 /// The shared control plane with [`DEPLOYED`] applied and the CRDs established.
 pub fn deployed() -> &'static ControlPlane {
@@ -67,8 +72,49 @@ pub fn deployed() -> &'static ControlPlane {
             "--all",
             "--timeout=120s",
         ]);
+        aggregate_cluster_roles(plane);
     });
     plane
+}
+
+/// What the controller manager's clusterrole-aggregation controller does (there is no
+/// controller manager here): each aggregated ClusterRole (`admin`, `edit`, `view`) gets the
+/// rules of every ClusterRole its selectors match, `deploy/tenant-roles.yaml`'s included.
+pub fn aggregate_cluster_roles(plane: &ControlPlane) {
+    for role in ["admin", "edit", "view"] {
+        let out = plane.kubectl(&["get", "clusterrole", role, "-o", "json"]);
+        let aggregated = json_out(out, role);
+        let mut rules: Vec<Value> = Vec::new();
+        for selector in aggregated["aggregationRule"]["clusterRoleSelectors"]
+            .as_array()
+            .unwrap()
+        {
+            let labels: Vec<String> = selector["matchLabels"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap()))
+                .collect();
+            let out = plane.kubectl(&["get", "clusterrole", "-l", &labels.join(","), "-o", "json"]);
+            for source in json_out(out, "clusterroles")["items"].as_array().unwrap() {
+                for rule in source["rules"].as_array().into_iter().flatten() {
+                    if !rules.contains(rule) {
+                        rules.push(rule.clone());
+                    }
+                }
+            }
+        }
+        let patch = json!({ "rules": rules }).to_string();
+        plane.kubectl_ok(&[
+            "patch",
+            "clusterrole",
+            role,
+            "--type",
+            "merge",
+            "-p",
+            &patch,
+        ]);
+    }
 }
 
 /// True when this process may mount (the kubelet's mounts are played with bind mounts).
@@ -361,6 +407,17 @@ impl Cluster {
     /// Creates a Kairn resource (`kind` is its plural) named `name` in `ns`.
     pub fn create(&self, ns: &str, kind: &str, name: &str, spec: Value) {
         self.apply_new(&kairn_object(kind, Some(ns), name, spec));
+    }
+
+    /// Tries to create `obj` as the user holding `token` (`None`: the admin); kubectl's
+    /// output, success or not.
+    pub fn try_create_as(&self, token: Option<&str>, obj: &Value) -> Output {
+        let args = ["create", "-f", "-"];
+        let text = obj.to_string();
+        match token {
+            None => self.plane.kubectl_with_stdin(&args, Some(&text)),
+            Some(token) => self.plane.kubectl_as_with_stdin(token, &args, Some(&text)),
+        }
     }
 
     /// A Kairn resource's status (`null` before an agent wrote one).

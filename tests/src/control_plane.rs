@@ -297,6 +297,11 @@ impl ControlPlane {
     /// Runs kubectl with a bearer token instead of the admin's credentials: a static user's, or
     /// a ServiceAccount's from [`ControlPlane::service_account_token`].
     pub fn kubectl_as(&self, token: &str, args: &[&str]) -> Output {
+        self.kubectl_as_with_stdin(token, args, None)
+    }
+
+    /// [`ControlPlane::kubectl_as`] with `stdin` as kubectl's input.
+    pub fn kubectl_as_with_stdin(&self, token: &str, args: &[&str], stdin: Option<&str>) -> Output {
         let mut cmd = Command::new(&self.kubectl);
         // An empty kubeconfig, so that nothing of the admin's is sent along with the token.
         cmd.arg("--kubeconfig")
@@ -308,7 +313,7 @@ impl ControlPlane {
             .arg("--token")
             .arg(token)
             .args(args);
-        run_with_stdin(cmd, None)
+        run_with_stdin(cmd, stdin)
     }
 
     /// A new namespace named `<prefix>-<n>`, with its `default` ServiceAccount (made by the

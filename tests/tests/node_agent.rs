@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use kairn_e2e::agent::{AGENT_NAMESPACE, Agent, Cluster, KAIRN_API, is_final};
+use kairn_e2e::agent::{AGENT_NAMESPACE, Agent, Cluster, KAIRN_API, is_final, kairn_object};
 use kairn_e2e::{Cli, assert_same, scan, write_volume};
 use serde_json::{Value, json};
 
@@ -140,20 +140,15 @@ fn volume_backup_lands_with_status_metrics_and_event_then_restores_identically()
         .unwrap();
     assert_eq!(second["parent"], id.as_str());
 
-    // A tenant of namespace staging may not read shop's backups: refused.
+    // A tenant of namespace staging may not read shop's backups: refused at admission.
     let target = c.pvc_with_pod(&staging, "db-copy", "db-copy-0", "Initializing");
     let across = json!({"snapshot": "latest", "sourceNamespace": shop, "sourcePvc": "db",
                         "target": {"pvc": "db-copy"}});
-    c.create(&staging, "volumerestores", "tenant", across.clone());
-    let refused = c.wait(&staging, "volumerestores", "tenant", &mut agent, is_final);
-    assert_eq!(refused["phase"], "Failed", "{refused}");
-    assert!(
-        refused["errors"][0]
-            .as_str()
-            .unwrap()
-            .contains(AGENT_NAMESPACE),
-        "{refused}"
-    );
+    let obj = kairn_object("volumerestores", Some(&staging), "tenant", across.clone());
+    let refused = c.try_create_as(None, &obj);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "admitted: {obj}");
+    assert!(said.contains(AGENT_NAMESPACE), "{said}");
 
     // An administrator restores the latest snapshot of shop/db into the new PVC in staging,
     // whose pod waits in its init container (phase Pending, its volumes mounted).
@@ -381,7 +376,7 @@ fn a_schedule_backs_up_the_selected_pvcs_of_this_node_and_applies_retention() {
     c.wait(&shop, "volumebackups", "manual", &mut agent, is_final);
     let earlier = c.status(&shop, "volumebackups", "earlier")["snapshotId"].clone();
 
-    c.apply_new(&kairn_e2e::agent::kairn_object(
+    c.apply_new(&kairn_object(
         "backupschedules",
         None,
         &schedule,

@@ -32,7 +32,7 @@ fn deployed() -> (&'static ControlPlane, &'static [(String, Output)]) {
     static APPLIED: OnceLock<Vec<(String, Output)>> = OnceLock::new();
     let plane = control_plane::shared();
     let applied = APPLIED.get_or_init(|| {
-        ["crds.yaml", "rbac.yaml"]
+        kairn_e2e::agent::DEPLOYED
             .into_iter()
             .map(|file| {
                 let path = deploy(file);

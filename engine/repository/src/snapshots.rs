@@ -142,6 +142,36 @@ pub fn find(
     Ok((*id, repo.load_file::<Snapshot>(id)?))
 }
 
+/// Resolves `latest` or a hex prefix of an id among the snapshots `visible` lets through, for
+/// a caller who may see only those (a tenant of one namespace). The others are not there for
+/// it: a miss, or an ambiguous prefix, reads the same whether or not they exist, so the answers
+/// cannot be used to learn what else the repository holds. Unreadable files are skipped.
+pub fn find_visible(
+    repo: &Repository,
+    name: &str,
+    visible: impl Fn(&Snapshot) -> bool,
+) -> Result<(SnapshotId, Snapshot)> {
+    if name == "latest" {
+        return scan(repo)?
+            .snapshots
+            .into_iter()
+            .rfind(|(_, s)| visible(s))
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, "there is no snapshot yet"));
+    }
+    let mut found: Vec<(SnapshotId, Snapshot)> = Vec::new();
+    for id in ids_with_prefix(repo, name)? {
+        if let Ok(snap) = repo.load_file::<Snapshot>(&id)
+            && visible(&snap)
+        {
+            found.push((id, snap));
+        }
+    }
+    let ids: Vec<SnapshotId> = found.iter().map(|(id, _)| *id).collect();
+    one_match(&ids, name)?;
+    // one_match succeeds on exactly one.
+    Ok(found.swap_remove(0))
+}
+
 /// The stored snapshot ids (read or not) that start with the prefix `name`.
 fn ids_with_prefix(repo: &Repository, name: &str) -> Result<Vec<SnapshotId>> {
     let lower = checked_prefix(name)?;

@@ -123,6 +123,9 @@ async fn execute(
             ..Default::default()
         },
         target: target.clone(),
+        tenant: vr
+            .namespace()
+            .filter(|own| *own != ctx.config.admin_namespace),
     };
     let run = Run {
         ctx,
