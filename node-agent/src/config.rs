@@ -33,6 +33,9 @@ pub struct AgentConfig {
     pub freeze_limit: Duration,
     /// Where freezes are recorded while they last, for the next agent if this one dies.
     pub state_dir: StateDir,
+    /// Apply a schedule's retention after its backups. Off with an append-only key: then
+    /// retention and prune are the maintenance workload's (`kairn-maintenance`).
+    pub retention: bool,
 }
 
 impl AgentConfig {

@@ -77,6 +77,18 @@ impl Context {
     }
 }
 
+impl crate::http::Probes for Context {
+    fn metrics_text(&self) -> Result<String, std::fmt::Error> {
+        self.metrics.encode()
+    }
+    fn is_alive(&self) -> bool {
+        Context::is_alive(self)
+    }
+    fn is_ready(&self) -> bool {
+        Context::is_ready(self)
+    }
+}
+
 /// The loop's health, and the shutdown switch.
 #[derive(Debug, Default)]
 pub struct Health {

@@ -1,6 +1,7 @@
 //! Kubernetes Events (events.k8s.io/v1) on the PVC a backup or restore concerns, so that
-//! `kubectl describe pvc` tells its backup history, and on the node for what concerns the
-//! node rather than one claim.
+//! `kubectl describe pvc` tells its backup history; on the BackupSchedule whose retention the
+//! maintenance workload applied; and on the node for what concerns the node rather than one
+//! claim.
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event;
@@ -34,6 +35,33 @@ pub struct PvcEvent<'a> {
     pub note: &'a str,
 }
 
+/// What happened, about any object.
+#[derive(Debug, Clone, Copy)]
+pub struct Happened<'a> {
+    /// Normal or Warning.
+    pub kind: EventKind,
+    /// Why, in one CamelCase word (`RetentionApplied`).
+    pub reason: &'a str,
+    /// What was done (`Retention`).
+    pub action: &'a str,
+    /// The text (cut to the 1 KiB the API server accepts).
+    pub note: &'a str,
+}
+
+/// Who reports an Event: the controller's name (`kairn.dev/node-agent`) and its instance.
+#[derive(Debug, Clone, Copy)]
+pub struct Reporter<'a> {
+    /// The controller, a qualified name.
+    pub controller: &'a str,
+    /// This process.
+    pub instance: &'a str,
+}
+
+/// The namespace of Events about cluster-scoped objects: the API server takes an Event with an
+/// `eventTime` about such an object only in `default` or `kube-system`, and Kubernetes' own
+/// event recorder uses `default`.
+pub const CLUSTER_EVENTS_NAMESPACE: &str = "default";
+
 /// What an Event is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Regarding<'a> {
@@ -52,7 +80,7 @@ impl Regarding<'_> {
     fn namespace(&self) -> &str {
         match self {
             Regarding::Pvc { namespace, .. } => namespace,
-            Regarding::Node(_) => "default",
+            Regarding::Node(_) => CLUSTER_EVENTS_NAMESPACE,
         }
     }
 
@@ -77,32 +105,7 @@ impl Regarding<'_> {
     }
 }
 
-/// Creates an Event about a PVC, reported by agent `instance`. A failure is logged, never
-/// fatal.
-pub async fn publish(client: &Client, instance: &str, event: PvcEvent<'_>) {
-    let PvcEvent {
-        namespace,
-        pvc,
-        kind,
-        reason,
-        action,
-        note,
-    } = event;
-    let regarding = Regarding::Pvc {
-        namespace,
-        name: pvc,
-    };
-    let event = EventAbout {
-        regarding,
-        kind,
-        reason,
-        action,
-        note,
-    };
-    publish_about(client, instance, event).await;
-}
-
-/// What happened to any object.
+/// What happened to a PVC or a node.
 #[derive(Debug, Clone, Copy)]
 pub struct EventAbout<'a> {
     /// The object.
@@ -117,17 +120,62 @@ pub struct EventAbout<'a> {
     pub note: &'a str,
 }
 
-/// Creates an Event about an object, reported by agent `instance`. A failure is logged, never
+/// Creates an Event about a PVC or a node, reported by agent `instance`. A failure is logged,
+/// never fatal.
+pub async fn publish_on(client: &Client, instance: &str, event: EventAbout<'_>) {
+    let reporter = Reporter {
+        controller: "kairn.dev/node-agent",
+        instance,
+    };
+    let what = Happened {
+        kind: event.kind,
+        reason: event.reason,
+        action: event.action,
+        note: event.note,
+    };
+    let regarding = event.regarding;
+    publish_about(
+        client,
+        reporter,
+        regarding.namespace(),
+        regarding.reference(),
+        what,
+    )
+    .await;
+}
+
+/// Creates an Event about a PVC, reported by agent `instance`. A failure is logged, never
 /// fatal: events are a view.
-pub async fn publish_about(client: &Client, instance: &str, event: EventAbout<'_>) {
-    let EventAbout {
-        regarding,
-        kind,
-        reason,
-        action,
-        note,
-    } = event;
-    let namespace = regarding.namespace();
+pub async fn publish(client: &Client, instance: &str, event: PvcEvent<'_>) {
+    let regarding = ObjectReference {
+        api_version: Some("v1".to_string()),
+        kind: Some("PersistentVolumeClaim".to_string()),
+        namespace: Some(event.namespace.to_string()),
+        name: Some(event.pvc.to_string()),
+        ..Default::default()
+    };
+    let reporter = Reporter {
+        controller: "kairn.dev/node-agent",
+        instance,
+    };
+    let what = Happened {
+        kind: event.kind,
+        reason: event.reason,
+        action: event.action,
+        note: event.note,
+    };
+    publish_about(client, reporter, event.namespace, regarding, what).await;
+}
+
+/// Creates an Event in `namespace` about the object `regarding` names (for a cluster-scoped
+/// one, `namespace` is [`CLUSTER_EVENTS_NAMESPACE`]). A failure is logged, never fatal.
+pub async fn publish_about(
+    client: &Client,
+    reporter: Reporter<'_>,
+    namespace: &str,
+    regarding: ObjectReference,
+    what: Happened<'_>,
+) {
     let now = chrono::Utc::now();
     // Microseconds, as the API keeps an event's time.
     let micros = now.timestamp_subsec_micros() as i32 * 1000;
@@ -138,35 +186,35 @@ pub async fn publish_about(client: &Client, instance: &str, event: EventAbout<'_
             return;
         }
     };
+    let name = regarding.name.clone().unwrap_or_default();
     let event = Event {
         metadata: ObjectMeta {
             name: Some(event_name(
-                regarding.name(),
+                &name,
                 now.timestamp_nanos_opt().unwrap_or_default(),
             )),
             namespace: Some(namespace.to_string()),
             ..Default::default()
         },
         event_time: Some(event_time),
-        reporting_controller: Some("kairn.dev/node-agent".to_string()),
-        reporting_instance: Some(instance.to_string()),
-        action: Some(action.to_string()),
-        reason: Some(reason.to_string()),
-        note: Some(cut_note(note).to_string()),
+        reporting_controller: Some(reporter.controller.to_string()),
+        reporting_instance: Some(reporter.instance.to_string()),
+        action: Some(what.action.to_string()),
+        reason: Some(what.reason.to_string()),
+        note: Some(cut_note(what.note).to_string()),
         type_: Some(
-            match kind {
+            match what.kind {
                 EventKind::Normal => "Normal",
                 EventKind::Warning => "Warning",
             }
             .to_string(),
         ),
-        regarding: Some(regarding.reference()),
+        regarding: Some(regarding),
         ..Default::default()
     };
     let api: Api<Event> = Api::namespaced(client.clone(), namespace);
     if let Err(e) = api.create(&PostParams::default(), &event).await {
-        let about = regarding.name();
-        tracing::warn!(namespace, about, reason, "cannot publish an event: {e}");
+        tracing::warn!(namespace, regarding = %name, reason = what.reason, "cannot publish an event: {e}");
     }
 }
 
@@ -190,11 +238,11 @@ fn cut_note(note: &str) -> &str {
 }
 
 /// `<object>.<nanoseconds in hex>`, with the object's part shortened so the whole stays a
-/// valid name (a PVC or node name may itself be 253 bytes long).
+/// valid name (a PVC name may itself be 253 bytes long).
 fn event_name(pvc: &str, nanos: i64) -> String {
     let suffix = format!(".{nanos:x}");
     let room = MAX_NAME_BYTES - suffix.len();
-    // PVC names are DNS subdomains (ASCII), so any byte index is a character boundary.
+    // Object names are DNS subdomains (ASCII), so any byte index is a character boundary.
     let head = pvc.get(..room.min(pvc.len())).unwrap_or(pvc);
     format!("{}{suffix}", head.trim_end_matches(['-', '.']))
 }

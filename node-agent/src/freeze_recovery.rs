@@ -12,7 +12,7 @@ use std::path::{Component, Path, PathBuf};
 
 use kube::Client;
 
-use crate::events::{EventAbout, EventKind, Regarding, publish_about};
+use crate::events::{EventAbout, EventKind, Regarding, publish_on};
 use crate::freeze::{self, Thawed, is_mount_point};
 use crate::freeze_record::{self, FileKind, FreezeRecord};
 use crate::freeze_state::{Content, FoundFile, StateDir};
@@ -334,7 +334,7 @@ pub async fn announce(client: &Client, instance: &str, node: &str, handled: &[Ha
             action: "Thaw",
             note: &a.note,
         };
-        publish_about(client, instance, event).await;
+        publish_on(client, instance, event).await;
     }
 }
 

@@ -1,5 +1,6 @@
-//! `/metrics` (Prometheus text format), `/healthz` (the reconcile loop turns) and `/readyz`
-//! (the last reconcile reached the API server).
+//! `/metrics` (Prometheus text format), `/healthz` (the loop turns) and `/readyz` (the last
+//! pass reached the API server), for the node agent and the maintenance workload alike: each
+//! serves what its [`Probes`] say.
 
 use std::sync::Arc;
 
@@ -9,19 +10,27 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::context::Context;
-
-/// The router.
-pub fn router(ctx: Arc<Context>) -> Router {
-    Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .with_state(ctx)
+/// What the endpoints report.
+pub trait Probes: Send + Sync + 'static {
+    /// The metrics in the OpenMetrics text format.
+    fn metrics_text(&self) -> Result<String, std::fmt::Error>;
+    /// True while the loop keeps turning.
+    fn is_alive(&self) -> bool;
+    /// True once a pass has reached the API server, and recently.
+    fn is_ready(&self) -> bool;
 }
 
-async fn metrics(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
-    match ctx.metrics.encode() {
+/// The router.
+pub fn router<P: Probes>(state: Arc<P>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::<P>))
+        .route("/healthz", get(healthz::<P>))
+        .route("/readyz", get(readyz::<P>))
+        .with_state(state)
+}
+
+async fn metrics<P: Probes>(State(p): State<Arc<P>>) -> impl IntoResponse {
+    match p.metrics_text() {
         Ok(text) => (
             StatusCode::OK,
             [(
@@ -38,19 +47,16 @@ async fn metrics(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
     }
 }
 
-async fn healthz(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
-    if ctx.is_alive() {
+async fn healthz<P: Probes>(State(p): State<Arc<P>>) -> impl IntoResponse {
+    if p.is_alive() {
         (StatusCode::OK, "ok")
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the reconcile loop is stuck",
-        )
+        (StatusCode::SERVICE_UNAVAILABLE, "the loop is stuck")
     }
 }
 
-async fn readyz(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
-    if ctx.is_ready() {
+async fn readyz<P: Probes>(State(p): State<Arc<P>>) -> impl IntoResponse {
+    if p.is_ready() {
         (StatusCode::OK, "ready")
     } else {
         (

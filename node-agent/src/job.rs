@@ -32,6 +32,9 @@ pub struct RepoAccess {
     pub cache_size: u64,
     /// Writer session expiry (repo-format.md §14.1).
     pub session_expiry: Duration,
+    /// Open every handle in append-only mode, whatever the key: for a storage credential that
+    /// cannot delete.
+    pub append_only: bool,
 }
 
 impl std::fmt::Debug for RepoAccess {
@@ -39,12 +42,14 @@ impl std::fmt::Debug for RepoAccess {
         f.debug_struct("RepoAccess")
             .field("location", &self.backend.location())
             .field("password", &"<hidden>")
+            .field("append_only", &self.append_only)
             .finish()
     }
 }
 
 impl RepoAccess {
-    /// Opens the repository (key derivation included).
+    /// Opens the repository (key derivation included); append-only when the key is, or when
+    /// the access says so.
     pub fn open(&self) -> engine::Result<Repository> {
         let (repo, skipped) = Repository::open_with_limit(
             self.backend.clone(),
@@ -57,6 +62,9 @@ impl RepoAccess {
                 "key file not tried: its KDF cost is above the limit ({})",
                 key.excess
             );
+        }
+        if self.append_only {
+            repo.set_append_only();
         }
         if let Some(dir) = &self.cache_dir {
             repo.use_cache(dir, self.cache_size)?;
@@ -385,7 +393,7 @@ fn block_restore(
 /// Applies a schedule's retention to the snapshots it made (of one PVC when `stored_as` names
 /// it; the engine groups Kubernetes snapshots by volume, whatever node took them, and decides
 /// cluster backups whole). Returns how many were forgotten. The data they alone held is freed
-/// by the next `repo prune`, which is run by an operator, not by the agents.
+/// by the next prune: the maintenance workload's (`kairn-maintenance`), or an operator's.
 pub fn apply_retention(
     access: &RepoAccess,
     schedule_tag: &str,
@@ -393,6 +401,24 @@ pub fn apply_retention(
     policy: engine::retention::RetentionPolicy,
 ) -> engine::Result<usize> {
     let repo = access.open()?;
+    retention_in(
+        &repo,
+        access.session_expiry,
+        schedule_tag,
+        stored_as,
+        policy,
+    )
+}
+
+/// [`apply_retention`] in a repository already open: the maintenance workload applies many
+/// schedules' retention in one pass, with one key derivation.
+pub fn retention_in(
+    repo: &Repository,
+    session_expiry: Duration,
+    schedule_tag: &str,
+    stored_as: Option<&str>,
+    policy: engine::retention::RetentionPolicy,
+) -> engine::Result<usize> {
     let opts = engine::forget::ForgetOptions {
         policy,
         filter: engine::snapshots::SnapshotFilter {
@@ -403,8 +429,8 @@ pub fn apply_retention(
         ..Default::default()
     };
     // The session's heartbeats give the storage time that retention locks are judged by.
-    let session = repo.begin_session("forget", access.session_expiry)?;
-    let result = engine::forget::forget(&repo, &session, &opts);
+    let session = repo.begin_session("forget", session_expiry)?;
+    let result = engine::forget::forget(repo, &session, &opts);
     let ended = session.end();
     let report = result?;
     log_skipped(&report.skipped);
@@ -414,7 +440,7 @@ pub fn apply_retention(
 
 /// Logs the snapshot files skipped because they cannot be read: the agent goes on without
 /// them, and an operator removes them with `repo forget ID` or `repo repair snapshots`.
-fn log_skipped(skipped: &[engine::snapshots::UnreadableFile]) {
+pub fn log_skipped(skipped: &[engine::snapshots::UnreadableFile]) {
     for f in skipped {
         tracing::warn!(
             snapshot = %f.name,

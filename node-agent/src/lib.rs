@@ -19,6 +19,8 @@
 //!   cluster_backup), called in turn by the loop in [`controller`].
 //! - The process: [`settings`] (command line, repository access, logging), [`config`],
 //!   [`metrics`], and [`http`] (metrics and health); `main.rs` only wires them together.
+//! - The second binary, `kairn-maintenance` (`bin/kairn-maintenance.rs`): [`maintenance`],
+//!   which applies schedules' retention and prunes with the full key the agents do not hold.
 
 pub mod cluster_plan;
 pub mod config;
@@ -36,6 +38,7 @@ pub mod hooks;
 pub mod http;
 pub mod job;
 pub mod jobs;
+pub mod maintenance;
 pub mod metrics;
 pub mod mounted;
 pub mod patch;

@@ -5,6 +5,10 @@
 //! Exit codes: 0 after a clean shutdown; 1 for any error at startup (bad configuration, the
 //! repository cannot be opened, no API credentials), with the reason logged; 12 for a wrong
 //! repository password.
+//!
+//! With an append-only key the agent applies no retention (it could not: forgetting deletes);
+//! with a full key it still does after each scheduled backup, as before, so an existing
+//! deployment keeps working until it moves to the maintenance workload.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -16,7 +20,7 @@ use node_agent::context::Context;
 use node_agent::freeze_recovery::{self, Handled};
 use node_agent::freeze_state::StateDir;
 use node_agent::job::RepoAccess;
-use node_agent::settings::{Args, fail, init_logging, redacted_location};
+use node_agent::settings::{Args, fail, init_logging};
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
@@ -29,9 +33,9 @@ fn main() -> std::process::ExitCode {
     // finally dropped, here, outside the agent's async runtime. It is opened once at startup:
     // a wrong password or an unreachable repository shows at once in the logs and the pod's
     // restarts, not at the first backup.
-    let access = match args.repo_access().and_then(|a| {
-        a.open()?;
-        Ok(a)
+    let (access, append_only) = match args.repository.access().and_then(|a| {
+        let append_only = a.open()?.append_only();
+        Ok((a, append_only))
     }) {
         Ok(a) => a,
         Err(e) => return fail(&e),
@@ -47,7 +51,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(1);
         }
     };
-    let result = runtime.block_on(run(args, access.clone(), left_frozen));
+    let result = runtime.block_on(run(args, access.clone(), !append_only, left_frozen));
     drop(runtime);
     drop(access);
     match result {
@@ -56,7 +60,12 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(args: Args, access: RepoAccess, left_frozen: Vec<Handled>) -> Result<()> {
+async fn run(
+    args: Args,
+    access: RepoAccess,
+    retention: bool,
+    left_frozen: Vec<Handled>,
+) -> Result<()> {
     let kube_config = kube::Config::infer()
         .await
         .context("cannot configure the Kubernetes client (in-cluster or KUBECONFIG)")?;
@@ -69,7 +78,7 @@ async fn run(args: Args, access: RepoAccess, left_frozen: Vec<Handled>) -> Resul
     let ctx = Context::new(
         client,
         export_client,
-        args.agent_config(instance.clone()),
+        args.agent_config(instance.clone(), retention),
         access,
     );
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -79,9 +88,18 @@ async fn run(args: Args, access: RepoAccess, left_frozen: Vec<Handled>) -> Resul
         node = %args.node_name,
         instance = %instance,
         listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-        repository = %redacted_location(&args.repo),
+        repository = %args.repository.redacted(),
         "node agent started"
     );
+    if !retention {
+        // Said once, here: a retention that fails after every backup is the silent failure
+        // this replaces.
+        tracing::info!(
+            "the repository is open append-only (an append-only key or KAIRN_APPEND_ONLY): \
+             this agent only adds; schedules' retention and prune are the maintenance \
+             workload's job (kairn-maintenance)"
+        );
+    }
     let server = axum::serve(listener, node_agent::http::router(ctx.clone()));
     tokio::spawn(async move {
         if let Err(e) = server.await {

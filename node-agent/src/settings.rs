@@ -15,16 +15,9 @@ use crate::config::AgentConfig;
 use crate::freeze_state::StateDir;
 use crate::job::RepoAccess;
 
-/// Kairn's node agent: backs up and restores the pod volumes of its node.
-#[derive(Debug, Parser)]
-#[command(version)]
-pub struct Args {
-    /// This node's name (set it from the downward API: spec.nodeName).
-    #[arg(long, env = "NODE_NAME")]
-    pub node_name: String,
-    /// The kubelet's root directory, as mounted into the agent.
-    #[arg(long, env = "KAIRN_KUBELET_ROOT", default_value = "/var/lib/kubelet")]
-    pub kubelet_root: PathBuf,
+/// The repository settings the node agent and the maintenance workload share.
+#[derive(Debug, clap::Args)]
+pub struct RepoArgs {
     /// Repository location: a local directory, s3://bucket/prefix, or opendal:<service>.
     #[arg(long = "repo", env = "KAIRN_REPOSITORY")]
     pub repo: String,
@@ -35,6 +28,47 @@ pub struct Args {
     /// of the pod spec, the environment and the process list).
     #[arg(long, env = "KAIRN_STORAGE_OPTIONS_FILE")]
     pub storage_options_file: Option<PathBuf>,
+    /// Never delete anything, as if the key were append-only: for a storage credential that
+    /// may create, read and list, but not delete. Retention is then the maintenance
+    /// workload's job.
+    #[arg(long, env = "KAIRN_APPEND_ONLY")]
+    pub append_only: bool,
+    /// Local cache of snapshots, indexes and tree packs (an emptyDir, bounded by --cache-size).
+    #[arg(long, env = "KAIRN_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// The most the cache holds, in bytes.
+    #[arg(long, env = "KAIRN_CACHE_SIZE", default_value_t = 1 << 30)]
+    pub cache_size: u64,
+    /// Seconds without a heartbeat after which a prune may expire a writer's session.
+    #[arg(long, env = "KAIRN_SESSION_EXPIRY", default_value_t = engine::session::DEFAULT_EXPIRY.as_secs())]
+    pub session_expiry: u64,
+}
+
+impl RepoArgs {
+    /// The repository, as the storage options and password files describe it.
+    pub fn access(&self) -> Result<RepoAccess> {
+        repo_access(self)
+    }
+
+    /// The repository location without any credentials a URL might carry.
+    pub fn redacted(&self) -> String {
+        redacted_location(&self.repo)
+    }
+}
+
+/// Kairn's node agent: backs up and restores the pod volumes of its node.
+#[derive(Debug, Parser)]
+#[command(version)]
+pub struct Args {
+    /// This node's name (set it from the downward API: spec.nodeName).
+    #[arg(long, env = "NODE_NAME")]
+    pub node_name: String,
+    /// The kubelet's root directory, as mounted into the agent.
+    #[arg(long, env = "KAIRN_KUBELET_ROOT", default_value = "/var/lib/kubelet")]
+    pub kubelet_root: PathBuf,
+    /// The repository and how to reach it.
+    #[command(flatten)]
+    pub repository: RepoArgs,
     /// The cluster's name, recorded in every snapshot.
     #[arg(long, env = "KAIRN_CLUSTER")]
     pub cluster: Option<String>,
@@ -65,15 +99,6 @@ pub struct Args {
     /// Address of the metrics and health endpoints.
     #[arg(long, env = "KAIRN_LISTEN", default_value = "0.0.0.0:8085")]
     pub listen: String,
-    /// Local cache of snapshots, indexes and tree packs (an emptyDir, bounded by --cache-size).
-    #[arg(long, env = "KAIRN_CACHE_DIR")]
-    pub cache_dir: Option<PathBuf>,
-    /// The most the cache holds, in bytes.
-    #[arg(long, env = "KAIRN_CACHE_SIZE", default_value_t = 1 << 30)]
-    pub cache_size: u64,
-    /// Seconds without a heartbeat after which a prune may expire a writer's session.
-    #[arg(long, env = "KAIRN_SESSION_EXPIRY", default_value_t = engine::session::DEFAULT_EXPIRY.as_secs())]
-    pub session_expiry: u64,
     /// Log as plain text instead of JSON lines.
     #[arg(long, env = "KAIRN_LOG_TEXT")]
     pub log_text: bool,
@@ -93,8 +118,10 @@ impl Args {
         )
     }
 
-    /// The agent's configuration, with every setting brought within its bounds.
-    pub fn agent_config(&self, instance: String) -> AgentConfig {
+    /// The agent's configuration, with every setting brought within its bounds. `retention`:
+    /// whether the agent applies schedules' retention itself (it cannot with an append-only
+    /// key).
+    pub fn agent_config(&self, instance: String, retention: bool) -> AgentConfig {
         AgentConfig {
             node: self.node_name.clone(),
             instance,
@@ -107,22 +134,21 @@ impl Args {
             freeze_limit: Duration::from_secs(self.freeze_limit_seconds.max(1)),
             state_dir: StateDir::new(&self.state_dir),
             admin_namespace: self.admin_namespace.clone(),
+            retention,
         }
-    }
-
-    /// The repository, as the storage options and password files describe it.
-    pub fn repo_access(&self) -> Result<RepoAccess> {
-        repo_access(self)
     }
 }
 
-/// Logs a fatal error and gives its exit code.
+/// Logs a fatal error and gives its exit code: 12 for a wrong password, 18 for a key that is
+/// append-only where deleting is the point (the codes of `repo`), 1 for anything else.
 pub fn fail(e: &anyhow::Error) -> std::process::ExitCode {
-    let wrong_password = e
-        .downcast_ref::<engine::Error>()
-        .is_some_and(|e| e.kind() == engine::ErrorKind::WrongPassword);
+    let kind = e.downcast_ref::<engine::Error>().map(|e| e.kind());
     tracing::error!("{e:#}");
-    std::process::ExitCode::from(if wrong_password { 12 } else { 1 })
+    std::process::ExitCode::from(match kind {
+        Some(engine::ErrorKind::WrongPassword) => 12,
+        Some(engine::ErrorKind::AppendOnly) => 18,
+        _ => 1,
+    })
 }
 
 /// Logs to stderr: JSON lines, or plain text with `text`; `RUST_LOG` filters.
@@ -151,7 +177,7 @@ pub fn redacted_location(repo: &str) -> String {
     }
 }
 
-fn repo_access(args: &Args) -> Result<RepoAccess> {
+fn repo_access(args: &RepoArgs) -> Result<RepoAccess> {
     let location: Location = args.repo.parse().context("bad repository location")?;
     let mut options = std::collections::BTreeMap::new();
     if let Some(file) = &args.storage_options_file {
@@ -200,5 +226,6 @@ fn repo_access(args: &Args) -> Result<RepoAccess> {
         cache_dir: args.cache_dir.clone(),
         cache_size: args.cache_size,
         session_expiry: Duration::from_secs(args.session_expiry.max(6)),
+        append_only: args.append_only,
     })
 }

@@ -143,3 +143,90 @@ fn every_example_parses_as_the_resource_it_claims_to_be() {
     }
     assert!(seen >= 5, "only {seen} examples");
 }
+
+fn maintenance_doc(kind: &str) -> serde_yaml::Value {
+    docs("maintenance.yaml")
+        .into_iter()
+        .find(|d| d["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} in maintenance.yaml"))
+}
+
+#[test]
+fn the_maintenance_deployment_runs_one_kairn_maintenance_with_the_full_key() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_kairn-maintenance"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    let deployment: Deployment = serde_yaml::from_value(maintenance_doc("Deployment")).unwrap();
+    let spec = deployment.spec.unwrap();
+    assert_eq!(spec.replicas, Some(1));
+    assert_eq!(spec.strategy.unwrap().type_.as_deref(), Some("Recreate"));
+    let pod = spec.template.spec.unwrap();
+    assert_eq!(
+        pod.service_account_name.as_deref(),
+        Some("kairn-maintenance")
+    );
+    let container = &pod.containers[0];
+    assert_eq!(
+        container.command.as_deref(),
+        Some(&["/usr/local/bin/kairn-maintenance".to_string()][..])
+    );
+    for env in container.env.as_ref().unwrap() {
+        if env.name.starts_with("KAIRN_") {
+            assert!(
+                help.contains(&format!("env: {}", env.name)),
+                "{} is not a setting of kairn-maintenance",
+                env.name
+            );
+        }
+    }
+    let secrets: Vec<String> = pod
+        .volumes
+        .unwrap()
+        .into_iter()
+        .filter_map(|v| v.secret.and_then(|s| s.secret_name))
+        .collect();
+    assert_eq!(secrets, ["kairn-repository-full"]);
+    // The agents get the other Secret: the append-only key.
+    let agent_secrets: Vec<String> = daemonset()
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+        .volumes
+        .unwrap()
+        .into_iter()
+        .filter_map(|v| v.secret.and_then(|s| s.secret_name))
+        .collect();
+    assert_eq!(agent_secrets, ["kairn-repository"]);
+}
+
+#[test]
+fn the_maintenance_role_reads_schedules_lists_their_runs_and_creates_events_only() {
+    let role: ClusterRole = serde_yaml::from_value(maintenance_doc("ClusterRole")).unwrap();
+    let mut grants: Vec<String> = Vec::new();
+    for rule in role.rules.unwrap() {
+        for group in rule.api_groups.unwrap_or_default() {
+            for resource in rule.resources.clone().unwrap_or_default() {
+                for verb in &rule.verbs {
+                    grants.push(format!("{verb} {group}/{resource}"));
+                }
+            }
+        }
+        assert!(rule.resource_names.is_none() && rule.non_resource_urls.is_none());
+    }
+    grants.sort();
+    assert_eq!(
+        grants,
+        [
+            "create events.k8s.io/events",
+            "get kairn.dev/backupschedules",
+            "list kairn.dev/backupschedules",
+            "list kairn.dev/clusterbackups",
+            "watch kairn.dev/backupschedules",
+        ]
+    );
+}

@@ -1,5 +1,7 @@
 //! A schedule's retention, applied after one of its backups completed: by the VolumeBackup
-//! reconciler for the PVC's snapshots, by the ClusterBackup reconciler for whole runs.
+//! reconciler for the PVC's snapshots, by the ClusterBackup reconciler for whole runs. Only an
+//! agent with a full key does this; with an append-only key (the recommended deployment) the
+//! maintenance workload applies retention on its own cadence, and this is skipped.
 
 use kube::api::Api;
 
@@ -10,6 +12,9 @@ use crate::crd::BackupSchedule;
 /// `pvc` names it, or whole cluster backups (the engine decides a series' cluster backups as
 /// units). Failures are logged: the next run applies retention again.
 pub async fn apply(ctx: &Context, schedule: &str, pvc: Option<&str>) {
+    if !ctx.config.retention {
+        return;
+    }
     let api: Api<BackupSchedule> = Api::all(ctx.client.clone());
     let retention = match api.get(schedule).await {
         Ok(s) => s.spec.retention,
