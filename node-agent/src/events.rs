@@ -3,7 +3,7 @@
 //! maintenance workload applied; and on the node for what concerns the node rather than one
 //! claim.
 
-use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::core::v1::{Node, ObjectReference, PersistentVolumeClaim};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::Client;
@@ -134,14 +134,16 @@ pub async fn publish_on(client: &Client, instance: &str, event: EventAbout<'_>) 
         note: event.note,
     };
     let regarding = event.regarding;
-    publish_about(
-        client,
-        reporter,
-        regarding.namespace(),
-        regarding.reference(),
-        what,
-    )
-    .await;
+    let mut reference = regarding.reference();
+    reference.uid = match regarding {
+        Regarding::Pvc { namespace, name } => pvc_uid(client, namespace, name).await,
+        Regarding::Node(name) => Api::<Node>::all(client.clone())
+            .get_metadata(name)
+            .await
+            .ok()
+            .and_then(|m| m.metadata.uid),
+    };
+    publish_about(client, reporter, regarding.namespace(), reference, what).await;
 }
 
 /// Creates an Event about a PVC, reported by agent `instance`. A failure is logged, never
@@ -152,6 +154,7 @@ pub async fn publish(client: &Client, instance: &str, event: PvcEvent<'_>) {
         kind: Some("PersistentVolumeClaim".to_string()),
         namespace: Some(event.namespace.to_string()),
         name: Some(event.pvc.to_string()),
+        uid: pvc_uid(client, event.namespace, event.pvc).await,
         ..Default::default()
     };
     let reporter = Reporter {
@@ -165,6 +168,24 @@ pub async fn publish(client: &Client, instance: &str, event: PvcEvent<'_>) {
         note: event.note,
     };
     publish_about(client, reporter, event.namespace, regarding, what).await;
+}
+
+/// The PVC's uid: `kubectl describe pvc` lists only the Events whose object carries it, so an
+/// Event without it is published and never seen there. `None` (the Event still goes out) when
+/// the PVC cannot be read.
+async fn pvc_uid(client: &Client, namespace: &str, pvc: &str) -> Option<String> {
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
+    match api.get_metadata(pvc).await {
+        Ok(meta) => meta.metadata.uid,
+        Err(e) => {
+            tracing::debug!(
+                namespace,
+                pvc,
+                "cannot read the PVC's uid for an event: {e}"
+            );
+            None
+        }
+    }
 }
 
 /// Creates an Event in `namespace` about the object `regarding` names (for a cluster-scoped

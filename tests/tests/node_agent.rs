@@ -113,6 +113,9 @@ fn volume_backup_lands_with_status_metrics_and_event_then_restores_identically()
             && e["regarding"]["kind"] == "PersistentVolumeClaim"),
         "{events:?}"
     );
+    // Where an operator looks: kubectl describe finds events by the object's uid too.
+    let described = c.plane.kubectl_ok(&["describe", "pvc", "db", "-n", &shop]);
+    assert!(described.contains("BackupCompleted"), "{described}");
     // Not this node's volume: untouched.
     assert!(c.status(&shop, "volumebackups", "logs-1").is_null());
 
