@@ -477,3 +477,18 @@ impl Drop for SmallFs {
         let _ = Command::new("umount").arg(&self.0).status();
     }
 }
+
+/// A directory's mode and each of its entries with its content (empty for one that cannot be
+/// read as a file): what a test asserts stays unchanged.
+pub fn listing_with_mode(dir: &Path) -> (u32, BTreeMap<String, Vec<u8>>) {
+    let mode = fs::symlink_metadata(dir).expect("test setup").mode() & 0o7777;
+    let listing = fs::read_dir(dir)
+        .expect("test setup")
+        .map(|e| {
+            let e = e.expect("test setup");
+            let content = fs::read(e.path()).unwrap_or_default();
+            (e.file_name().to_string_lossy().into_owned(), content)
+        })
+        .collect();
+    (mode, listing)
+}

@@ -52,16 +52,7 @@ impl Elsewhere {
     }
 
     fn state(&self) -> State {
-        let mode = fs::symlink_metadata(&self.0).unwrap().mode() & 0o7777;
-        let listing = fs::read_dir(&self.0)
-            .unwrap()
-            .map(|e| {
-                let e = e.unwrap();
-                let content = fs::read(e.path()).unwrap_or_default();
-                (e.file_name().to_string_lossy().into_owned(), content)
-            })
-            .collect();
-        (mode, listing)
+        kairn_e2e::listing_with_mode(&self.0)
     }
 
     /// Back to how it was, after the control run escaped into it.
