@@ -1,92 +1,193 @@
-//! Resource export through API discovery, against the in-process **fake** API server
-//! (tests/src/fake_kube.rs): no real API server can run on the test machines. It serves the
-//! discovery documents, paged lists and list items (without apiVersion and kind for built-in
-//! types) in the format kube-apiserver 1.33 does.
+//! Resource export through API discovery, against a **real** kube-apiserver (tests/src/
+//! control_plane.rs): its discovery documents, paged lists, and list items without apiVersion
+//! and kind. The export runs under a ServiceAccount bound to `deploy/rbac-manifests.yaml` (list
+//! only), through `kubectl proxy`, which plays the fault-injecting proxy: it refuses one
+//! resource's list (`--reject-paths`), as a broken aggregated API's or a webhook's would fail.
+//! An aggregated API whose service does not exist is a real APIService.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use kairn_e2e::fake_discovery::ResourceDef;
-use kairn_e2e::fake_kube::FakeKube;
+use std::process::{Child, Command, Stdio};
+
+use kairn_e2e::agent::{deploy_file, kubeconfig_yaml};
+use kairn_e2e::control_plane::{self, ControlPlane};
 use node_agent::export::{ExportFilter, export};
 use serde_json::{Value, json};
 
-fn client(kube: &FakeKube) -> kube::Client {
-    node_agent::export::export_client(kube::Config::new(kube.url().parse().unwrap())).unwrap()
+fn create(plane: &ControlPlane, obj: &Value) {
+    let out = plane.kubectl_with_stdin(&["create", "-f", "-"], Some(&obj.to_string()));
+    assert!(
+        out.status.success(),
+        "create {obj}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
-fn populate(kube: &FakeKube) {
-    kube.create(
-        "/api/v1/namespaces",
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
-    );
-    kube.create(
-        "/api/v1/namespaces",
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}}),
-    );
-    for i in 0..1203 {
-        kube.create(
-            "/api/v1/namespaces/shop/configmaps",
-            json!({"apiVersion": "v1", "kind": "ConfigMap",
-                   "metadata": {"name": format!("cm-{i:04}"), "labels": {"app": if i % 2 == 0 { "web" } else { "db" }}},
-                   "data": {"i": i.to_string()}}),
-        );
+fn crd(group: &str, kind: &str, plural: &str) -> Value {
+    let mut metadata = json!({"name": format!("{plural}.{group}")});
+    if group.ends_with(".k8s.io") {
+        // The server protects *.k8s.io groups: a CRD there must say it is approved or not.
+        metadata["annotations"] =
+            json!({"api-approved.kubernetes.io": "unapproved, a test's stand-in"});
     }
-    kube.create("/api/v1/namespaces/other/configmaps", json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "labels": {"app": "web"}}}));
-    kube.create("/api/v1/namespaces/shop/secrets", json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": {"name": "db"}, "data": {"p": "eA=="}}));
-    kube.create("/apis/apps/v1/namespaces/shop/deployments", json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 1}}));
-    kube.create(
-        "/api/v1/namespaces/shop/events",
-        json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e1"}}),
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": metadata,
+        "spec": {"group": group, "scope": "Namespaced",
+                 "names": {"kind": kind, "plural": plural, "singular": kind.to_lowercase(),
+                           "listKind": format!("{kind}List")},
+                 "versions": [{"name": "v1", "served": true, "storage": true,
+                               "schema": {"openAPIV3Schema": {"type": "object",
+                                   "x-kubernetes-preserve-unknown-fields": true}}}]}})
+}
+
+fn populate(plane: &ControlPlane) {
+    for ns in ["shop", "other"] {
+        plane.kubectl_ok(&["create", "namespace", ns]);
+    }
+    let items: Vec<Value> = (0..1203)
+        .map(|i| {
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": format!("cm-{i:04}"), "namespace": "shop",
+                                "labels": {"app": if i % 2 == 0 { "web" } else { "db" }}},
+                   "data": {"i": i.to_string()}})
+        })
+        .collect();
+    create(
+        plane,
+        &json!({"apiVersion": "v1", "kind": "List", "items": items}),
     );
-    kube.create("/apis/rbac.authorization.k8s.io/v1/clusterroles", json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "reader"}}));
-    // A custom resource and its definition.
-    kube.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "widgets.example.com"},
-        "spec": {"group": "example.com", "scope": "Namespaced",
-                 "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList"},
-                 "versions": [{"name": "v1", "served": true, "storage": true}]}}));
-    kube.serve_resource(ResourceDef::new(
-        "example.com",
-        "v1",
-        "widgets",
-        "Widget",
-        true,
-    ));
-    kube.create("/apis/example.com/v1/namespaces/shop/widgets", json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w1"}, "spec": {"size": 3}}));
-    // An aggregated API whose service is down: its group is listed, its discovery document
-    // fails; and another whose discovery works but whose list fails.
-    kube.serve_resource(ResourceDef::new(
-        "custom.metrics.k8s.io",
-        "v1beta2",
-        "pods",
-        "MetricValueList",
-        true,
-    ));
-    kube.fail_path("/apis/custom.metrics.k8s.io/v1beta2", 503);
-    // A CRD under a *.k8s.io group, as Gateway API's are.
-    kube.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "httproutes.gateway.networking.k8s.io"},
-        "spec": {"group": "gateway.networking.k8s.io", "scope": "Namespaced",
-                 "names": {"kind": "HTTPRoute", "plural": "httproutes", "singular": "httproute", "listKind": "HTTPRouteList"},
-                 "versions": [{"name": "v1", "served": true, "storage": true}]}}));
-    kube.serve_resource(ResourceDef::new(
-        "gateway.networking.k8s.io",
-        "v1",
-        "httproutes",
-        "HTTPRoute",
-        true,
-    ));
-    kube.create("/apis/gateway.networking.k8s.io/v1/namespaces/shop/httproutes", json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "web", "labels": {"app": "web"}}}));
-    kube.serve_resource(ResourceDef::new(
-        "broken.example.com",
-        "v1",
-        "things",
-        "Thing",
-        true,
-    ));
-    kube.fail_path("/apis/broken.example.com/v1/things", 503);
+    create(
+        plane,
+        &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "other", "labels": {"app": "web"}}}),
+    );
+    create(
+        plane,
+        &json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": {"name": "db", "namespace": "shop"}, "data": {"p": "eA=="}}),
+    );
+    create(
+        plane,
+        &json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "web", "image": "nginx:1"}]}}}}),
+    );
+    create(
+        plane,
+        &json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e1", "namespace": "shop"},
+        "involvedObject": {"kind": "ConfigMap", "name": "x", "namespace": "shop"}, "reason": "Test"}),
+    );
+    create(
+        plane,
+        &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "reader"}}),
+    );
+    create(plane, &crd("example.com", "Widget", "widgets"));
+    create(
+        plane,
+        &crd("gateway.networking.k8s.io", "HTTPRoute", "httproutes"),
+    );
+    create(plane, &crd("broken.example.com", "Thing", "things"));
+    plane.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd",
+        "--all",
+        "--timeout=60s",
+    ]);
+    create(
+        plane,
+        &json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w1", "namespace": "shop"}, "spec": {"size": 3}}),
+    );
+    create(
+        plane,
+        &json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}}}),
+    );
+    create(
+        plane,
+        &json!({"apiVersion": "broken.example.com/v1", "kind": "Thing", "metadata": {"name": "t", "namespace": "shop"}}),
+    );
+    // An aggregated API whose service is not there: its group is listed, its discovery fails.
+    create(
+        plane,
+        &json!({"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+        "metadata": {"name": "v1beta2.custom.metrics.k8s.io"},
+        "spec": {"group": "custom.metrics.k8s.io", "version": "v1beta2",
+                 "service": {"name": "missing", "namespace": "default"},
+                 "insecureSkipTLSVerify": true, "groupPriorityMinimum": 100,
+                 "versionPriority": 100}}),
+    );
+}
+
+/// `kubectl proxy` on a free port, as the manifests exporter's ServiceAccount, refusing the
+/// list of `things.broken.example.com`.
+struct Proxy {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Proxy {
+    fn start(plane: &ControlPlane) -> Self {
+        plane.kubectl_ok(&["create", "namespace", "exporter"]);
+        plane.kubectl_ok(&["create", "serviceaccount", "exporter", "-n", "exporter"]);
+        let yaml = std::fs::read_to_string(deploy_file("rbac-manifests.yaml"))
+            .unwrap()
+            .replace(
+                "name: kairn-node-agent\n    namespace: kairn-system",
+                "name: exporter\n    namespace: exporter",
+            );
+        let out = plane.kubectl_with_stdin(&["apply", "-f", "-"], Some(&yaml));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let token = plane.service_account_token("exporter", "exporter");
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("exporter.kubeconfig");
+        std::fs::write(
+            &kubeconfig,
+            kubeconfig_yaml(&plane.server, &plane.ca, &token),
+        )
+        .unwrap();
+        let port = kairn_e2e::s3::free_port();
+        let child = Command::new(control_plane::assets().join("kubectl"))
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args([
+                "proxy",
+                "--address",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+            ])
+            .args(["--reject-paths", "^/apis/broken.example.com/v1/.*things"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let start = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed().as_secs() < 30,
+                "kubectl proxy did not listen"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Self {
+            child,
+            url,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn names(objects: &[Value]) -> Vec<String> {
@@ -105,11 +206,14 @@ fn names(objects: &[Value]) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn fake_api_server_export_walks_discovery_pages_lists_and_reports_what_fails() {
-    let kube = FakeKube::start();
-    populate(&kube);
-    let client = client(&kube);
+async fn real_apiserver_export_walks_discovery_pages_lists_and_reports_what_fails() {
+    let plane = control_plane::shared();
+    populate(plane);
+    let proxy = Proxy::start(plane);
+    let config = kube::Config::new(proxy.url.parse().unwrap());
+    let client = node_agent::export::export_client(config).unwrap();
     let all = export(&client, &ExportFilter::default()).await.unwrap();
+    println!("warnings: {:#?}", all.warnings);
     assert_eq!(all.warnings.len(), 2, "{:?}", all.warnings);
     assert!(
         all.warnings[0].contains("custom.metrics.k8s.io/v1beta2"),
@@ -126,6 +230,7 @@ async fn fake_api_server_export_walks_discovery_pages_lists_and_reports_what_fai
         .objects
         .iter()
         .filter(|o| o["kind"] == "ConfigMap")
+        .filter(|o| matches!(o["metadata"]["namespace"].as_str(), Some("shop" | "other")))
         .collect();
     assert_eq!(cms.len(), 1204);
     assert!(cms.iter().all(|o| o["apiVersion"] == "v1"));

@@ -1,7 +1,7 @@
-//! An in-process **fake** Kubernetes API server, for tests only: no real API server can be
-//! installed on the test machines. It serves real-format JSON (objects as `kubectl get -o json`
-//! shows them, `List` envelopes, `Status` errors) over plain HTTP on 127.0.0.1, for the subset
-//! of the API the node agent uses:
+//! An in-process **fake** Kubernetes API server, kept for the one thing the real kube-apiserver
+//! of the tests cannot do without a kubelet behind it: run exec hooks. It serves real-format
+//! JSON (objects as `kubectl get -o json` shows them, `List` envelopes, `Status` errors) over
+//! plain HTTP on 127.0.0.1, for the subset of the API the node agent uses:
 //!
 //! - `GET` of a collection (one namespace or all), with the `fieldSelector`s `spec.nodeName`
 //!   and `metadata.name`; `GET` of one object;
@@ -31,11 +31,6 @@ struct Store {
     /// by (namespace, name).
     objects: BTreeMap<String, BTreeMap<(String, String), Value>>,
     resource_version: u64,
-    requests: u64,
-    /// What discovery serves.
-    resources: Vec<crate::fake_discovery::ResourceDef>,
-    /// Paths that answer with an error instead, like an aggregated API whose backend is down.
-    failing: BTreeMap<String, u16>,
 }
 
 /// A running fake API server; stopped when dropped.
@@ -186,16 +181,7 @@ impl Store {
     }
 
     fn handle(&mut self, method: &str, url: &str, body: &[u8]) -> (u16, Value) {
-        self.requests += 1;
         let path = url.split('?').next().unwrap_or(url);
-        if let Some(&code) = self.failing.get(path) {
-            return status_error(code, "ServiceUnavailable", &format!("{path} is failing"));
-        }
-        if method == "GET"
-            && let Some(doc) = crate::fake_discovery::respond(&self.resources, path)
-        {
-            return (200, doc);
-        }
         let Some(t) = parse_path(path) else {
             return status_error(404, "NotFound", &format!("no route {path}"));
         };
@@ -358,10 +344,7 @@ impl FakeKube {
     pub fn start() -> Self {
         let server = tiny_http::Server::http("127.0.0.1:0").expect("bind 127.0.0.1");
         let addr = server.server_addr().to_ip().expect("an IP address");
-        let store = Arc::new(Mutex::new(Store {
-            resources: crate::fake_discovery::built_in(),
-            ..Store::default()
-        }));
+        let store = Arc::new(Mutex::new(Store::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let (s, st) = (store.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
@@ -439,25 +422,6 @@ impl FakeKube {
     /// Commands run through the exec API so far: (namespace/pod, container, command).
     pub fn execs(&self) -> Vec<(String, String, Vec<String>)> {
         self.store.lock().expect("store").execs.clone()
-    }
-
-    /// Adds a resource to discovery (a custom resource, once its CRD is "installed").
-    pub fn serve_resource(&self, def: crate::fake_discovery::ResourceDef) {
-        self.store.lock().expect("store").resources.push(def);
-    }
-
-    /// Makes `path` answer with HTTP `code`, like an aggregated API whose service is down.
-    pub fn fail_path(&self, path: &str, code: u16) {
-        self.store
-            .lock()
-            .expect("store")
-            .failing
-            .insert(path.to_string(), code);
-    }
-
-    /// Requests served so far.
-    pub fn requests(&self) -> u64 {
-        self.store.lock().expect("store").requests
     }
 
     fn request(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {

@@ -8,7 +8,6 @@
 pub mod agent;
 pub mod control_plane;
 pub mod etcd;
-pub mod fake_discovery;
 pub mod fake_kube;
 pub mod s3;
 
