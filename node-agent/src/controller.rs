@@ -1,6 +1,7 @@
 //! The loop: every resync interval, list this node's pods and every resource, and hand each
 //! to its reconciler ([`crate::reconcile`]), in a fixed order: cluster backups (which create
-//! VolumeBackups), volume backups, volume restores, then schedules. Jobs run on blocking
+//! VolumeBackups), the expiry of finished objects, volume backups, volume restores, then
+//! schedules. Jobs run on blocking
 //! threads, at most `max_concurrent` backups and restores at once on this node.
 
 use std::sync::Arc;
@@ -11,8 +12,8 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 
 use crate::context::Context;
-use crate::crd::{BackupSchedule, VolumeBackup, VolumeRestore};
-use crate::reconcile::{backup_schedule, cluster_backup, volume_backup, volume_restore};
+use crate::crd::{BackupSchedule, ClusterBackup, VolumeBackup, VolumeRestore};
+use crate::reconcile::{backup_schedule, cluster_backup, expiry, volume_backup, volume_restore};
 
 /// Reconciles until `shutdown` is set.
 pub async fn run(ctx: Arc<Context>, shutdown: Arc<AtomicBool>) {
@@ -55,9 +56,12 @@ pub async fn reconcile(ctx: &Arc<Context>) -> Result<(), kube::Error> {
     let pods = pods.list(&on_node).await?.items;
     let backups: Api<VolumeBackup> = Api::all(ctx.client.clone());
     let backups = backups.list(&ListParams::default()).await?.items;
-    cluster_backup::reconcile_all(ctx, &pods, &backups).await?;
+    let cluster_backups: Api<ClusterBackup> = Api::all(ctx.client.clone());
+    let cluster_backups = cluster_backups.list(&ListParams::default()).await?.items;
+    cluster_backup::reconcile_all(ctx, &pods, &backups, &cluster_backups).await;
     let restores: Api<VolumeRestore> = Api::all(ctx.client.clone());
     let restores = restores.list(&ListParams::default()).await?.items;
+    expiry::expire_all(ctx, &backups, &restores, &cluster_backups).await;
 
     let mut waiting = 0;
     for vb in &backups {

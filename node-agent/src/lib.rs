@@ -48,4 +48,5 @@ pub mod schedule;
 pub mod selection;
 pub mod settings;
 pub mod status;
+pub mod ttl;
 pub mod volume_path;

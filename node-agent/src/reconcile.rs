@@ -12,6 +12,7 @@
 pub mod backup_schedule;
 pub mod cluster_backup;
 pub mod cluster_parts;
+pub mod expiry;
 pub mod retention;
 pub mod volume_backup;
 pub mod volume_restore;

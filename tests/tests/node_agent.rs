@@ -588,3 +588,40 @@ fn no_kubelet_only_a_mounted_volume_of_a_started_pod_is_read_or_written() {
     );
     assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
 }
+
+#[test]
+fn a_finished_backup_past_its_ttl_is_deleted_and_its_snapshot_stays() {
+    let Some(c) = Cluster::new() else { return };
+    let shop = c.namespace("shop");
+    let volume = c.pvc_with_pod(&shop, "db", "db-0", "Running");
+    write_volume(&volume, 31, 2);
+    let mut agent = c.agent(&[]);
+    c.create(
+        &shop,
+        "volumebackups",
+        "short",
+        json!({"pvc": "db", "ttl": "2s"}),
+    );
+    c.create(&shop, "volumebackups", "kept", json!({"pvc": "db"}));
+    let st = c.wait(&shop, "volumebackups", "short", &mut agent, is_final);
+    assert_eq!(st["phase"], "Completed", "{st}");
+    let id = st["snapshotId"].clone();
+    c.wait(&shop, "volumebackups", "kept", &mut agent, is_final);
+    let path = format!("{KAIRN_API}/namespaces/{shop}/volumebackups/short");
+    let start = Instant::now();
+    while c.get(&path).is_some() {
+        agent.assert_running();
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "not deleted after its ttl:\n{}",
+            agent.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Only the object went: the snapshot stays, and the default ttl (30 days) keeps the other.
+    assert!(snapshot_ids(&c.cli).contains(&id));
+    assert!(
+        c.get(&format!("{KAIRN_API}/namespaces/{shop}/volumebackups/kept"))
+            .is_some()
+    );
+}

@@ -86,6 +86,11 @@ pub struct BackupScheduleSpec {
     /// alone).
     #[serde(default = "yes")]
     pub volumes: bool,
+    /// How long what each run creates is kept once finished, as a duration such as `720h` or
+    /// `1h30m`; 720h (30 days, as Velero) when absent. Only the object goes: its snapshot stays
+    /// until retention forgets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
 }
 
 /// What the schedule has done.

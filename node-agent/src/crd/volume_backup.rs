@@ -36,6 +36,11 @@ pub struct VolumeBackupSpec {
     /// The cluster backup this volume's snapshot is part of (set by a ClusterBackup).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_backup: Option<GroupRef>,
+    /// How long this object is kept once it finished, as a duration such as `720h` or
+    /// `1h30m`; 720h (30 days, as Velero) when absent. Only the object goes: its snapshot stays
+    /// until retention forgets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
 }
 
 /// What an agent reports about a [`VolumeBackup`].

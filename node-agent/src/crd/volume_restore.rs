@@ -93,6 +93,11 @@ pub struct VolumeRestoreSpec {
     /// Set to stop a restore that has not finished.
     #[serde(default)]
     pub cancel: bool,
+    /// How long this object is kept once it finished, as a duration such as `720h` or
+    /// `1h30m`; 720h (30 days, as Velero) when absent. Only the object goes: its snapshot stays
+    /// until retention forgets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
 }
 
 /// What an agent reports about a [`VolumeRestore`].

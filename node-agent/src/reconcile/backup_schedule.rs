@@ -70,6 +70,7 @@ async fn create_volume_backup(
         hooks: schedule.spec.hooks.clone(),
         cancel: false,
         cluster_backup: None,
+        ttl: schedule.spec.ttl.clone(),
     };
     let mut backup = VolumeBackup::new(&backup_name(&name, pvc, t), spec);
     backup.metadata.namespace = Some(ns.to_string());
@@ -97,6 +98,7 @@ async fn create_cluster_backup(ctx: &Context, schedule: &BackupSchedule, t: Date
         etcd: spec.etcd.clone(),
         manifests: spec.manifests.clone(),
         tags: vec![format!("schedule:{name}")],
+        ttl: spec.ttl.clone(),
     };
     let mut cb = ClusterBackup::new(&cluster_backup_name(&name, t), cb_spec);
     cb.metadata.labels = schedule_labels(&name);

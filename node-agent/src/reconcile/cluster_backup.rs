@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, PostParams};
 use kube::{Resource, ResourceExt};
 
 use super::{cluster_parts, retention};
@@ -27,16 +27,16 @@ pub async fn reconcile_all(
     ctx: &Arc<Context>,
     pods: &[Pod],
     backups: &[VolumeBackup],
-) -> kube::Result<()> {
+    cluster_backups: &[ClusterBackup],
+) {
     let api: Api<ClusterBackup> = Api::all(ctx.client.clone());
     let mut labels = LabelCache::default();
-    for cb in api.list(&ListParams::default()).await?.items {
+    for cb in cluster_backups {
         if cb.status.as_ref().is_some_and(|s| s.phase.is_final()) {
             continue;
         }
-        reconcile(ctx, &api, &cb, pods, backups, &mut labels).await;
+        reconcile(ctx, &api, cb, pods, backups, &mut labels).await;
     }
-    Ok(())
 }
 
 /// One ClusterBackup that is not final.
@@ -103,6 +103,7 @@ async fn create_member(ctx: &Context, cb: &ClusterBackup, ns: &str, pvc: &str) -
         hooks: cb.spec.hooks.clone(),
         cancel: false,
         cluster_backup: Some(group),
+        ttl: cb.spec.ttl.clone(),
     };
     let mut vb = VolumeBackup::new(&name, spec);
     vb.metadata.namespace = Some(ns.to_string());
