@@ -73,7 +73,11 @@ pub async fn reconcile(ctx: &Arc<Context>) -> Result<(), kube::Error> {
     let schedules: Api<BackupSchedule> = Api::all(ctx.client.clone());
     let schedules = schedules.list(&ListParams::default()).await?.items;
     if !schedules.is_empty() {
-        backup_schedule::reconcile_all(ctx, &pods, &schedules).await;
+        let created = backup_schedule::Created {
+            backups: &backups,
+            cluster_backups: &cluster_backups,
+        };
+        backup_schedule::reconcile_all(ctx, &pods, &schedules, created).await;
     }
     ctx.metrics.queue_length.set(waiting);
     ctx.count_in_flight();

@@ -14,6 +14,7 @@ pub mod cluster_backup;
 pub mod cluster_parts;
 pub mod expiry;
 pub mod retention;
+pub mod schedule_status;
 pub mod volume_backup;
 pub mod volume_restore;
 pub mod work;

@@ -15,6 +15,18 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 /// The label a scheduled VolumeBackup carries: its schedule's name.
 pub const SCHEDULE_LABEL: &str = "kairn.dev/schedule";
 
+/// The annotation on what a schedule's run creates: the run's time (RFC 3339), from which the
+/// schedule's status is computed.
+pub const SCHEDULED_AT_ANNOTATION: &str = "kairn.dev/scheduled-at";
+
+/// The first time of `cron` after `now`; an error for an expression that cannot be read.
+pub fn next_after(cron: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    let parsed = croner::Cron::from_str(cron).map_err(|e| format!("bad schedule {cron:?}: {e}"))?;
+    parsed
+        .find_next_occurrence(&now, false)
+        .map_err(|e| format!("schedule {cron:?} has no next time: {e}"))
+}
+
 /// The label a ClusterBackup's member VolumeBackups carry: its name (see [`label_value`]).
 pub const CLUSTER_BACKUP_LABEL: &str = "kairn.dev/cluster-backup";
 

@@ -426,6 +426,51 @@ fn a_schedule_backs_up_the_selected_pvcs_of_this_node_and_applies_retention() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // The schedule's status tells its run and how it went, and when it runs next.
+    let path = format!("{KAIRN_API}/backupschedules/{schedule}");
+    let start = Instant::now();
+    let status = loop {
+        let status = c.get(&path).unwrap()["status"].clone();
+        if status["lastOutcome"] == "Completed" {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no schedule status: {status}\n{}",
+            agent.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(status["lastScheduleTime"].is_string(), "{status}");
+    assert_eq!(status["lastSuccessfulTime"], status["lastScheduleTime"]);
+    assert!(
+        status["nextScheduleTime"].as_str().unwrap() > status["lastScheduleTime"].as_str().unwrap()
+    );
+    assert_eq!(status["conditions"][0]["status"], "True", "{status}");
+    // A cron expression that cannot be read: a condition, not a log line per resync.
+    let bad = format!("bad-{}", c.node);
+    c.apply_new(&kairn_object(
+        "backupschedules",
+        None,
+        &bad,
+        json!({"schedule": "every night", "namespaceSelector": {"matchLabels": {"env": env}}}),
+    ));
+    let start = Instant::now();
+    loop {
+        let status = c
+            .get(&format!("{KAIRN_API}/backupschedules/{bad}"))
+            .unwrap()["status"]
+            .clone();
+        if status["conditions"][0]["status"] == "False" {
+            assert_eq!(status["conditions"][0]["reason"], "BadSchedule", "{status}");
+            assert!(status["nextScheduleTime"].is_null(), "{status}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{status}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!agent.logs().contains("every night"), "{}", agent.logs());
+
     // Idempotent: later reconciles create no second backup for the same minute.
     std::thread::sleep(Duration::from_millis(1000));
     let again = scheduled_backups(&c, &schedule).len();

@@ -17,6 +17,7 @@ use super::common::{EtcdSpec, Hooks, Phase, yes};
     kind = "ClusterBackup",
     status = "ClusterBackupStatus",
     shortname = "cbk",
+    printcolumn = r#"{"name":"Series","type":"string","jsonPath":".spec.series"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Volumes","type":"integer","jsonPath":".status.volumes.completed"}"#,
     printcolumn = r#"{"name":"Etcd","type":"string","jsonPath":".status.etcd.phase"}"#,

@@ -68,7 +68,11 @@ pub enum RestoreTarget {
     namespaced,
     status = "VolumeRestoreStatus",
     shortname = "vrs",
+    printcolumn = r#"{"name":"Snapshot","type":"string","jsonPath":".spec.snapshot"}"#,
+    printcolumn = r#"{"name":"Target","type":"string","jsonPath":".spec.target.pvc"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Node","type":"string","jsonPath":".status.node"}"#,
+    printcolumn = r#"{"name":"Waiting","type":"string","priority":1,"jsonPath":".status.waiting"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
