@@ -41,6 +41,7 @@ pub mod jobs;
 pub mod maintenance;
 pub mod metrics;
 pub mod mounted;
+pub mod node_lease;
 pub mod patch;
 pub mod reconcile;
 pub mod resolve;

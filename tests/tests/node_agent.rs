@@ -670,3 +670,31 @@ fn a_finished_backup_past_its_ttl_is_deleted_and_its_snapshot_stays() {
             .is_some()
     );
 }
+
+#[test]
+fn a_backup_claimed_by_a_node_whose_lease_expired_fails_as_node_lost() {
+    let Some(c) = Cluster::new() else { return };
+    let shop = c.namespace("shop");
+    let volume = c.pvc_with_pod(&shop, "db", "db-0", "Running");
+    write_volume(&volume, 41, 40);
+    let lease = [("KAIRN_LEASE_SECONDS", "2")];
+    // Slow storage, so the node dies mid-backup.
+    let mut dying = c.agent(&[("KAIRN_FAULTS", "seed=4,latency-ms=150"), lease[0]]);
+    c.create(&shop, "volumebackups", "db-1", json!({"pvc": "db"}));
+    let st = c.wait(&shop, "volumebackups", "db-1", &mut dying, |s| {
+        s["phase"] == "InProgress" || is_final(s)
+    });
+    assert_eq!(st["phase"], "InProgress", "finished too soon: {st}");
+    let lease_path = format!(
+        "/apis/coordination.k8s.io/v1/namespaces/{AGENT_NAMESPACE}/leases/kairn-agent-{}",
+        c.node
+    );
+    assert!(c.get(&lease_path).is_some(), "the agent holds no Lease");
+    // The node is gone for good: its agent never renews its Lease again.
+    dying.kill();
+    let mut survivor = c.agent_on(&format!("{}-b", c.node), &lease);
+    let st = c.wait(&shop, "volumebackups", "db-1", &mut survivor, is_final);
+    assert_eq!(st["phase"], "Failed", "{st}");
+    let why = st["errors"][0].as_str().unwrap();
+    assert!(why.contains("node lost") && why.contains(&c.node), "{why}");
+}

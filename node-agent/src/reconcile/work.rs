@@ -77,14 +77,15 @@ where
                 "interrupted {} times (the agent on {} restarted while it ran); giving up",
                 claim.attempts, ctx.config.node
             );
-            tracing::warn!(kind = key.kind(), resource = %name, "{why}");
-            let st = VolumeStatusPatch::ended(Phase::Failed, why, status::now());
-            if let Err(e) = status::patch(api, &name, rv.as_deref(), &st).await
-                && !status::is_conflict(&e)
-            {
-                tracing::warn!(resource = %name, "cannot record the failure: {e}");
-            }
-            ctx.metrics.finished(key.kind(), "failed");
+            record_failure(ctx, api, &name, rv.as_deref(), key.kind(), why).await;
+        }
+        Action::NodeLost => {
+            let why = format!(
+                "node lost: the agent on node {} stopped renewing its Lease while this ran, and \
+                 no node that can reach the volume took it over",
+                claim.node.as_deref().unwrap_or("?")
+            );
+            record_failure(ctx, api, &name, rv.as_deref(), key.kind(), why).await;
         }
         Action::Start { attempt } => {
             if ctx.jobs.count() >= ctx.config.max_concurrent {
@@ -114,6 +115,27 @@ where
         }
     }
     false
+}
+
+/// Records `Failed` with `why` on a resource no job of this agent runs, conditional on the
+/// version read, so that of several agents deciding the same only one records it.
+async fn record_failure<K>(
+    ctx: &Context,
+    api: &Api<K>,
+    name: &str,
+    rv: Option<&str>,
+    kind: &'static str,
+    why: String,
+) where
+    K: Clone + DeserializeOwned + std::fmt::Debug,
+{
+    tracing::warn!(kind, resource = %name, "{why}");
+    let st = VolumeStatusPatch::ended(Phase::Failed, why, status::now());
+    match status::patch(api, name, rv, &st).await {
+        Ok(()) => ctx.metrics.finished(kind, "failed"),
+        Err(e) if status::is_conflict(&e) => {}
+        Err(e) => tracing::warn!(resource = %name, "cannot record the failure: {e}"),
+    }
 }
 
 /// Runs `f` on a blocking thread, writing `progress` to the status every progress interval.
