@@ -22,7 +22,9 @@ pub async fn run(ctx: Arc<Context>, shutdown: Arc<AtomicBool>) {
         health
             .last_tick
             .store(chrono::Utc::now().timestamp(), Ordering::Relaxed);
-        if let Err(e) = crate::node_lease::renew_and_read(&ctx).await {
+        if let Err(e) =
+            crate::node_lease::renew_and_read(&ctx.client, &ctx.config, &ctx.leases).await
+        {
             tracing::warn!("cannot renew this node's Lease: {e}");
         }
         match reconcile(&ctx).await {

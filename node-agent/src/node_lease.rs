@@ -11,7 +11,7 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 
-use crate::context::Context;
+use crate::config::AgentConfig;
 
 /// The label on every agent's Lease.
 pub const LEASE_SELECTOR: &str = "app.kubernetes.io/name=kairn-node-agent";
@@ -72,14 +72,19 @@ impl NodeLeases {
     }
 }
 
-/// Renews this node's Lease (creating it the first time), then reads every agent's.
-pub async fn renew_and_read(ctx: &Context) -> kube::Result<()> {
-    let api: Api<Lease> = Api::namespaced(ctx.client.clone(), &ctx.config.admin_namespace);
-    let name = lease_name(&ctx.config.node);
+/// Renews this node's Lease (creating it the first time), then reads every agent's into
+/// `leases`.
+pub async fn renew_and_read(
+    client: &kube::Client,
+    config: &AgentConfig,
+    leases: &NodeLeases,
+) -> kube::Result<()> {
+    let api: Api<Lease> = Api::namespaced(client.clone(), &config.admin_namespace);
+    let name = lease_name(&config.node);
     let now = Utc::now();
     let spec = LeaseSpec {
-        holder_identity: Some(ctx.config.instance.clone()),
-        lease_duration_seconds: Some(ctx.config.lease_seconds),
+        holder_identity: Some(config.instance.clone()),
+        lease_duration_seconds: Some(config.lease_seconds),
         renew_time: micro_time(now),
         ..Default::default()
     };
@@ -106,7 +111,7 @@ pub async fn renew_and_read(ctx: &Context) -> kube::Result<()> {
                 .into(),
             );
             lease.metadata.annotations =
-                Some([(NODE_ANNOTATION.to_string(), ctx.config.node.clone())].into());
+                Some([(NODE_ANNOTATION.to_string(), config.node.clone())].into());
             api.create(&PostParams::default(), &lease).await?;
         }
         Err(e) => return Err(e),
@@ -114,7 +119,7 @@ pub async fn renew_and_read(ctx: &Context) -> kube::Result<()> {
     let all = api
         .list(&ListParams::default().labels(LEASE_SELECTOR))
         .await?;
-    ctx.leases.set(&all.items);
+    leases.set(&all.items);
     Ok(())
 }
 
