@@ -12,10 +12,16 @@ use kube::api::{Api, ListParams};
 
 use crate::context::Context;
 use crate::crd::{BackupSchedule, VolumeBackup, VolumeRestore};
-use crate::reconcile::{backup_schedule, cluster_backup, volume_backup, volume_restore};
+use crate::reconcile::{
+    backup_schedule, cluster_backup, mount_pods, volume_backup, volume_restore,
+};
 
 /// Reconciles until `shutdown` is set.
 pub async fn run(ctx: Arc<Context>, shutdown: Arc<AtomicBool>) {
+    // Mount pods this agent's predecessor (or any agent) left behind, wherever they are.
+    if let Err(e) = mount_pods::sweep_cluster(&ctx).await {
+        tracing::warn!("cannot look for mount pods left behind: {e}");
+    }
     while !shutdown.load(Ordering::Relaxed) {
         let health = &ctx.health;
         health
@@ -71,6 +77,7 @@ pub async fn reconcile(ctx: &Arc<Context>) -> Result<(), kube::Error> {
     if !schedules.is_empty() {
         backup_schedule::reconcile_all(ctx, &pods, &schedules).await;
     }
+    mount_pods::sweep(ctx, &pods, &backups, &restores).await;
     ctx.metrics.queue_length.set(waiting);
     ctx.count_in_flight();
     Ok(())

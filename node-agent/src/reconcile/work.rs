@@ -34,6 +34,8 @@ pub struct Work<'a, K> {
     pub cancel: bool,
     /// True when this node holds its volume.
     pub here: bool,
+    /// The namespace of its PVC, where a mount pod of it would be (`None`: a path target).
+    pub mount_ns: Option<String>,
 }
 
 /// Carries out the decision for one resource, starting `execute` on a claimed one; returns
@@ -52,8 +54,10 @@ where
         claim,
         cancel,
         here,
+        mount_ns,
     } = work;
     let name = obj.name_any();
+    let uid = obj.uid().unwrap_or_default();
     let rv = obj.resource_version();
     let running = ctx.jobs.get(&key);
     match decide(&claim, cancel, here, running.is_some(), &ctx.config.me()) {
@@ -71,6 +75,7 @@ where
             {
                 tracing::warn!(resource = %name, "cannot record the cancel: {e}");
             }
+            remove_mount_pod(ctx, mount_ns.as_deref(), &uid).await;
         }
         Action::GiveUp => {
             let why = format!(
@@ -85,6 +90,7 @@ where
                 tracing::warn!(resource = %name, "cannot record the failure: {e}");
             }
             ctx.metrics.finished(key.kind(), "failed");
+            remove_mount_pod(ctx, mount_ns.as_deref(), &uid).await;
         }
         Action::Start { attempt } => {
             if ctx.jobs.count() >= ctx.config.max_concurrent {
@@ -108,12 +114,24 @@ where
             let ctx = ctx.clone();
             tokio::spawn(async move {
                 job.await;
+                // Stopped for a shutdown, the work stays InProgress for the next agent, which
+                // needs the volume mounted still.
+                if !ctx.shutting_down() {
+                    remove_mount_pod(&ctx, mount_ns.as_deref(), &uid).await;
+                }
                 ctx.jobs.remove(&key);
                 ctx.count_in_flight();
             });
         }
     }
     false
+}
+
+/// Deletes the mount pod of a resource that ended, if it had one.
+async fn remove_mount_pod(ctx: &Context, ns: Option<&str>, uid: &str) {
+    if let Some(ns) = ns {
+        super::mount_pods::remove(ctx, ns, uid).await;
+    }
 }
 
 /// Runs `f` on a blocking thread, writing `progress` to the status every progress interval.

@@ -1,0 +1,214 @@
+//! Mount pods, the pure part: a VolumeBackup or VolumeRestore whose PVC no live pod mounts gets a
+//! short-lived pod that only mounts it, so the kubelet attaches and mounts the volume and the
+//! agent of that node reads or writes it through the kubelet's directory as for any pod.
+//!
+//! Its name is derived from the owner's uid, so any number of agents may try to create it and
+//! only one succeeds (the others get AlreadyExists); the same name finds it again for deletion.
+//! Nothing here does I/O: `reconcile/mount_pods.rs` talks to the API.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    PersistentVolume, PersistentVolumeClaim, Pod, ResourceRequirements, Toleration,
+};
+use k8s_openapi::api::storage::v1::VolumeAttachment;
+use serde_json::json;
+
+/// The label every object Kairn creates carries.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "kairn");
+/// The label giving the owner's uid (a name may exceed a label value's 63 characters).
+pub const OWNER_UID_LABEL: &str = "kairn.dev/owner-uid";
+/// The label giving the owner's kind (`VolumeBackup` or `VolumeRestore`).
+pub const OWNER_KIND_LABEL: &str = "kairn.dev/owner-kind";
+/// The annotation giving the owner as `namespace/name`.
+pub const OWNER_ANNOTATION: &str = "kairn.dev/owner";
+/// The first argument that makes the node-agent binary a mount pod's process: it only waits
+/// for SIGTERM.
+pub const PAUSE_ARG: &str = "mount-pod";
+/// Where the volume appears inside the mount pod (nothing reads it there).
+const MOUNT_PATH: &str = "/volume";
+
+/// How mount pods are made (the agent's settings).
+#[derive(Debug, Clone, Default)]
+pub struct MountPodSettings {
+    /// The image: the agent's own, whose binary has the pause mode.
+    pub image: String,
+    /// Requests and limits of its one container.
+    pub resources: Option<ResourceRequirements>,
+    /// Tolerations, for volumes on tainted nodes.
+    pub tolerations: Vec<Toleration>,
+    /// The priority class, if any.
+    pub priority_class: Option<String>,
+}
+
+/// Who a mount pod is for.
+#[derive(Debug, Clone)]
+pub struct Owner<'a> {
+    /// `VolumeBackup` or `VolumeRestore`.
+    pub kind: &'a str,
+    /// The owner's namespace (a restore's may differ from its PVC's).
+    pub namespace: &'a str,
+    /// The owner's name.
+    pub name: &'a str,
+    /// The owner's uid.
+    pub uid: &'a str,
+}
+
+/// The mount pod's name for an owner: deterministic, so concurrent creates conflict.
+pub fn pod_name(owner_uid: &str) -> String {
+    format!("kairn-mount-{owner_uid}")
+}
+
+/// The owner uid a pod is a mount pod for, when it is one.
+pub fn owner_uid(pod: &Pod) -> Option<&str> {
+    let labels = pod.metadata.labels.as_ref()?;
+    if labels.get(MANAGED_BY.0).map(String::as_str) != Some(MANAGED_BY.1) {
+        return None;
+    }
+    labels.get(OWNER_UID_LABEL).map(String::as_str)
+}
+
+/// The node a ReadWriteOnce volume is attached to: the mount pod must go there, since the
+/// volume cannot be attached anywhere else meanwhile.
+pub fn attached_node(pv: &str, attachments: &[VolumeAttachment]) -> Option<String> {
+    attachments
+        .iter()
+        .filter(|a| a.spec.source.persistent_volume_name.as_deref() == Some(pv))
+        .find(|a| a.status.as_ref().is_some_and(|s| s.attached))
+        .map(|a| a.spec.node_name.clone())
+}
+
+/// True when a volume may be mounted on one node at a time.
+pub fn single_node(claim: &PersistentVolumeClaim) -> bool {
+    let modes = claim.spec.as_ref().and_then(|s| s.access_modes.as_ref());
+    modes.is_some_and(|m| {
+        m.iter()
+            .all(|m| m == "ReadWriteOnce" || m == "ReadWriteOncePod")
+    })
+}
+
+/// Where a mount pod must run, as a pod's `affinity`: the node a single-node volume is
+/// attached to, else the PV's own node affinity (a local volume), else anywhere.
+pub fn placement(
+    claim: &PersistentVolumeClaim,
+    pv: Option<&PersistentVolume>,
+    attached: Option<&str>,
+) -> Option<serde_json::Value> {
+    if let Some(node) = attached.filter(|_| single_node(claim)) {
+        // matchFields on the node's name, as DaemonSets pin pods: hostname labels may differ.
+        return Some(json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+            {"nodeSelectorTerms": [{"matchFields": [
+                {"key": "metadata.name", "operator": "In", "values": [node]}]}]}}}));
+    }
+    let required = pv?.spec.as_ref()?.node_affinity.as_ref()?.required.as_ref()?;
+    Some(json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": required}}))
+}
+
+/// The mount pod for `owner`, mounting claim `pvc` of `namespace` (read-only for a backup).
+pub fn pod(
+    settings: &MountPodSettings,
+    owner: &Owner<'_>,
+    namespace: &str,
+    claim: &PersistentVolumeClaim,
+    read_only: bool,
+    affinity: Option<serde_json::Value>,
+) -> serde_json::Value {
+    let pvc = claim.metadata.name.as_deref().unwrap_or_default();
+    let block = claim.spec.as_ref().and_then(|s| s.volume_mode.as_deref()) == Some("Block");
+    let mut labels = BTreeMap::from([
+        (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
+        (OWNER_UID_LABEL.to_string(), owner.uid.to_string()),
+        (OWNER_KIND_LABEL.to_string(), owner.kind.to_string()),
+    ]);
+    // kairn.dev/volumebackup=NAME, for `kubectl get pods -l`, when the name fits a label.
+    if owner.name.len() <= 63 {
+        let key = format!("kairn.dev/{}", owner.kind.to_lowercase());
+        labels.insert(key, owner.name.to_string());
+    }
+    let mut container = json!({
+        "name": "mount",
+        "image": settings.image,
+        "command": ["/usr/local/bin/node-agent", PAUSE_ARG],
+        "securityContext": {"runAsUser": 65534, "runAsNonRoot": true,
+            "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+            "capabilities": {"drop": ["ALL"]}},
+    });
+    if block {
+        container["volumeDevices"] = json!([{"name": "data", "devicePath": MOUNT_PATH}]);
+    } else {
+        container["volumeMounts"] =
+            json!([{"name": "data", "mountPath": MOUNT_PATH, "readOnly": read_only}]);
+    }
+    if let Some(r) = &settings.resources {
+        container["resources"] = json!(r);
+    }
+    let mut spec = json!({
+        "containers": [container],
+        "volumes": [{"name": "data",
+                     "persistentVolumeClaim": {"claimName": pvc, "readOnly": read_only}}],
+        "restartPolicy": "Never",
+        "terminationGracePeriodSeconds": 5,
+        // It talks to nothing: no token, no service variables. No fsGroup either, which
+        // would make the kubelet change the owner of every file in the volume.
+        "automountServiceAccountToken": false,
+        "enableServiceLinks": false,
+        "tolerations": settings.tolerations,
+    });
+    if let Some(pc) = &settings.priority_class {
+        spec["priorityClassName"] = json!(pc);
+    }
+    if let Some(a) = affinity {
+        spec["affinity"] = a;
+    }
+    let mut metadata = json!({
+        "name": pod_name(owner.uid),
+        "namespace": namespace,
+        "labels": labels,
+        "annotations": {OWNER_ANNOTATION: format!("{}/{}", owner.namespace, owner.name)},
+    });
+    // An owner reference across namespaces counts as a missing owner, and the garbage
+    // collector would delete the pod at once: a restore from the admin namespace into another
+    // relies on the agents' sweep alone.
+    if owner.namespace == namespace {
+        metadata["ownerReferences"] = json!([{
+            "apiVersion": "kairn.dev/v1alpha1", "kind": owner.kind, "name": owner.name,
+            "uid": owner.uid, "controller": true, "blockOwnerDeletion": false}]);
+    }
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec})
+}
+
+/// Why a pod that mounts the claim is not on a node yet: `Some` when the scheduler said it
+/// cannot place it (PodScheduled=False, reason Unschedulable), with the scheduler's message.
+pub fn unschedulable(pod: &Pod) -> Option<String> {
+    let conditions = pod.status.as_ref()?.conditions.as_ref()?;
+    let c = conditions
+        .iter()
+        .find(|c| c.type_ == "PodScheduled" && c.status == "False")?;
+    (c.reason.as_deref() == Some("Unschedulable"))
+        .then(|| c.message.clone().unwrap_or_else(|| "no reason given".into()))
+}
+
+/// The live pods (not finished, not being deleted) of a namespace's list that mount `pvc`.
+pub fn users<'a>(pods: &'a [Pod], pvc: &str) -> Vec<&'a Pod> {
+    pods.iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| {
+            let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+            !matches!(phase, Some("Succeeded" | "Failed"))
+        })
+        .filter(|p| {
+            let volumes = p.spec.as_ref().and_then(|s| s.volumes.as_ref());
+            volumes.into_iter().flatten().any(|v| {
+                v.persistent_volume_claim
+                    .as_ref()
+                    .is_some_and(|c| c.claim_name == pvc)
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+}
