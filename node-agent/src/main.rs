@@ -24,7 +24,10 @@ use node_agent::settings::{Args, fail, init_logging};
 
 fn main() -> std::process::ExitCode {
     // A mount pod's process: it only keeps the pod, and so its volume's mount, alive.
-    if std::env::args_os().nth(1).is_some_and(|a| a == node_agent::mount_pod::PAUSE_ARG) {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == node_agent::mount_pod::PAUSE_ARG)
+    {
         return pause();
     }
     let args = Args::parse();

@@ -96,11 +96,19 @@ pub fn placement(
 ) -> Option<serde_json::Value> {
     if let Some(node) = attached.filter(|_| single_node(claim)) {
         // matchFields on the node's name, as DaemonSets pin pods: hostname labels may differ.
-        return Some(json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+        return Some(
+            json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
             {"nodeSelectorTerms": [{"matchFields": [
-                {"key": "metadata.name", "operator": "In", "values": [node]}]}]}}}));
+                {"key": "metadata.name", "operator": "In", "values": [node]}]}]}}}),
+        );
     }
-    let required = pv?.spec.as_ref()?.node_affinity.as_ref()?.required.as_ref()?;
+    let required = pv?
+        .spec
+        .as_ref()?
+        .node_affinity
+        .as_ref()?
+        .required
+        .as_ref()?;
     Some(json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": required}}))
 }
 
@@ -184,14 +192,19 @@ pub fn unschedulable(pod: &Pod) -> Option<String> {
     let c = conditions
         .iter()
         .find(|c| c.type_ == "PodScheduled" && c.status == "False")?;
-    (c.reason.as_deref() == Some("Unschedulable"))
-        .then(|| c.message.clone().unwrap_or_else(|| "no reason given".into()))
+    (c.reason.as_deref() == Some("Unschedulable")).then(|| {
+        c.message
+            .clone()
+            .unwrap_or_else(|| "no reason given".into())
+    })
 }
 
-/// The live pods (not finished, not being deleted) of a namespace's list that mount `pvc`.
-pub fn users<'a>(pods: &'a [Pod], pvc: &str) -> Vec<&'a Pod> {
+/// The live pods (not finished, not being deleted) of a namespace's list that mount `pvc` for
+/// the work of uid `work`: applications' pods, and the work's own mount pod.
+pub fn users<'a>(pods: &'a [Pod], pvc: &str, work: &str) -> Vec<&'a Pod> {
     pods.iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| owner_uid(p).is_none_or(|owner| owner == work))
         .filter(|p| {
             let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
             !matches!(phase, Some("Succeeded" | "Failed"))

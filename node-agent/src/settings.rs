@@ -166,9 +166,11 @@ impl Args {
             .context("KAIRN_MOUNT_POD_TOLERATIONS is not a list of tolerations in JSON")?;
         let image = match &self.mount_pod_image {
             Some(image) => image.clone(),
-            None => own_image(client, &self.admin_namespace).await.unwrap_or_else(|| {
-                format!("ghcr.io/kairn/node-agent:{}", env!("CARGO_PKG_VERSION"))
-            }),
+            None => own_image(client, &self.admin_namespace)
+                .await
+                .unwrap_or_else(|| {
+                    format!("ghcr.io/kairn/node-agent:{}", env!("CARGO_PKG_VERSION"))
+                }),
         };
         Ok(MountPodSettings {
             image,

@@ -45,7 +45,7 @@ pub async fn ensure(ctx: &Context, t: &Target<'_>) -> Option<String> {
             return None;
         }
     };
-    let users = mount_pod::users(&listed, pvc);
+    let users = mount_pod::users(&listed, pvc, t.owner.uid);
     let on_node = |p: &&Pod| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some();
     if users.iter().any(on_node) {
         return None;
@@ -128,7 +128,14 @@ async fn create(
     affinity: Option<serde_json::Value>,
 ) -> Result<String, String> {
     let settings = &ctx.config.mount_pod;
-    let spec = mount_pod::pod(settings, &t.owner, t.namespace, claim, t.read_only, affinity);
+    let spec = mount_pod::pod(
+        settings,
+        &t.owner,
+        t.namespace,
+        claim,
+        t.read_only,
+        affinity,
+    );
     let name = mount_pod::pod_name(t.owner.uid);
     let pod: Pod = serde_json::from_value(spec).map_err(|e| format!("mount pod {name}: {e}"))?;
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), t.namespace);

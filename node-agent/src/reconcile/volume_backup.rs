@@ -31,11 +31,11 @@ use crate::volume_path::VolumeMode;
 /// Decides for one VolumeBackup and acts; true when it waits for a free slot.
 pub async fn reconcile(ctx: &Arc<Context>, vb: &VolumeBackup, pods: &[Pod]) -> bool {
     let ns = vb.namespace().unwrap_or_default();
-    let user = pod_mounting(pods, &ns, &vb.spec.pvc);
+    let uid = vb.uid().unwrap_or_default();
+    let user = pod_mounting(pods, &ns, &vb.spec.pvc, &uid);
     let here = user.is_some();
     let s = vb.status.clone().unwrap_or_default();
     let api: Api<VolumeBackup> = Api::namespaced(ctx.client.clone(), &ns);
-    let uid = vb.uid().unwrap_or_default();
     let why = match user {
         Some(u) => u.not_started,
         None if s.phase == Phase::New && !vb.spec.cancel => {
@@ -124,6 +124,7 @@ async fn execute(
         namespace: vb.namespace().unwrap_or_default(),
         pvc: vb.spec.pvc.clone(),
     };
+    let uid = vb.uid().unwrap_or_default();
     let run = Run {
         name: vb.name_any(),
         ctx,
@@ -131,7 +132,7 @@ async fn execute(
         vb,
         labels,
     };
-    let located = match claim_here(&run.ctx, run.ns(), run.pvc()).await {
+    let located = match claim_here(&run.ctx, run.ns(), run.pvc(), &uid).await {
         Ok(l) => l,
         Err(e) => return run.fail(e).await,
     };

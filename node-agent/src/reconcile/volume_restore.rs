@@ -52,7 +52,7 @@ pub async fn reconcile(ctx: &Arc<Context>, vr: &VolumeRestore, pods: &[Pod]) -> 
     let target_ns = vr.target_namespace();
     let here = match &vr.spec.target {
         RestoreTarget::Pvc(pvc) => {
-            let user = pod_mounting(pods, &target_ns, pvc);
+            let user = pod_mounting(pods, &target_ns, pvc, &uid);
             let here = user.is_some();
             let why = match user {
                 Some(u) => u.not_started,
@@ -135,9 +135,10 @@ async fn execute(
 ) {
     let name = vr.name_any();
     let ns = vr.target_namespace();
+    let uid = vr.uid().unwrap_or_default();
     let (target, target_pvc): (PathBuf, Option<String>) = match &vr.spec.target {
         RestoreTarget::Path(p) => (PathBuf::from(p), None),
-        RestoreTarget::Pvc(pvc) => match claim_here(&ctx, &ns, pvc).await {
+        RestoreTarget::Pvc(pvc) => match claim_here(&ctx, &ns, pvc, &uid).await {
             Ok(l) => (l.volume.data_path, Some(pvc.clone())),
             Err(e) => {
                 settle_error(&ctx, &api, &name, "restore", e, false).await;

@@ -198,12 +198,17 @@ pub async fn pods_here(ctx: &Context) -> Result<Vec<Pod>, kube::Error> {
     Ok(api.list(&lp).await?.items)
 }
 
-/// Finds a PVC's files on this node.
-pub async fn claim_here(ctx: &Context, ns: &str, pvc: &str) -> Result<LocatedClaim, String> {
+/// Finds a PVC's files on this node, for the work of uid `work`.
+pub async fn claim_here(
+    ctx: &Context,
+    ns: &str,
+    pvc: &str,
+    work: &str,
+) -> Result<LocatedClaim, String> {
     let pods = pods_here(ctx)
         .await
         .map_err(|e| format!("Kubernetes API: {e}"))?;
-    let user = pod_mounting(&pods, ns, pvc)
+    let user = pod_mounting(&pods, ns, pvc, work)
         .ok_or_else(|| format!("no pod on node {} mounts PVC {ns}/{pvc}", ctx.config.node))?;
     if let Some(why) = &user.not_started {
         return Err(format!("PVC {ns}/{pvc} is not mounted: {why}"));
