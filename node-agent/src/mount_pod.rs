@@ -224,4 +224,149 @@ pub fn users<'a>(pods: &'a [Pod], pvc: &str, work: &str) -> Vec<&'a Pod> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    fn from<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn claim(modes: &[&str], mode: &str) -> PersistentVolumeClaim {
+        from(json!({"metadata": {"name": "db", "namespace": "shop"},
+            "spec": {"accessModes": modes, "volumeMode": mode, "volumeName": "pv-1"}}))
+    }
+
+    const OWNER: Owner<'static> = Owner {
+        kind: "VolumeBackup",
+        namespace: "shop",
+        name: "db-nightly",
+        uid: "u-1",
+    };
+
+    #[test]
+    fn a_backups_mount_pod_mounts_read_only_and_points_at_its_owner() {
+        let settings = MountPodSettings {
+            image: "img".into(),
+            priority_class: Some("low".into()),
+            tolerations: vec![from(json!({"operator": "Exists"}))],
+            ..Default::default()
+        };
+        let p: Pod = from(pod(
+            &settings,
+            &OWNER,
+            "shop",
+            &claim(&["ReadWriteOnce"], "Filesystem"),
+            true,
+            None,
+        ));
+        assert_eq!(p.metadata.name.as_deref(), Some("kairn-mount-u-1"));
+        assert_eq!(owner_uid(&p), Some("u-1"));
+        let labels = p.metadata.labels.as_ref().unwrap();
+        assert_eq!(labels["kairn.dev/volumebackup"], "db-nightly");
+        assert_eq!(p.metadata.owner_references.as_ref().unwrap()[0].uid, "u-1");
+        let spec = p.spec.unwrap();
+        let volume = &spec.volumes.as_ref().unwrap()[0];
+        let source = volume.persistent_volume_claim.as_ref().unwrap();
+        assert_eq!(
+            (source.claim_name.as_str(), source.read_only),
+            ("db", Some(true))
+        );
+        let c = &spec.containers[0];
+        assert_eq!(c.command.as_ref().unwrap()[1], PAUSE_ARG);
+        assert_eq!(c.volume_mounts.as_ref().unwrap()[0].read_only, Some(true));
+        assert_eq!(spec.priority_class_name.as_deref(), Some("low"));
+        assert_eq!(spec.tolerations.unwrap().len(), 1);
+        assert!(
+            spec.security_context.is_none(),
+            "an fsGroup would chown the volume"
+        );
+    }
+
+    #[test]
+    fn a_restore_across_namespaces_has_no_owner_reference_and_a_block_claim_a_device() {
+        let owner = Owner {
+            kind: "VolumeRestore",
+            namespace: "kairn-system",
+            ..OWNER
+        };
+        let settings = MountPodSettings::default();
+        let p: Pod = from(pod(
+            &settings,
+            &owner,
+            "shop",
+            &claim(&["ReadWriteOnce"], "Block"),
+            false,
+            None,
+        ));
+        assert!(p.metadata.owner_references.is_none());
+        let c = &p.spec.unwrap().containers[0];
+        assert!(c.volume_mounts.is_none());
+        assert_eq!(c.volume_devices.as_ref().unwrap()[0].name, "data");
+    }
+
+    #[test]
+    fn a_single_node_volume_goes_where_it_is_attached_a_local_one_to_its_node() {
+        let attachments: Vec<VolumeAttachment> = vec![
+            from(
+                json!({"metadata": {"name": "a"}, "spec": {"attacher": "x", "nodeName": "n1",
+                "source": {"persistentVolumeName": "pv-1"}}, "status": {"attached": false}}),
+            ),
+            from(
+                json!({"metadata": {"name": "b"}, "spec": {"attacher": "x", "nodeName": "n2",
+                "source": {"persistentVolumeName": "pv-1"}}, "status": {"attached": true}}),
+            ),
+        ];
+        assert_eq!(attached_node("pv-1", &attachments).as_deref(), Some("n2"));
+        assert_eq!(attached_node("pv-2", &attachments), None);
+        let rwo = claim(&["ReadWriteOnce"], "Filesystem");
+        let pinned = placement(&rwo, None, Some("n2")).unwrap();
+        let term = &pinned["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"];
+        assert_eq!(
+            term["nodeSelectorTerms"][0]["matchFields"][0]["values"][0],
+            "n2"
+        );
+        // A volume many nodes may mount goes anywhere.
+        assert!(placement(&claim(&["ReadWriteMany"], "Filesystem"), None, Some("n2")).is_none());
+        let local: PersistentVolume = from(json!({"metadata": {"name": "pv-1"}, "spec": {
+            "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                {"key": "kubernetes.io/hostname", "operator": "In", "values": ["n3"]}]}]}}}}));
+        let there = placement(&rwo, Some(&local), None).unwrap();
+        let term = &there["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"];
+        assert_eq!(
+            term["nodeSelectorTerms"][0]["matchExpressions"][0]["values"][0],
+            "n3"
+        );
+    }
+
+    #[test]
+    fn users_are_live_pods_and_only_this_works_own_mount_pod() {
+        let mk = |name: &str, phase: &str, owner: Option<&str>| -> Pod {
+            let mut labels = json!({});
+            if let Some(o) = owner {
+                labels = json!({"app.kubernetes.io/managed-by": "kairn", OWNER_UID_LABEL: o});
+            }
+            from(json!({"metadata": {"name": name, "labels": labels},
+                "spec": {"containers": [], "volumes": [
+                    {"name": "d", "persistentVolumeClaim": {"claimName": "db"}}]},
+                "status": {"phase": phase}}))
+        };
+        let pods = vec![
+            mk("done", "Succeeded", None),
+            mk("app", "Running", None),
+            mk("other-work", "Running", Some("u-2")),
+            mk("mine", "Pending", Some("u-1")),
+        ];
+        let names: Vec<_> = users(&pods, "db", "u-1")
+            .iter()
+            .map(|p| p.metadata.name.clone().unwrap())
+            .collect();
+        assert_eq!(names, ["app", "mine"]);
+        assert!(users(&pods, "logs", "u-1").is_empty());
+        let stuck: Pod = from(json!({"metadata": {"name": "x"}, "status": {"conditions": [
+            {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+             "message": "0/3 nodes are available"}]}}));
+        assert_eq!(
+            unschedulable(&stuck).as_deref(),
+            Some("0/3 nodes are available")
+        );
+        assert_eq!(unschedulable(&pods[1]), None);
+    }
 }
