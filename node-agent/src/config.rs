@@ -34,6 +34,9 @@ pub struct AgentConfig {
     pub freeze_limit: Duration,
     /// Where freezes are recorded while they last, for the next agent if this one dies.
     pub state_dir: StateDir,
+    /// How long this agent's Lease lasts unrenewed, in seconds: past it, other agents take
+    /// this node's work over or fail it as "node lost".
+    pub lease_seconds: i32,
     /// Apply a schedule's retention after its backups. Off with an append-only key: then
     /// retention and prune are the maintenance workload's (`kairn-maintenance`).
     pub retention: bool,

@@ -28,6 +28,8 @@ pub struct Context {
     pub jobs: Jobs,
     /// Whether the loop turns and reaches the API, and whether the agent shuts down.
     pub health: Health,
+    /// The agents' Leases, as last read: which nodes are lost.
+    pub leases: crate::node_lease::NodeLeases,
 }
 
 impl Context {
@@ -46,7 +48,14 @@ impl Context {
             metrics: Metrics::new(),
             jobs: Jobs::default(),
             health: Health::default(),
+            leases: Default::default(),
         })
+    }
+
+    /// True when work claimed by `node` was claimed by another node whose agent's Lease has
+    /// expired.
+    pub fn node_lost(&self, node: Option<&str>) -> bool {
+        node.is_some_and(|n| n != self.config.node && self.leases.lost(n, chrono::Utc::now()))
     }
 
     /// The kubelet's pod directories.

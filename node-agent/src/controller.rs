@@ -1,6 +1,7 @@
 //! The loop: every resync interval, list this node's pods and every resource, and hand each
 //! to its reconciler ([`crate::reconcile`]), in a fixed order: cluster backups (which create
-//! VolumeBackups), volume backups, volume restores, then schedules. Jobs run on blocking
+//! VolumeBackups), the expiry of finished objects, volume backups, volume restores, then
+//! schedules. Jobs run on blocking
 //! threads, at most `max_concurrent` backups and restores at once on this node.
 
 use std::sync::Arc;
@@ -11,9 +12,9 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 
 use crate::context::Context;
-use crate::crd::{BackupSchedule, VolumeBackup, VolumeRestore};
+use crate::crd::{BackupSchedule, ClusterBackup, VolumeBackup, VolumeRestore};
 use crate::reconcile::{
-    backup_schedule, cluster_backup, mount_pods, volume_backup, volume_restore,
+    backup_schedule, cluster_backup, expiry, mount_pods, volume_backup, volume_restore,
 };
 
 /// Reconciles until `shutdown` is set.
@@ -27,6 +28,9 @@ pub async fn run(ctx: Arc<Context>, shutdown: Arc<AtomicBool>) {
         health
             .last_tick
             .store(chrono::Utc::now().timestamp(), Ordering::Relaxed);
+        if let Err(e) = crate::node_lease::renew_and_read(&ctx).await {
+            tracing::warn!("cannot renew this node's Lease: {e}");
+        }
         match reconcile(&ctx).await {
             Ok(()) => health.ready.store(true, Ordering::Relaxed),
             Err(e) => {
@@ -61,9 +65,12 @@ pub async fn reconcile(ctx: &Arc<Context>) -> Result<(), kube::Error> {
     let pods = pods.list(&on_node).await?.items;
     let backups: Api<VolumeBackup> = Api::all(ctx.client.clone());
     let backups = backups.list(&ListParams::default()).await?.items;
-    cluster_backup::reconcile_all(ctx, &pods, &backups).await?;
+    let cluster_backups: Api<ClusterBackup> = Api::all(ctx.client.clone());
+    let cluster_backups = cluster_backups.list(&ListParams::default()).await?.items;
+    cluster_backup::reconcile_all(ctx, &pods, &backups, &cluster_backups).await;
     let restores: Api<VolumeRestore> = Api::all(ctx.client.clone());
     let restores = restores.list(&ListParams::default()).await?.items;
+    expiry::expire_all(ctx, &backups, &restores, &cluster_backups).await;
 
     let mut waiting = 0;
     for vb in &backups {
@@ -75,7 +82,11 @@ pub async fn reconcile(ctx: &Arc<Context>) -> Result<(), kube::Error> {
     let schedules: Api<BackupSchedule> = Api::all(ctx.client.clone());
     let schedules = schedules.list(&ListParams::default()).await?.items;
     if !schedules.is_empty() {
-        backup_schedule::reconcile_all(ctx, &pods, &schedules).await;
+        let created = backup_schedule::Created {
+            backups: &backups,
+            cluster_backups: &cluster_backups,
+        };
+        backup_schedule::reconcile_all(ctx, &pods, &schedules, created).await;
     }
     mount_pods::sweep(ctx, &pods, &backups, &restores).await;
     ctx.metrics.queue_length.set(waiting);

@@ -14,7 +14,9 @@ mod common;
 mod volume_backup;
 mod volume_restore;
 
-pub use backup_schedule::{BackupSchedule, BackupScheduleSpec, BackupScheduleStatus, Retention};
+pub use backup_schedule::{
+    BackupSchedule, BackupScheduleSpec, BackupScheduleStatus, Retention, ScheduleCondition,
+};
 pub use cluster_backup::{
     ClusterBackup, ClusterBackupSpec, ClusterBackupStatus, PartStatus, VolumesStatus,
 };

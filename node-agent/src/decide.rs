@@ -6,6 +6,9 @@
 //!   conditional on the resource version read, so two agents never both claim it.
 //! - `InProgress` on this node under another instance (an earlier run of this agent, killed or
 //!   restarted) is picked up again, as a new attempt; after `max_attempts` it is failed.
+//! - `InProgress` on another node whose agent stopped renewing its Lease (the node is lost):
+//!   taken over as a new attempt when this node now holds the volume, failed as "node lost"
+//!   otherwise, so no work waits forever on a node that never comes back.
 //! - Cancellation is honoured whatever the phase, short of a final one.
 
 use crate::crd::Phase;
@@ -21,6 +24,8 @@ pub struct Claim {
     pub agent: Option<String>,
     /// Attempts started so far.
     pub attempts: u32,
+    /// True when the claiming node is another one, whose agent's Lease has expired.
+    pub claimant_lost: bool,
 }
 
 /// Who is deciding.
@@ -50,6 +55,8 @@ pub enum Action {
     MarkCanceled,
     /// Record `Failed`: it was interrupted `attempts` times.
     GiveUp,
+    /// Record `Failed`: the node that claimed it is lost, and this one cannot reach its volume.
+    NodeLost,
 }
 
 /// Decides for one resource. `for_this_node` says whether this node holds its volume (the pod
@@ -70,6 +77,9 @@ pub fn decide(
     }
     let claimed_here = claim.node.as_deref() == Some(me.node);
     match claim.phase {
+        Phase::InProgress if !claimed_here && claim.claimant_lost => {
+            lost(claim, cancel, for_this_node, me)
+        }
         Phase::InProgress if !claimed_here => Action::Leave,
         Phase::InProgress if cancel => Action::MarkCanceled,
         // Ours, but no job runs it: this agent was restarted (or lost a status update).
@@ -82,6 +92,21 @@ pub fn decide(
             attempt: claim.attempts + 1,
         },
         _ => Action::Leave,
+    }
+}
+
+/// Work claimed by a lost node.
+fn lost(claim: &Claim, cancel: bool, for_this_node: bool, me: &Me<'_>) -> Action {
+    if cancel {
+        Action::MarkCanceled
+    } else if !for_this_node {
+        Action::NodeLost
+    } else if claim.attempts >= me.max_attempts {
+        Action::GiveUp
+    } else {
+        Action::Start {
+            attempt: claim.attempts + 1,
+        }
     }
 }
 
@@ -101,6 +126,7 @@ mod tests {
             node: node.map(String::from),
             agent: node.map(|_| "agent-a".to_string()),
             attempts,
+            claimant_lost: false,
         }
     }
 
@@ -155,5 +181,22 @@ mod tests {
         let mine = claim(Phase::InProgress, Some("n1"), 1);
         assert_eq!(decide(&mine, false, true, true, &ME), Action::Leave);
         assert_eq!(decide(&mine, true, true, true, &ME), Action::Stop);
+    }
+
+    #[test]
+    fn a_lost_nodes_work_is_taken_over_where_its_volume_now_is_or_failed() {
+        let mut theirs = claim(Phase::InProgress, Some("n2"), 1);
+        theirs.claimant_lost = true;
+        assert_eq!(
+            decide(&theirs, false, true, false, &ME),
+            Action::Start { attempt: 2 }
+        );
+        assert_eq!(decide(&theirs, false, false, false, &ME), Action::NodeLost);
+        assert_eq!(
+            decide(&theirs, true, false, false, &ME),
+            Action::MarkCanceled
+        );
+        theirs.attempts = 3;
+        assert_eq!(decide(&theirs, false, true, false, &ME), Action::GiveUp);
     }
 }

@@ -13,8 +13,10 @@
 pub mod backup_schedule;
 pub mod cluster_backup;
 pub mod cluster_parts;
+pub mod expiry;
 pub mod mount_pods;
 pub mod retention;
+pub mod schedule_status;
 pub mod volume_backup;
 pub mod volume_restore;
 pub mod work;

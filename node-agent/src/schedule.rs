@@ -15,6 +15,33 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 /// The label a scheduled VolumeBackup carries: its schedule's name.
 pub const SCHEDULE_LABEL: &str = "kairn.dev/schedule";
 
+/// The annotation on what a schedule's run creates: the run's time (RFC 3339), from which the
+/// schedule's status is computed.
+pub const SCHEDULED_AT_ANNOTATION: &str = "kairn.dev/scheduled-at";
+
+/// The first time of `cron` after `now`; an error for an expression that cannot be read.
+pub fn next_after(cron: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    let parsed = croner::Cron::from_str(cron).map_err(|e| format!("bad schedule {cron:?}: {e}"))?;
+    parsed
+        .find_next_occurrence(&now, false)
+        .map_err(|e| format!("schedule {cron:?} has no next time: {e}"))
+}
+
+/// The label a ClusterBackup's member VolumeBackups carry: its name (see [`label_value`]).
+pub const CLUSTER_BACKUP_LABEL: &str = "kairn.dev/cluster-backup";
+
+/// `name` as a label value: itself when it fits in 63 characters, else a prefix and a hash of
+/// the whole, so that distinct names stay distinct.
+pub fn label_value(name: &str) -> String {
+    if name.len() <= 63 {
+        return name.to_string();
+    }
+    let hash = blake3::hash(name.as_bytes()).to_hex();
+    let mut head = name.to_string();
+    head.truncate(63 - 13);
+    format!("{}-{}", head.trim_end_matches(['-', '.', '_']), &hash[..12])
+}
+
 /// The latest time `t` of `cron` with `now - window < t <= now`.
 pub fn due(
     cron: &str,
@@ -126,5 +153,12 @@ mod tests {
         );
         let long = backup_name(&"s".repeat(60), &"p".repeat(60), t);
         assert!(long.len() <= 63, "{long}");
+        assert_eq!(label_value("nightly-202611230205"), "nightly-202611230205");
+        let (a, b) = (
+            format!("{}-1", "c".repeat(70)),
+            format!("{}-2", "c".repeat(70)),
+        );
+        assert!(label_value(&a).len() <= 63);
+        assert_ne!(label_value(&a), label_value(&b));
     }
 }

@@ -82,6 +82,10 @@ pub struct Args {
     /// Seconds between reconciles.
     #[arg(long, env = "KAIRN_RESYNC_SECONDS", default_value_t = 10.0)]
     pub resync_seconds: f64,
+    /// Seconds this node's Lease lasts unrenewed (renewed every resync): past it, the other
+    /// agents take over this node's work, or fail it as "node lost".
+    #[arg(long, env = "KAIRN_LEASE_SECONDS", default_value_t = 60)]
+    pub lease_seconds: u32,
     /// Seconds between progress updates of a running job's status.
     #[arg(long, env = "KAIRN_PROGRESS_SECONDS", default_value_t = 5.0)]
     pub progress_seconds: f64,
@@ -148,6 +152,11 @@ impl Args {
             max_concurrent: self.max_concurrent.max(1),
             max_attempts: self.max_attempts.max(1),
             resync: Duration::from_secs_f64(self.resync_seconds.max(0.1)),
+            // At least three resyncs, so a busy agent is not judged lost between two renewals.
+            lease_seconds: i32::try_from(self.lease_seconds)
+                .unwrap_or(i32::MAX)
+                .max((3.0 * self.resync_seconds).ceil() as i32)
+                .max(1),
             progress_interval: Duration::from_secs_f64(self.progress_seconds.max(0.1)),
             freeze_limit: Duration::from_secs(self.freeze_limit_seconds.max(1)),
             state_dir: StateDir::new(&self.state_dir),

@@ -429,6 +429,12 @@ impl Cluster {
 
     /// Starts the agent of this node, under the ServiceAccount of `deploy/rbac.yaml`.
     pub fn agent(&self, extra_env: &[(&str, &str)]) -> Agent {
+        self.agent_on(&self.node, extra_env)
+    }
+
+    /// Starts an agent as if on node `node`, sharing this cluster's repository and kubelet
+    /// directory (a second node of the same cluster).
+    pub fn agent_on(&self, node: &str, extra_env: &[(&str, &str)]) -> Agent {
         let port = crate::s3::free_port();
         let log = self.cli.dir.path().join(format!("agent-{port}.log"));
         let mut cmd = Command::new(agent_bin());
@@ -437,7 +443,7 @@ impl Cluster {
                 cmd.env_remove(k);
             }
         }
-        cmd.env("NODE_NAME", &self.node)
+        cmd.env("NODE_NAME", node)
             .env("POD_NAMESPACE", AGENT_NAMESPACE)
             .env("KUBECONFIG", &self.agent_kubeconfig)
             .env("KAIRN_REPOSITORY", &self.cli.repo)

@@ -93,6 +93,17 @@ fn a_scheduled_cluster_backup_groups_volumes_a_real_etcd_snapshot_and_manifests(
         status["volumes"],
         json!({"total": 1, "completed": 1, "failed": 0})
     );
+    // Its member carries its label and names it as owner.
+    let members = c.list(&format!(
+        "{KAIRN_API}/namespaces/{shop}/volumebackups?labelSelector=kairn.dev/cluster-backup%3D{name}"
+    ));
+    assert_eq!(members.len(), 1, "{members:?}");
+    let owner = &members[0]["metadata"]["ownerReferences"][0];
+    assert_eq!(
+        (owner["kind"].as_str(), owner["name"].as_str()),
+        (Some("ClusterBackup"), Some(name.as_str())),
+        "{owner}"
+    );
 
     let start = Instant::now();
     while c

@@ -426,6 +426,51 @@ fn a_schedule_backs_up_the_selected_pvcs_of_this_node_and_applies_retention() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // The schedule's status tells its run and how it went, and when it runs next.
+    let path = format!("{KAIRN_API}/backupschedules/{schedule}");
+    let start = Instant::now();
+    let status = loop {
+        let status = c.get(&path).unwrap()["status"].clone();
+        if status["lastOutcome"] == "Completed" {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no schedule status: {status}\n{}",
+            agent.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(status["lastScheduleTime"].is_string(), "{status}");
+    assert_eq!(status["lastSuccessfulTime"], status["lastScheduleTime"]);
+    assert!(
+        status["nextScheduleTime"].as_str().unwrap() > status["lastScheduleTime"].as_str().unwrap()
+    );
+    assert_eq!(status["conditions"][0]["status"], "True", "{status}");
+    // A cron expression that cannot be read: a condition, not a log line per resync.
+    let bad = format!("bad-{}", c.node);
+    c.apply_new(&kairn_object(
+        "backupschedules",
+        None,
+        &bad,
+        json!({"schedule": "every night", "namespaceSelector": {"matchLabels": {"env": env}}}),
+    ));
+    let start = Instant::now();
+    loop {
+        let status = c
+            .get(&format!("{KAIRN_API}/backupschedules/{bad}"))
+            .unwrap()["status"]
+            .clone();
+        if status["conditions"][0]["status"] == "False" {
+            assert_eq!(status["conditions"][0]["reason"], "BadSchedule", "{status}");
+            assert!(status["nextScheduleTime"].is_null(), "{status}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{status}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!agent.logs().contains("every night"), "{}", agent.logs());
+
     // Idempotent: later reconciles create no second backup for the same minute.
     std::thread::sleep(Duration::from_millis(1000));
     let again = scheduled_backups(&c, &schedule).len();
@@ -587,4 +632,69 @@ fn no_kubelet_only_a_mounted_volume_of_a_started_pod_is_read_or_written() {
         "{rs}"
     );
     assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
+}
+
+#[test]
+fn a_finished_backup_past_its_ttl_is_deleted_and_its_snapshot_stays() {
+    let Some(c) = Cluster::new() else { return };
+    let shop = c.namespace("shop");
+    let volume = c.pvc_with_pod(&shop, "db", "db-0", "Running");
+    write_volume(&volume, 31, 2);
+    let mut agent = c.agent(&[]);
+    c.create(
+        &shop,
+        "volumebackups",
+        "short",
+        json!({"pvc": "db", "ttl": "2s"}),
+    );
+    c.create(&shop, "volumebackups", "kept", json!({"pvc": "db"}));
+    let st = c.wait(&shop, "volumebackups", "short", &mut agent, is_final);
+    assert_eq!(st["phase"], "Completed", "{st}");
+    let id = st["snapshotId"].clone();
+    c.wait(&shop, "volumebackups", "kept", &mut agent, is_final);
+    let path = format!("{KAIRN_API}/namespaces/{shop}/volumebackups/short");
+    let start = Instant::now();
+    while c.get(&path).is_some() {
+        agent.assert_running();
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "not deleted after its ttl:\n{}",
+            agent.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Only the object went: the snapshot stays, and the default ttl (30 days) keeps the other.
+    assert!(snapshot_ids(&c.cli).contains(&id));
+    assert!(
+        c.get(&format!("{KAIRN_API}/namespaces/{shop}/volumebackups/kept"))
+            .is_some()
+    );
+}
+
+#[test]
+fn a_backup_claimed_by_a_node_whose_lease_expired_fails_as_node_lost() {
+    let Some(c) = Cluster::new() else { return };
+    let shop = c.namespace("shop");
+    let volume = c.pvc_with_pod(&shop, "db", "db-0", "Running");
+    write_volume(&volume, 41, 40);
+    let lease = [("KAIRN_LEASE_SECONDS", "2")];
+    // Slow storage, so the node dies mid-backup.
+    let mut dying = c.agent(&[("KAIRN_FAULTS", "seed=4,latency-ms=150"), lease[0]]);
+    c.create(&shop, "volumebackups", "db-1", json!({"pvc": "db"}));
+    let st = c.wait(&shop, "volumebackups", "db-1", &mut dying, |s| {
+        s["phase"] == "InProgress" || is_final(s)
+    });
+    assert_eq!(st["phase"], "InProgress", "finished too soon: {st}");
+    let lease_path = format!(
+        "/apis/coordination.k8s.io/v1/namespaces/{AGENT_NAMESPACE}/leases/kairn-agent-{}",
+        c.node
+    );
+    assert!(c.get(&lease_path).is_some(), "the agent holds no Lease");
+    // The node is gone for good: its agent never renews its Lease again.
+    dying.kill();
+    let mut survivor = c.agent_on(&format!("{}-b", c.node), &lease);
+    let st = c.wait(&shop, "volumebackups", "db-1", &mut survivor, is_final);
+    assert_eq!(st["phase"], "Failed", "{st}");
+    let why = st["errors"][0].as_str().unwrap();
+    assert!(why.contains("node lost") && why.contains(&c.node), "{why}");
 }

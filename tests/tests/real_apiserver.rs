@@ -235,7 +235,10 @@ fn the_agents_effective_permissions_are_the_documented_ones() {
     assert!(!can_i(plane, "patch", "pods", &other));
     assert!(!can_i(plane, "create", "pods/eviction", &other));
     assert!(!can_i(plane, "update", "volumebackups.kairn.dev", &other));
-    assert!(!can_i(plane, "delete", "volumebackups.kairn.dev", &other));
+    // Deleting its own resources is granted, for expiry (spec.ttl), and pods, for mount pods;
+    // no other delete.
+    assert!(can_i(plane, "delete", "volumebackups.kairn.dev", &other));
+    assert!(!can_i(plane, "delete", "persistentvolumeclaims", &other));
 }
 
 /// `deploy/rbac-manifests.yaml`, bound here to an account of its own so that the agent's stays

@@ -55,7 +55,11 @@ impl Retention {
     status = "BackupScheduleStatus",
     shortname = "bsch",
     printcolumn = r#"{"name":"Schedule","type":"string","jsonPath":".spec.schedule"}"#,
-    printcolumn = r#"{"name":"Last","type":"date","jsonPath":".status.lastScheduled"}"#
+    printcolumn = r#"{"name":"Paused","type":"boolean","jsonPath":".spec.paused"}"#,
+    printcolumn = r#"{"name":"Last","type":"date","jsonPath":".status.lastScheduleTime"}"#,
+    printcolumn = r#"{"name":"Outcome","type":"string","jsonPath":".status.lastOutcome"}"#,
+    printcolumn = r#"{"name":"Last Success","type":"date","jsonPath":".status.lastSuccessfulTime"}"#,
+    printcolumn = r#"{"name":"Next","type":"string","jsonPath":".status.nextScheduleTime"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct BackupScheduleSpec {
@@ -86,16 +90,52 @@ pub struct BackupScheduleSpec {
     /// alone).
     #[serde(default = "yes")]
     pub volumes: bool,
+    /// How long what each run creates is kept once finished, as a duration such as `720h` or
+    /// `1h30m`; 720h (30 days, as Velero) when absent. Only the object goes: its snapshot stays
+    /// until retention forgets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
 }
 
-/// What the schedule has done.
+/// What the schedule has done, and will do: the same on every agent, computed from the
+/// objects its runs created.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupScheduleStatus {
-    /// When backups were last created (RFC 3339).
+    /// The time of its newest run (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_scheduled: Option<String>,
-    /// How many VolumeBackups that run created.
+    pub last_schedule_time: Option<String>,
+    /// The time of its newest run whose every backup completed (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful_time: Option<String>,
+    /// When it runs next (RFC 3339); absent while paused or when the schedule is not valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_schedule_time: Option<String>,
+    /// How its newest run went: `InProgress` until each of its backups finished, then
+    /// `Completed`, `PartiallyFailed` (some failed) or `Failed` (all failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_outcome: Option<super::Phase>,
+    /// How many backups its newest run created.
     #[serde(default)]
-    pub last_created: u32,
+    pub last_run_backups: u32,
+    /// `ScheduleValid`: `False`, with the parser's message, for a cron expression that cannot
+    /// be read (the schedule then never runs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<ScheduleCondition>,
+}
+
+/// A condition of a schedule, in the shape Kubernetes conditions have.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleCondition {
+    /// `ScheduleValid`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True` or `False`.
+    pub status: String,
+    /// One CamelCase word.
+    pub reason: String,
+    /// For people.
+    #[serde(default)]
+    pub message: String,
 }

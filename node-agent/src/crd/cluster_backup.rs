@@ -17,6 +17,7 @@ use super::common::{EtcdSpec, Hooks, Phase, yes};
     kind = "ClusterBackup",
     status = "ClusterBackupStatus",
     shortname = "cbk",
+    printcolumn = r#"{"name":"Series","type":"string","jsonPath":".spec.series"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Volumes","type":"integer","jsonPath":".status.volumes.completed"}"#,
     printcolumn = r#"{"name":"Etcd","type":"string","jsonPath":".status.etcd.phase"}"#,
@@ -49,6 +50,11 @@ pub struct ClusterBackupSpec {
     /// Tags recorded in every snapshot.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// How long this object is kept once it finished, as a duration such as `720h` or
+    /// `1h30m`; 720h (30 days, as Velero) when absent. Only the object goes: its snapshot stays
+    /// until retention forgets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
 }
 
 /// One part of a cluster backup: the etcd snapshot or the manifests.

@@ -17,7 +17,9 @@ use super::common::{GroupRef, Hooks, Phase, Progress};
     shortname = "vbk",
     printcolumn = r#"{"name":"PVC","type":"string","jsonPath":".spec.pvc"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Node","type":"string","jsonPath":".status.node"}"#,
     printcolumn = r#"{"name":"Snapshot","type":"string","jsonPath":".status.snapshotId"}"#,
+    printcolumn = r#"{"name":"Waiting","type":"string","priority":1,"jsonPath":".status.waiting"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -36,6 +38,11 @@ pub struct VolumeBackupSpec {
     /// The cluster backup this volume's snapshot is part of (set by a ClusterBackup).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_backup: Option<GroupRef>,
+    /// How long this object is kept once it finished, as a duration such as `720h` or
+    /// `1h30m`; 720h (30 days, as Velero) when absent. Only the object goes: its snapshot stays
+    /// until retention forgets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
 }
 
 /// What an agent reports about a [`VolumeBackup`].

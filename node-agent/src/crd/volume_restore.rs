@@ -68,7 +68,11 @@ pub enum RestoreTarget {
     namespaced,
     status = "VolumeRestoreStatus",
     shortname = "vrs",
+    printcolumn = r#"{"name":"Snapshot","type":"string","jsonPath":".spec.snapshot"}"#,
+    printcolumn = r#"{"name":"Target","type":"string","jsonPath":".spec.target.pvc"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Node","type":"string","jsonPath":".status.node"}"#,
+    printcolumn = r#"{"name":"Waiting","type":"string","priority":1,"jsonPath":".status.waiting"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -93,6 +97,11 @@ pub struct VolumeRestoreSpec {
     /// Set to stop a restore that has not finished.
     #[serde(default)]
     pub cancel: bool,
+    /// How long this object is kept once it finished, as a duration such as `720h` or
+    /// `1h30m`; 720h (30 days, as Velero) when absent. Only the object goes: its snapshot stays
+    /// until retention forgets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
 }
 
 /// What an agent reports about a [`VolumeRestore`].

@@ -1,7 +1,8 @@
 //! The BackupSchedule reconciler: when a schedule is due, create what it asks for: the
 //! VolumeBackups of the selected PVCs this node's pods mount, or, for a schedule that also
 //! wants etcd or manifests, one ClusterBackup (every agent creates the same one; the name
-//! makes that idempotent). Its retention is applied when those backups complete.
+//! makes that idempotent). Its retention is applied when those backups complete. Every agent
+//! also keeps the schedule's status (see [`crate::reconcile::schedule_status`]).
 
 use std::collections::BTreeMap;
 
@@ -14,23 +15,44 @@ use crate::context::Context;
 use crate::crd::{
     BackupSchedule, ClusterBackup, ClusterBackupSpec, VolumeBackup, VolumeBackupSpec,
 };
-use crate::schedule::{SCHEDULE_LABEL, backup_name, cluster_backup_name, due};
+use crate::reconcile::schedule_status::{compute, members_of, record};
+use crate::schedule::{
+    SCHEDULE_LABEL, SCHEDULED_AT_ANNOTATION, backup_name, cluster_backup_name, due,
+};
 use crate::selection::{LabelCache, Selectors, selected_pvcs};
 
-/// One pass over the schedules.
-pub async fn reconcile_all(ctx: &Context, pods: &[Pod], schedules: &[BackupSchedule]) {
+/// What the schedules' runs created so far, for their status.
+pub struct Created<'a> {
+    /// Every VolumeBackup.
+    pub backups: &'a [VolumeBackup],
+    /// Every ClusterBackup.
+    pub cluster_backups: &'a [ClusterBackup],
+}
+
+/// One pass over the schedules: their status, then what is due.
+pub async fn reconcile_all(
+    ctx: &Context,
+    pods: &[Pod],
+    schedules: &[BackupSchedule],
+    created: Created<'_>,
+) {
     let now = Utc::now();
     let window = ctx.config.grace().max(chrono::Duration::minutes(10));
     let mut labels = LabelCache::default();
+    let api: Api<BackupSchedule> = Api::all(ctx.client.clone());
+    for schedule in schedules {
+        let members = members_of(
+            &schedule.name_any(),
+            created.backups,
+            created.cluster_backups,
+        );
+        record(&api, schedule, compute(&schedule.spec, &members, now)).await;
+    }
     for schedule in schedules.iter().filter(|s| !s.spec.paused) {
-        let name = schedule.name_any();
-        let t = match due(&schedule.spec.schedule, now, window) {
-            Ok(Some(t)) => t,
-            Ok(None) => continue,
-            Err(e) => {
-                tracing::warn!(schedule = %name, "{e}");
-                continue;
-            }
+        // A cron expression that cannot be read is the ScheduleValid condition, not a log line
+        // every resync.
+        let Ok(Some(t)) = due(&schedule.spec.schedule, now, window) else {
+            continue;
         };
         if schedule.spec.etcd.is_some() || schedule.spec.manifests.is_some() {
             create_cluster_backup(ctx, schedule, t).await;
@@ -55,6 +77,14 @@ fn schedule_labels(schedule: &str) -> Option<BTreeMap<String, String>> {
     )]))
 }
 
+/// The annotation that records the run's time on what it creates.
+fn run_annotations(t: DateTime<Utc>) -> Option<BTreeMap<String, String>> {
+    Some(BTreeMap::from([(
+        SCHEDULED_AT_ANNOTATION.to_string(),
+        t.to_rfc3339(),
+    )]))
+}
+
 /// The VolumeBackup a schedule's run at `t` is for one PVC.
 async fn create_volume_backup(
     ctx: &Context,
@@ -70,10 +100,12 @@ async fn create_volume_backup(
         hooks: schedule.spec.hooks.clone(),
         cancel: false,
         cluster_backup: None,
+        ttl: schedule.spec.ttl.clone(),
     };
     let mut backup = VolumeBackup::new(&backup_name(&name, pvc, t), spec);
     backup.metadata.namespace = Some(ns.to_string());
     backup.metadata.labels = schedule_labels(&name);
+    backup.metadata.annotations = run_annotations(t);
     let api: Api<VolumeBackup> = Api::namespaced(ctx.client.clone(), ns);
     match api.create(&PostParams::default(), &backup).await {
         Ok(_) => tracing::info!(schedule = %name, namespace = ns, pvc, "scheduled a backup"),
@@ -97,9 +129,11 @@ async fn create_cluster_backup(ctx: &Context, schedule: &BackupSchedule, t: Date
         etcd: spec.etcd.clone(),
         manifests: spec.manifests.clone(),
         tags: vec![format!("schedule:{name}")],
+        ttl: spec.ttl.clone(),
     };
     let mut cb = ClusterBackup::new(&cluster_backup_name(&name, t), cb_spec);
     cb.metadata.labels = schedule_labels(&name);
+    cb.metadata.annotations = run_annotations(t);
     let api: Api<ClusterBackup> = Api::all(ctx.client.clone());
     match api.create(&PostParams::default(), &cb).await {
         Ok(_) => tracing::info!(schedule = %name, "scheduled a cluster backup"),

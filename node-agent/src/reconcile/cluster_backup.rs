@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::ResourceExt;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, PostParams};
+use kube::{Resource, ResourceExt};
 
 use super::{cluster_parts, retention};
 use crate::cluster_plan::{
@@ -27,16 +27,16 @@ pub async fn reconcile_all(
     ctx: &Arc<Context>,
     pods: &[Pod],
     backups: &[VolumeBackup],
-) -> kube::Result<()> {
+    cluster_backups: &[ClusterBackup],
+) {
     let api: Api<ClusterBackup> = Api::all(ctx.client.clone());
     let mut labels = LabelCache::default();
-    for cb in api.list(&ListParams::default()).await?.items {
+    for cb in cluster_backups {
         if cb.status.as_ref().is_some_and(|s| s.phase.is_final()) {
             continue;
         }
-        reconcile(ctx, &api, &cb, pods, backups, &mut labels).await;
+        reconcile(ctx, &api, cb, pods, backups, &mut labels).await;
     }
-    Ok(())
 }
 
 /// One ClusterBackup that is not final.
@@ -103,9 +103,23 @@ async fn create_member(ctx: &Context, cb: &ClusterBackup, ns: &str, pvc: &str) -
         hooks: cb.spec.hooks.clone(),
         cancel: false,
         cluster_backup: Some(group),
+        ttl: cb.spec.ttl.clone(),
     };
     let mut vb = VolumeBackup::new(&name, spec);
     vb.metadata.namespace = Some(ns.to_string());
+    vb.metadata.labels = Some(
+        [(
+            crate::schedule::CLUSTER_BACKUP_LABEL.to_string(),
+            crate::schedule::label_value(&cb.name_any()),
+        )]
+        .into(),
+    );
+    // A namespaced object may have a cluster-scoped owner: deleting the ClusterBackup lets the
+    // garbage collector remove its members (never their snapshots).
+    vb.metadata.owner_references = cb.controller_owner_ref(&()).map(|mut r| {
+        r.block_owner_deletion = None;
+        vec![r]
+    });
     let api: Api<VolumeBackup> = Api::namespaced(ctx.client.clone(), ns);
     match api.create(&PostParams::default(), &vb).await {
         Ok(_) => {

@@ -60,6 +60,7 @@ pub async fn reconcile(ctx: &Arc<Context>, vb: &VolumeBackup, pods: &[Pod]) -> b
     }
     let claim = Claim {
         phase: s.phase,
+        claimant_lost: ctx.node_lost(s.node.as_deref()),
         node: s.node,
         agent: s.agent,
         attempts: s.attempts,

@@ -82,6 +82,7 @@ pub async fn reconcile(ctx: &Arc<Context>, vr: &VolumeRestore, pods: &[Pod]) -> 
     };
     let claim = Claim {
         phase: s.phase,
+        claimant_lost: ctx.node_lost(s.node.as_deref()),
         node: s.node,
         agent: s.agent,
         attempts: s.attempts,

@@ -82,14 +82,16 @@ where
                 "interrupted {} times (the agent on {} restarted while it ran); giving up",
                 claim.attempts, ctx.config.node
             );
-            tracing::warn!(kind = key.kind(), resource = %name, "{why}");
-            let st = VolumeStatusPatch::ended(Phase::Failed, why, status::now());
-            if let Err(e) = status::patch(api, &name, rv.as_deref(), &st).await
-                && !status::is_conflict(&e)
-            {
-                tracing::warn!(resource = %name, "cannot record the failure: {e}");
-            }
-            ctx.metrics.finished(key.kind(), "failed");
+            record_failure(ctx, api, &name, rv.as_deref(), key.kind(), why).await;
+            remove_mount_pod(ctx, mount_ns.as_deref(), &uid).await;
+        }
+        Action::NodeLost => {
+            let why = format!(
+                "node lost: the agent on node {} stopped renewing its Lease while this ran, and \
+                 no node that can reach the volume took it over",
+                claim.node.as_deref().unwrap_or("?")
+            );
+            record_failure(ctx, api, &name, rv.as_deref(), key.kind(), why).await;
             remove_mount_pod(ctx, mount_ns.as_deref(), &uid).await;
         }
         Action::Start { attempt } => {
@@ -131,6 +133,27 @@ where
 async fn remove_mount_pod(ctx: &Context, ns: Option<&str>, uid: &str) {
     if let Some(ns) = ns {
         super::mount_pods::remove(ctx, ns, uid).await;
+    }
+}
+
+/// Records `Failed` with `why` on a resource no job of this agent runs, conditional on the
+/// version read, so that of several agents deciding the same only one records it.
+async fn record_failure<K>(
+    ctx: &Context,
+    api: &Api<K>,
+    name: &str,
+    rv: Option<&str>,
+    kind: &'static str,
+    why: String,
+) where
+    K: Clone + DeserializeOwned + std::fmt::Debug,
+{
+    tracing::warn!(kind, resource = %name, "{why}");
+    let st = VolumeStatusPatch::ended(Phase::Failed, why, status::now());
+    match status::patch(api, name, rv, &st).await {
+        Ok(()) => ctx.metrics.finished(kind, "failed"),
+        Err(e) if status::is_conflict(&e) => {}
+        Err(e) => tracing::warn!(resource = %name, "cannot record the failure: {e}"),
     }
 }
 
