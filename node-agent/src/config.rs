@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::decide::Me;
 use crate::freeze_state::StateDir;
+use crate::mount_pod::MountPodSettings;
 
 /// How the agent is set up.
 #[derive(Debug, Clone)]
@@ -39,6 +40,8 @@ pub struct AgentConfig {
     /// Apply a schedule's retention after its backups. Off with an append-only key: then
     /// retention and prune are the maintenance workload's (`kairn-maintenance`).
     pub retention: bool,
+    /// How mount pods are made, for volumes no running pod mounts.
+    pub mount_pod: MountPodSettings,
 }
 
 impl AgentConfig {

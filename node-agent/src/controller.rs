@@ -13,10 +13,16 @@ use kube::api::{Api, ListParams};
 
 use crate::context::Context;
 use crate::crd::{BackupSchedule, ClusterBackup, VolumeBackup, VolumeRestore};
-use crate::reconcile::{backup_schedule, cluster_backup, expiry, volume_backup, volume_restore};
+use crate::reconcile::{
+    backup_schedule, cluster_backup, expiry, mount_pods, volume_backup, volume_restore,
+};
 
 /// Reconciles until `shutdown` is set.
 pub async fn run(ctx: Arc<Context>, shutdown: Arc<AtomicBool>) {
+    // Mount pods this agent's predecessor (or any agent) left behind, wherever they are.
+    if let Err(e) = mount_pods::sweep_cluster(&ctx).await {
+        tracing::warn!("cannot look for mount pods left behind: {e}");
+    }
     while !shutdown.load(Ordering::Relaxed) {
         let health = &ctx.health;
         health
@@ -84,6 +90,7 @@ pub async fn reconcile(ctx: &Arc<Context>) -> Result<(), kube::Error> {
         };
         backup_schedule::reconcile_all(ctx, &pods, &schedules, created).await;
     }
+    mount_pods::sweep(ctx, &pods, &backups, &restores).await;
     ctx.metrics.queue_length.set(waiting);
     ctx.count_in_flight();
     Ok(())

@@ -11,7 +11,8 @@
 //! - The engine and the node: [`job`] runs backups and restores, [`freeze`] fsfreezes a
 //!   volume, recording each freeze ([`freeze_record`], [`freeze_state`]) so that
 //!   [`freeze_recovery`] thaws at start-up what a killed agent left frozen.
-//! - The Kubernetes API: [`resolve`] (a PVC to its files), [`selection`] (the PVCs a selector
+//! - The Kubernetes API: [`resolve`] (a PVC to its files), [`mount_pod`] (the pod that mounts
+//!   a PVC no running pod mounts), [`selection`] (the PVCs a selector
 //!   picks), [`status`] (status writes), [`events`], [`hooks`] (exec in a pod), [`export`]
 //!   (the resource manifests).
 //! - The reconcilers, one per resource, as free functions over a shared [`context::Context`]:
@@ -40,6 +41,7 @@ pub mod job;
 pub mod jobs;
 pub mod maintenance;
 pub mod metrics;
+pub mod mount_pod;
 pub mod mounted;
 pub mod node_lease;
 pub mod patch;

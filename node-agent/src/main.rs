@@ -23,6 +23,13 @@ use node_agent::job::RepoAccess;
 use node_agent::settings::{Args, fail, init_logging};
 
 fn main() -> std::process::ExitCode {
+    // A mount pod's process: it only keeps the pod, and so its volume's mount, alive.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == node_agent::mount_pod::PAUSE_ARG)
+    {
+        return pause();
+    }
     let args = Args::parse();
     init_logging(args.log_text);
     // First of all, before anything that can fail: an agent that cannot start (a wrong
@@ -75,12 +82,9 @@ async fn run(
         .context("cannot configure the Kubernetes client for exports")?;
     let instance = args.instance();
     freeze_recovery::announce(&client, &instance, &args.node_name, &left_frozen).await;
-    let ctx = Context::new(
-        client,
-        export_client,
-        args.agent_config(instance.clone(), retention),
-        access,
-    );
+    let mut config = args.agent_config(instance.clone(), retention);
+    config.mount_pod = args.mount_pod(&client).await?;
+    let ctx = Context::new(client, export_client, config, access);
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -119,4 +123,30 @@ async fn run(
     node_agent::controller::stop_all(&ctx, Duration::from_secs(20)).await;
     let _ = loop_task.await;
     Ok(())
+}
+
+/// Waits for SIGTERM (or SIGINT) and exits 0. As a container's PID 1 a signal without a
+/// handler is ignored, so the handler is what lets a mount pod stop at once when deleted.
+fn pause() -> std::process::ExitCode {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let waited = runtime.map(|r| {
+        r.block_on(async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            Ok::<(), std::io::Error>(())
+        })
+    });
+    match waited {
+        Ok(Ok(())) => std::process::ExitCode::SUCCESS,
+        Ok(Err(e)) | Err(e) => {
+            eprintln!("mount-pod: cannot wait for signals: {e}");
+            std::process::ExitCode::from(1)
+        }
+    }
 }

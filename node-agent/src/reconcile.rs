@@ -7,12 +7,14 @@
 //! - [`backup_schedule`] for BackupSchedule.
 //! - [`cluster_backup`] for ClusterBackup, whose etcd and manifests jobs are in
 //!   [`cluster_parts`].
+//! - [`mount_pods`]: a pod that mounts a PVC no running pod mounts, for the two above.
 //! - [`retention`]: a schedule's retention, after a backup completed.
 
 pub mod backup_schedule;
 pub mod cluster_backup;
 pub mod cluster_parts;
 pub mod expiry;
+pub mod mount_pods;
 pub mod retention;
 pub mod schedule_status;
 pub mod volume_backup;

@@ -34,11 +34,16 @@ pub struct ClaimUser {
     pub not_started: Option<String>,
 }
 
-/// The first live pod (not Succeeded or Failed) in `namespace` that mounts claim `pvc`.
-pub fn pod_mounting(pods: &[Pod], namespace: &str, pvc: &str) -> Option<ClaimUser> {
+/// The first live pod (not Succeeded or Failed) in `namespace` that mounts claim `pvc` for the
+/// work of uid `work`: a mount pod serves its own work only, since it is deleted when that
+/// work ends, whatever else still reads through it.
+pub fn pod_mounting(pods: &[Pod], namespace: &str, pvc: &str, work: &str) -> Option<ClaimUser> {
     pods.iter().find_map(|pod| {
         let meta = &pod.metadata;
         if meta.namespace.as_deref() != Some(namespace) || meta.deletion_timestamp.is_some() {
+            return None;
+        }
+        if crate::mount_pod::owner_uid(pod).is_some_and(|owner| owner != work) {
             return None;
         }
         let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
@@ -123,9 +128,9 @@ mod tests {
             pod("shop", "c", "logs", "Running"),
             pod("shop", "d", "db", "Pending"),
         ];
-        let user = pod_mounting(&pods, "shop", "db").unwrap();
+        let user = pod_mounting(&pods, "shop", "db", "w").unwrap();
         assert_eq!(user.pod, "d");
         assert_eq!(user.uid, "uid-d");
-        assert!(pod_mounting(&pods, "shop", "missing").is_none());
+        assert!(pod_mounting(&pods, "shop", "missing", "w").is_none());
     }
 }

@@ -14,6 +14,7 @@ use engine::backend::{Location, OpendalBackend, StorageOptions};
 use crate::config::AgentConfig;
 use crate::freeze_state::StateDir;
 use crate::job::RepoAccess;
+use crate::mount_pod::MountPodSettings;
 
 /// The repository settings the node agent and the maintenance workload share.
 #[derive(Debug, clap::Args)]
@@ -106,6 +107,23 @@ pub struct Args {
     /// Log as plain text instead of JSON lines.
     #[arg(long, env = "KAIRN_LOG_TEXT")]
     pub log_text: bool,
+    /// The image of mount pods (for volumes no running pod mounts); by default the agent's
+    /// own, read from its pod (POD_NAME), whose binary has the mount pod's `mount-pod` mode.
+    #[arg(long, env = "KAIRN_MOUNT_POD_IMAGE")]
+    pub mount_pod_image: Option<String>,
+    /// Mount pods' resources, as a pod container's `resources` in JSON.
+    #[arg(
+        long,
+        env = "KAIRN_MOUNT_POD_RESOURCES",
+        default_value = r#"{"requests":{"cpu":"10m","memory":"16Mi"},"limits":{"memory":"64Mi"}}"#
+    )]
+    pub mount_pod_resources: String,
+    /// Mount pods' tolerations, as a pod's `tolerations` in JSON.
+    #[arg(long, env = "KAIRN_MOUNT_POD_TOLERATIONS", default_value = "[]")]
+    pub mount_pod_tolerations: String,
+    /// Mount pods' priority class.
+    #[arg(long, env = "KAIRN_MOUNT_POD_PRIORITY_CLASS")]
+    pub mount_pod_priority_class: Option<String>,
 }
 
 impl Args {
@@ -144,8 +162,49 @@ impl Args {
             state_dir: StateDir::new(&self.state_dir),
             admin_namespace: self.admin_namespace.clone(),
             retention,
+            mount_pod: MountPodSettings::default(),
         }
     }
+
+    /// How mount pods are made. Without `KAIRN_MOUNT_POD_IMAGE`, the image is the agent's
+    /// own, read from its pod; failing that (no POD_NAME), the release's image.
+    pub async fn mount_pod(&self, client: &kube::Client) -> Result<MountPodSettings> {
+        let resources = serde_json::from_str(&self.mount_pod_resources)
+            .context("KAIRN_MOUNT_POD_RESOURCES is not a container's resources in JSON")?;
+        let tolerations = serde_json::from_str(&self.mount_pod_tolerations)
+            .context("KAIRN_MOUNT_POD_TOLERATIONS is not a list of tolerations in JSON")?;
+        let image = match &self.mount_pod_image {
+            Some(image) => image.clone(),
+            None => own_image(client, &self.admin_namespace)
+                .await
+                .unwrap_or_else(|| {
+                    format!("ghcr.io/kairn/node-agent:{}", env!("CARGO_PKG_VERSION"))
+                }),
+        };
+        Ok(MountPodSettings {
+            image,
+            resources: Some(resources),
+            tolerations,
+            priority_class: self.mount_pod_priority_class.clone(),
+        })
+    }
+}
+
+/// The image of the agent's own container (`node-agent`, or its pod's first), from its pod.
+async fn own_image(client: &kube::Client, namespace: &str) -> Option<String> {
+    let name = std::env::var("POD_NAME").ok()?;
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(client.clone(), namespace);
+    let pod = match pods.get(&name).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(pod = %name, "cannot read the agent's own pod for its image: {e}");
+            return None;
+        }
+    };
+    let containers = pod.spec?.containers;
+    let own = containers.iter().find(|c| c.name == "node-agent");
+    own.or(containers.first())?.image.clone()
 }
 
 /// Logs a fatal error and gives its exit code: 12 for a wrong password, 18 for a key that is

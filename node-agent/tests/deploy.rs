@@ -113,6 +113,13 @@ fn the_role_grants_no_writes_beyond_status_events_hooks_and_scheduled_backups() 
                     || (verb == "create"
                         && ["events", "pods/exec", "volumebackups", "clusterbackups"]
                             .contains(&r.as_str()))
+                    // Mount pods, for volumes no running pod mounts: made and removed, never
+                    // changed.
+                    || (matches!(verb.as_str(), "create" | "delete") && r == "pods")
+                    // Expiry (spec.ttl) of its own finished resources.
+                    || (verb == "delete"
+                        && ["volumebackups", "volumerestores", "clusterbackups"]
+                            .contains(&r.as_str()))
             });
             assert!(allowed, "the agent may {verb} {resources:?}");
         }

@@ -225,13 +225,19 @@ fn the_agents_effective_permissions_are_the_documented_ones() {
     assert!(can_i(plane, "get", "pods/exec", &other));
     assert!(can_i(plane, "create", "pods/exec", &other));
     assert!(can_i(plane, "create", "events.events.k8s.io", &other));
+    // Mount pods, for volumes no running pod mounts: created and deleted, never changed.
+    assert!(can_i(plane, "create", "pods", &other));
+    assert!(can_i(plane, "delete", "pods", &other));
+    assert!(can_i(plane, "list", "volumeattachments.storage.k8s.io", ""));
     // Never granted: no writes beyond the rules.
     assert!(!can_i(plane, "delete", "secrets", &other));
-    assert!(!can_i(plane, "create", "pods", &other));
+    assert!(!can_i(plane, "update", "pods", &other));
+    assert!(!can_i(plane, "patch", "pods", &other));
+    assert!(!can_i(plane, "create", "pods/eviction", &other));
     assert!(!can_i(plane, "update", "volumebackups.kairn.dev", &other));
-    // Deleting its own resources is granted, for expiry (spec.ttl); no other delete.
+    // Deleting its own resources is granted, for expiry (spec.ttl), and pods, for mount pods;
+    // no other delete.
     assert!(can_i(plane, "delete", "volumebackups.kairn.dev", &other));
-    assert!(!can_i(plane, "delete", "pods", &other));
     assert!(!can_i(plane, "delete", "persistentvolumeclaims", &other));
 }
 

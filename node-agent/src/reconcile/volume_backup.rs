@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::Api;
 
+use super::mount_pods::{self, Target};
 use super::retention;
 use super::work::{Work, act, claim_here, settle_error, wait_for_mount, with_progress};
 use crate::context::Context;
@@ -21,6 +22,7 @@ use crate::freeze_state::StateDir;
 use crate::job::{self, BackupDone, BackupRequest, JobProgress};
 use crate::jobs::JobKey;
 use crate::metrics::PvcLabels;
+use crate::mount_pod::Owner;
 use crate::patch::{Field, ProgressPatch, VolumeStatusPatch};
 use crate::resolve::pod_mounting;
 use crate::status;
@@ -29,11 +31,30 @@ use crate::volume_path::VolumeMode;
 /// Decides for one VolumeBackup and acts; true when it waits for a free slot.
 pub async fn reconcile(ctx: &Arc<Context>, vb: &VolumeBackup, pods: &[Pod]) -> bool {
     let ns = vb.namespace().unwrap_or_default();
-    let user = pod_mounting(pods, &ns, &vb.spec.pvc);
+    let uid = vb.uid().unwrap_or_default();
+    let user = pod_mounting(pods, &ns, &vb.spec.pvc, &uid);
     let here = user.is_some();
     let s = vb.status.clone().unwrap_or_default();
     let api: Api<VolumeBackup> = Api::namespaced(ctx.client.clone(), &ns);
-    let why = user.and_then(|u| u.not_started);
+    let why = match user {
+        Some(u) => u.not_started,
+        None if s.phase == Phase::New && !vb.spec.cancel => {
+            let name = vb.name_any();
+            let target = Target {
+                owner: Owner {
+                    kind: "VolumeBackup",
+                    namespace: &ns,
+                    name: &name,
+                    uid: &uid,
+                },
+                namespace: &ns,
+                pvc: &vb.spec.pvc,
+                read_only: true,
+            };
+            mount_pods::ensure(ctx, &target).await
+        }
+        None => None,
+    };
     if wait_for_mount(&api, vb, s.phase, s.waiting.as_deref(), why.as_deref()).await {
         return false;
     }
@@ -47,10 +68,11 @@ pub async fn reconcile(ctx: &Arc<Context>, vb: &VolumeBackup, pods: &[Pod]) -> b
     let work = Work {
         api: &api,
         obj: vb,
-        key: JobKey::Backup(vb.uid().unwrap_or_default()),
+        key: JobKey::Backup(uid),
         claim,
         cancel: vb.spec.cancel,
         here,
+        mount_ns: Some(ns.clone()),
     };
     act(ctx, work, execute).await
 }
@@ -103,6 +125,7 @@ async fn execute(
         namespace: vb.namespace().unwrap_or_default(),
         pvc: vb.spec.pvc.clone(),
     };
+    let uid = vb.uid().unwrap_or_default();
     let run = Run {
         name: vb.name_any(),
         ctx,
@@ -110,7 +133,7 @@ async fn execute(
         vb,
         labels,
     };
-    let located = match claim_here(&run.ctx, run.ns(), run.pvc()).await {
+    let located = match claim_here(&run.ctx, run.ns(), run.pvc(), &uid).await {
         Ok(l) => l,
         Err(e) => return run.fail(e).await,
     };

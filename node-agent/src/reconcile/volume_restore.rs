@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::Api;
 
+use super::mount_pods::{self, Target};
 use super::work::{Work, act, claim_here, settle_error, wait_for_mount, with_progress};
 use crate::context::Context;
 use crate::crd::{Phase, RestoreTarget, VolumeRestore};
@@ -20,6 +21,7 @@ use crate::decide::Claim;
 use crate::events::{EventKind, PvcEvent, publish};
 use crate::job::{self, JobProgress, RestoreRequest};
 use crate::jobs::JobKey;
+use crate::mount_pod::Owner;
 use crate::patch::{Field, ProgressPatch, VolumeStatusPatch};
 use crate::resolve::pod_mounting;
 use crate::status;
@@ -46,14 +48,35 @@ pub async fn reconcile(ctx: &Arc<Context>, vr: &VolumeRestore, pods: &[Pod]) -> 
         }
         return false;
     }
+    let uid = vr.uid().unwrap_or_default();
+    let target_ns = vr.target_namespace();
     let here = match &vr.spec.target {
         RestoreTarget::Pvc(pvc) => {
-            let user = pod_mounting(pods, &vr.target_namespace(), pvc);
-            let why = user.as_ref().and_then(|u| u.not_started.as_deref());
-            if wait_for_mount(&api, vr, s.phase, s.waiting.as_deref(), why).await {
+            let user = pod_mounting(pods, &target_ns, pvc, &uid);
+            let here = user.is_some();
+            let why = match user {
+                Some(u) => u.not_started,
+                None if s.phase == Phase::New && !vr.spec.cancel => {
+                    let (own_ns, name) = (vr.namespace().unwrap_or_default(), vr.name_any());
+                    let target = Target {
+                        owner: Owner {
+                            kind: "VolumeRestore",
+                            namespace: &own_ns,
+                            name: &name,
+                            uid: &uid,
+                        },
+                        namespace: &target_ns,
+                        pvc,
+                        read_only: false,
+                    };
+                    mount_pods::ensure(ctx, &target).await
+                }
+                None => None,
+            };
+            if wait_for_mount(&api, vr, s.phase, s.waiting.as_deref(), why.as_deref()).await {
                 return false;
             }
-            user.is_some()
+            here
         }
         RestoreTarget::Path(_) => vr.spec.node.as_deref() == Some(&ctx.config.node),
     };
@@ -67,10 +90,11 @@ pub async fn reconcile(ctx: &Arc<Context>, vr: &VolumeRestore, pods: &[Pod]) -> 
     let work = Work {
         api: &api,
         obj: vr,
-        key: JobKey::Restore(vr.uid().unwrap_or_default()),
+        key: JobKey::Restore(uid),
         claim,
         cancel: vr.spec.cancel,
         here,
+        mount_ns: matches!(vr.spec.target, RestoreTarget::Pvc(_)).then_some(target_ns),
     };
     act(ctx, work, execute).await
 }
@@ -112,9 +136,10 @@ async fn execute(
 ) {
     let name = vr.name_any();
     let ns = vr.target_namespace();
+    let uid = vr.uid().unwrap_or_default();
     let (target, target_pvc): (PathBuf, Option<String>) = match &vr.spec.target {
         RestoreTarget::Path(p) => (PathBuf::from(p), None),
-        RestoreTarget::Pvc(pvc) => match claim_here(&ctx, &ns, pvc).await {
+        RestoreTarget::Pvc(pvc) => match claim_here(&ctx, &ns, pvc, &uid).await {
             Ok(l) => (l.volume.data_path, Some(pvc.clone())),
             Err(e) => {
                 settle_error(&ctx, &api, &name, "restore", e, false).await;

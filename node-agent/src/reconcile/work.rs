@@ -34,6 +34,8 @@ pub struct Work<'a, K> {
     pub cancel: bool,
     /// True when this node holds its volume.
     pub here: bool,
+    /// The namespace of its PVC, where a mount pod of it would be (`None`: a path target).
+    pub mount_ns: Option<String>,
 }
 
 /// Carries out the decision for one resource, starting `execute` on a claimed one; returns
@@ -52,8 +54,10 @@ where
         claim,
         cancel,
         here,
+        mount_ns,
     } = work;
     let name = obj.name_any();
+    let uid = obj.uid().unwrap_or_default();
     let rv = obj.resource_version();
     let running = ctx.jobs.get(&key);
     match decide(&claim, cancel, here, running.is_some(), &ctx.config.me()) {
@@ -71,6 +75,7 @@ where
             {
                 tracing::warn!(resource = %name, "cannot record the cancel: {e}");
             }
+            remove_mount_pod(ctx, mount_ns.as_deref(), &uid).await;
         }
         Action::GiveUp => {
             let why = format!(
@@ -78,6 +83,7 @@ where
                 claim.attempts, ctx.config.node
             );
             record_failure(ctx, api, &name, rv.as_deref(), key.kind(), why).await;
+            remove_mount_pod(ctx, mount_ns.as_deref(), &uid).await;
         }
         Action::NodeLost => {
             let why = format!(
@@ -86,6 +92,7 @@ where
                 claim.node.as_deref().unwrap_or("?")
             );
             record_failure(ctx, api, &name, rv.as_deref(), key.kind(), why).await;
+            remove_mount_pod(ctx, mount_ns.as_deref(), &uid).await;
         }
         Action::Start { attempt } => {
             if ctx.jobs.count() >= ctx.config.max_concurrent {
@@ -109,12 +116,24 @@ where
             let ctx = ctx.clone();
             tokio::spawn(async move {
                 job.await;
+                // Stopped for a shutdown, the work stays InProgress for the next agent, which
+                // needs the volume mounted still.
+                if !ctx.shutting_down() {
+                    remove_mount_pod(&ctx, mount_ns.as_deref(), &uid).await;
+                }
                 ctx.jobs.remove(&key);
                 ctx.count_in_flight();
             });
         }
     }
     false
+}
+
+/// Deletes the mount pod of a resource that ended, if it had one.
+async fn remove_mount_pod(ctx: &Context, ns: Option<&str>, uid: &str) {
+    if let Some(ns) = ns {
+        super::mount_pods::remove(ctx, ns, uid).await;
+    }
 }
 
 /// Records `Failed` with `why` on a resource no job of this agent runs, conditional on the
@@ -202,12 +221,17 @@ pub async fn pods_here(ctx: &Context) -> Result<Vec<Pod>, kube::Error> {
     Ok(api.list(&lp).await?.items)
 }
 
-/// Finds a PVC's files on this node.
-pub async fn claim_here(ctx: &Context, ns: &str, pvc: &str) -> Result<LocatedClaim, String> {
+/// Finds a PVC's files on this node, for the work of uid `work`.
+pub async fn claim_here(
+    ctx: &Context,
+    ns: &str,
+    pvc: &str,
+    work: &str,
+) -> Result<LocatedClaim, String> {
     let pods = pods_here(ctx)
         .await
         .map_err(|e| format!("Kubernetes API: {e}"))?;
-    let user = pod_mounting(&pods, ns, pvc)
+    let user = pod_mounting(&pods, ns, pvc, work)
         .ok_or_else(|| format!("no pod on node {} mounts PVC {ns}/{pvc}", ctx.config.node))?;
     if let Some(why) = &user.not_started {
         return Err(format!("PVC {ns}/{pvc} is not mounted: {why}"));

@@ -1,0 +1,272 @@
+//! Mount pods on the **real** kube-apiserver: a VolumeBackup or VolumeRestore whose PVC no
+//! running pod mounts gets a short-lived pod that mounts it, and says why it waits when it
+//! cannot proceed.
+//!
+//! There is no kubelet and no scheduler here: a thread of the test plays both for the mount
+//! pods of its namespaces (hence the `no_kubelet_` names). It binds each new mount pod to the
+//! test's node (POST binding, as the scheduler does), lays out and bind-mounts its volume in the
+//! kubelet directory, sets it Running, and finishes the deletion of those the agent deletes
+//! (the kubelet's part of a graceful deletion).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use kairn_e2e::agent::{Agent, Cluster, is_final};
+use kairn_e2e::{assert_same, scan, write_volume};
+use serde_json::{Value, json};
+
+const MOUNT_PODS: &str = "labelSelector=app.kubernetes.io%2Fmanaged-by%3Dkairn";
+/// The mount pods' image: every agent of these tests (any may create a mount pod) sets it.
+const IMAGE: &str = "kairn-test/node-agent:mount";
+
+fn start_agent(c: &Cluster) -> Agent {
+    c.agent(&[("KAIRN_MOUNT_POD_IMAGE", IMAGE)])
+}
+
+/// The mount pods of `ns`, terminating ones included.
+fn mount_pods(c: &Cluster, ns: &str) -> Vec<Value> {
+    c.list(&format!("/api/v1/namespaces/{ns}/pods?{MOUNT_PODS}"))
+}
+
+/// What the kubelet and the scheduler would do for the mount pods of `ns`.
+struct Kubelet<'a> {
+    c: &'a Cluster,
+    ns: &'a str,
+    /// The "disk" of each PV: what its CSI driver mounts.
+    disks: BTreeMap<String, PathBuf>,
+    /// Every mount pod seen, as first seen.
+    seen: Mutex<Vec<Value>>,
+    stop: AtomicBool,
+}
+
+impl Kubelet<'_> {
+    fn run(&self) {
+        let mut started = BTreeSet::new();
+        while !self.stop.load(Ordering::Relaxed) {
+            for pod in mount_pods(self.c, self.ns) {
+                self.handle(&pod, &mut started);
+            }
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+
+    fn handle(&self, pod: &Value, started: &mut BTreeSet<String>) {
+        let (c, ns) = (self.c, self.ns);
+        let name = pod["metadata"]["name"].as_str().unwrap();
+        let uid = pod["metadata"]["uid"].as_str().unwrap().to_string();
+        if !pod["metadata"]["deletionTimestamp"].is_null() {
+            // The kubelet confirms a graceful deletion once the containers stopped.
+            let args = [
+                "delete",
+                "pod",
+                name,
+                "-n",
+                ns,
+                "--grace-period=0",
+                "--force",
+            ];
+            let _ = c.plane.kubectl(&args);
+            return;
+        }
+        if started.contains(&uid) {
+            return;
+        }
+        self.seen.lock().unwrap().push(pod.clone());
+        if pod["spec"]["nodeName"].is_null() {
+            c.apply_new(&json!({"apiVersion": "v1", "kind": "Binding",
+                "metadata": {"name": name, "namespace": ns},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": c.node}}));
+        }
+        let claim = pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"]
+            .as_str()
+            .unwrap();
+        let pvc = c
+            .get(&format!(
+                "/api/v1/namespaces/{ns}/persistentvolumeclaims/{claim}"
+            ))
+            .unwrap();
+        let pv = pvc["spec"]["volumeName"].as_str().unwrap();
+        let mount = c.lay_out_volume(&uid, pv, false);
+        c.bind(&self.disks[pv], &mount);
+        c.set_pod_phase(ns, name, "Running");
+        started.insert(uid);
+    }
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < Duration::from_secs(60), "{what}");
+        std::thread::sleep(Duration::from_millis(150));
+    }
+}
+
+#[test]
+fn no_kubelet_no_scheduler_an_unmounted_pvc_is_backed_up_and_restored_through_mount_pods() {
+    let Some(c) = Cluster::new() else { return };
+    let ns = c.namespace("cold");
+    let (source, copy) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    write_volume(source.path(), 31, 20);
+    std::fs::create_dir_all(source.path().join("conf/empty")).unwrap();
+    let disks = BTreeMap::from([
+        (c.bound_pvc(&ns, "data", false), source.path().to_path_buf()),
+        (c.bound_pvc(&ns, "copy", false), copy.path().to_path_buf()),
+    ]);
+    let kubelet = Kubelet {
+        c: &c,
+        ns: &ns,
+        disks,
+        seen: Mutex::new(Vec::new()),
+        stop: AtomicBool::new(false),
+    };
+    let mut agent = start_agent(&c);
+    std::thread::scope(|s| {
+        s.spawn(|| kubelet.run());
+        // No pod mounts either PVC: a backup of one, then a restore into the other.
+        c.create(&ns, "volumebackups", "cold-1", json!({"pvc": "data"}));
+        let st = c.wait(&ns, "volumebackups", "cold-1", &mut agent, is_final);
+        assert_eq!(st["phase"], "Completed", "{st}\n{}", agent.logs());
+        assert_eq!(st["node"], c.node.as_str());
+        assert_eq!(st["progress"]["filesDone"], 20, "{st}");
+        assert!(st["waiting"].is_null(), "{st}");
+        let spec = json!({"snapshot": "latest", "sourcePvc": "data", "target": {"pvc": "copy"}});
+        c.create(&ns, "volumerestores", "warm-1", spec);
+        let rs = c.wait(&ns, "volumerestores", "warm-1", &mut agent, is_final);
+        assert_eq!(rs["phase"], "Completed", "{rs}\n{}", agent.logs());
+        assert_eq!(rs["snapshotId"], st["snapshotId"]);
+        // Deleted when their work ended (the test's kubelet finishing the deletion).
+        wait_until("mount pods left behind", || mount_pods(&c, &ns).is_empty());
+        kubelet.stop.store(true, Ordering::Relaxed);
+    });
+    std::fs::remove_dir_all(copy.path().join(".kairn-restored")).unwrap();
+    assert_same(&scan(source.path()), &scan(copy.path()));
+
+    let seen = kubelet.seen.into_inner().unwrap();
+    assert_eq!(seen.len(), 2, "one mount pod per resource: {seen:#?}");
+    for (pod, kind, owner, read_only) in [
+        (&seen[0], "VolumeBackup", "cold-1", true),
+        (&seen[1], "VolumeRestore", "warm-1", false),
+    ] {
+        let meta = &pod["metadata"];
+        assert_eq!(meta["labels"]["app.kubernetes.io/managed-by"], "kairn");
+        let label = format!("kairn.dev/{}", kind.to_lowercase());
+        assert_eq!(meta["labels"][label.as_str()], owner, "{pod}");
+        assert_eq!(meta["ownerReferences"][0]["kind"], kind, "{pod}");
+        assert_eq!(meta["ownerReferences"][0]["name"], owner, "{pod}");
+        let spec = &pod["spec"];
+        assert_eq!(spec["containers"][0]["image"], IMAGE);
+        assert_eq!(spec["containers"][0]["command"][1], "mount-pod");
+        let volume = &spec["volumes"][0]["persistentVolumeClaim"];
+        let ro = volume["readOnly"].as_bool().unwrap_or(false);
+        assert_eq!(ro, read_only, "{pod}");
+        assert_eq!(spec["automountServiceAccountToken"], false);
+    }
+}
+
+#[test]
+fn a_backup_of_a_missing_or_unbound_pvc_says_why_within_a_resync() {
+    let Some(c) = Cluster::new() else { return };
+    let ns = c.namespace("typo");
+    c.apply_new(&json!({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "unbound", "namespace": ns},
+        "spec": {"accessModes": ["ReadWriteOnce"],
+                 "resources": {"requests": {"storage": "1Gi"}}}}));
+    let mut agent = start_agent(&c);
+    let start = Instant::now();
+    c.create(&ns, "volumebackups", "missing", json!({"pvc": "dbb"}));
+    c.create(&ns, "volumebackups", "early", json!({"pvc": "unbound"}));
+    let has_reason = |s: &Value| s["waiting"].is_string();
+    let st = c.wait(&ns, "volumebackups", "missing", &mut agent, has_reason);
+    let why = st["waiting"].as_str().unwrap();
+    assert!(why.contains(&format!("PVC {ns}/dbb not found")), "{st}");
+    let st = c.wait(&ns, "volumebackups", "early", &mut agent, has_reason);
+    let why = st["waiting"].as_str().unwrap();
+    assert!(why.contains("is not bound"), "{st}");
+    // The agent resyncs every 0.3 s: a few resyncs at most, not a timeout.
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert!(mount_pods(&c, &ns).is_empty(), "nothing to mount");
+    // Still New, and canceled as such.
+    c.patch(
+        Some(&ns),
+        "volumebackup/early",
+        &json!({"spec": {"cancel": true}}),
+        false,
+    );
+    let st = c.wait(&ns, "volumebackups", "early", &mut agent, is_final);
+    assert_eq!(st["phase"], "Canceled", "{st}");
+}
+
+/// Plays the scheduler that finds no node for a pod.
+fn unschedulable(c: &Cluster, ns: &str, pod: &str) {
+    let condition = json!({"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+        "message": "0/3 nodes are available: 3 Insufficient memory.",
+        "lastTransitionTime": "2026-01-01T00:00:00Z"});
+    let status = json!({"status": {"phase": "Pending", "conditions": [condition]}});
+    c.patch(Some(ns), &format!("pod/{pod}"), &status, true);
+}
+
+fn uid(c: &Cluster, ns: &str, kind: &str, name: &str) -> String {
+    let path = format!(
+        "{}/namespaces/{ns}/{kind}/{name}",
+        kairn_e2e::agent::KAIRN_API
+    );
+    c.get(&path).unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn no_scheduler_an_unschedulable_mount_pod_says_why_and_goes_on_cancel_and_restart() {
+    let Some(c) = Cluster::new() else { return };
+    let ns = c.namespace("full");
+    c.bound_pvc(&ns, "data", false);
+    let mut agent = start_agent(&c);
+    for name in ["stuck", "orphan"] {
+        c.create(&ns, "volumebackups", name, json!({"pvc": "data"}));
+    }
+    let pod = |name: &str| format!("kairn-mount-{}", uid(&c, &ns, "volumebackups", name));
+    let (stuck, orphan) = (pod("stuck"), pod("orphan"));
+    wait_until("no mount pods", || mount_pods(&c, &ns).len() == 2);
+    unschedulable(&c, &ns, &stuck);
+    let st = c.wait(&ns, "volumebackups", "stuck", &mut agent, |s| {
+        s["waiting"]
+            .as_str()
+            .is_some_and(|w| w.contains("cannot be scheduled"))
+    });
+    let why = st["waiting"].as_str().unwrap();
+    assert!(
+        why.contains(&stuck) && why.contains("Insufficient memory"),
+        "{st}"
+    );
+    assert!(st["phase"].is_null() || st["phase"] == "New", "{st}");
+
+    // Canceled: its mount pod goes (never scheduled, so deleted at once).
+    c.patch(
+        Some(&ns),
+        "volumebackup/stuck",
+        &json!({"spec": {"cancel": true}}),
+        false,
+    );
+    let st = c.wait(&ns, "volumebackups", "stuck", &mut agent, is_final);
+    assert_eq!(st["phase"], "Canceled", "{st}");
+    let path = |pod: &str| format!("/api/v1/namespaces/{ns}/pods/{pod}");
+    wait_until("the canceled backup's mount pod stays", || {
+        c.get(&path(&stuck)).is_none()
+    });
+
+    // Its owner deleted while no agent runs (and no garbage collector here): the next agent
+    // deletes it at start-up.
+    agent.kill();
+    c.plane
+        .kubectl_ok(&["delete", "volumebackup", "orphan", "-n", &ns]);
+    assert!(c.get(&path(&orphan)).is_some());
+    let _agent = start_agent(&c);
+    wait_until("the orphaned mount pod stays", || {
+        c.get(&path(&orphan)).is_none()
+    });
+}
