@@ -94,17 +94,10 @@ fn a_filesystem_frozen_by_an_agent_killed_with_sigkill_is_thawed_by_the_next_one
     std::thread::sleep(Duration::from_millis(300));
     assert!(fs.is_frozen(), "SIGKILL thawed it: nothing left to test");
 
+    // No probing from here on: the probe freezes for an instant, and the agent's second
+    // attempt would find the filesystem busy. The thaw shows in the Event, the log, and in the
+    // second attempt, which could not freeze a filesystem still frozen.
     let mut second = c.agent(&[]);
-    let start = Instant::now();
-    while fs.is_frozen() {
-        second.assert_running();
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "still frozen after the restart:\n{}",
-            second.logs()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
     let start = Instant::now();
     loop {
         let events = c.events(&shop);
