@@ -206,3 +206,60 @@ fn admission_rejects_a_schedule_name_too_long_for_a_label_and_a_malformed_snapsh
         refused(&c.try_create_as(None, &obj), "8 hex digits");
     }
 }
+
+/// The agents may create pods (mount pods); whoever steals an agent's token may not use that
+/// to start any other pod: deploy/admission.yaml admits only the mount pod's shape.
+#[test]
+fn a_stolen_agent_token_starts_no_pod_but_a_mount_pod() {
+    let Some(c) = Cluster::new() else { return };
+    let ns = c.namespace("victim");
+    let token = c
+        .plane
+        .service_account_token("kairn-system", "kairn-node-agent");
+    let mount_pod = || {
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "m", "namespace": ns,
+                         "labels": {"app.kubernetes.io/managed-by": "kairn"}},
+            "spec": {"automountServiceAccountToken": false, "restartPolicy": "Never",
+                "containers": [{"name": "mount", "image": "kairn:test",
+                    "command": ["/usr/local/bin/node-agent", "mount-pod"],
+                    "securityContext": {"runAsNonRoot": true, "runAsUser": 65534,
+                                        "allowPrivilegeEscalation": false}}],
+                "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "db"}}]}})
+    };
+    let dry = |pod: Value| {
+        let out = c.plane.kubectl_as_with_stdin(
+            &token,
+            &["create", "--dry-run=server", "-f", "-"],
+            Some(&pod.to_string()),
+        );
+        (out.status.success(), said(&out))
+    };
+    let (ok, text) = dry(mount_pod());
+    assert!(ok, "the mount pod's own shape was refused: {text}");
+    let mut secret = mount_pod();
+    secret["spec"]["volumes"][0] = json!({"name": "data", "secret": {"secretName": "db"}});
+    let mut token_pod = mount_pod();
+    token_pod["spec"]["automountServiceAccountToken"] = json!(true);
+    let mut shell = mount_pod();
+    shell["spec"]["containers"][0]["command"] = json!(["sh", "-c", "cat /data/*"]);
+    let mut env = mount_pod();
+    env["spec"]["containers"][0]["env"] =
+        json!([{"name": "P", "valueFrom": {"secretKeyRef": {"name": "db", "key": "p"}}}]);
+    let mut host = mount_pod();
+    host["spec"]["hostPID"] = json!(true);
+    let mut unlabelled = mount_pod();
+    unlabelled["metadata"]["labels"] = json!({});
+    for (what, pod) in [
+        ("a Secret volume", secret),
+        ("a token", token_pod),
+        ("another command", shell),
+        ("a Secret in the environment", env),
+        ("the host's PIDs", host),
+        ("no managed-by label", unlabelled),
+    ] {
+        let (ok, text) = dry(pod);
+        assert!(!ok, "a pod with {what} was admitted for the agent's token");
+        assert!(text.contains("kairn-mount-pods"), "{what}: {text}");
+    }
+}
