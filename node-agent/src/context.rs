@@ -58,6 +58,16 @@ impl Context {
         node.is_some_and(|n| n != self.config.node && self.leases.lost(n, chrono::Utc::now()))
     }
 
+    /// True when this agent creates what schedules and cluster backups select, for the whole
+    /// cluster: its node leads ([`crate::node_lease::NodeLeases::leader`]), or no Lease could be
+    /// read (then every agent does, and the names keep it idempotent).
+    pub fn leads(&self) -> bool {
+        match self.leases.leader(chrono::Utc::now()) {
+            Some(node) => node == self.config.node,
+            None => true,
+        }
+    }
+
     /// The kubelet's pod directories.
     pub fn kubelet(&self) -> KubeletPods {
         KubeletPods::new(self.config.kubelet_pods.clone())

@@ -69,7 +69,7 @@ pub async fn reconcile(ctx: &Arc<Context>) -> Result<(), kube::Error> {
     let backups = backups.list(&ListParams::default()).await?.items;
     let cluster_backups: Api<ClusterBackup> = Api::all(ctx.client.clone());
     let cluster_backups = cluster_backups.list(&ListParams::default()).await?.items;
-    cluster_backup::reconcile_all(ctx, &pods, &backups, &cluster_backups).await;
+    cluster_backup::reconcile_all(ctx, &backups, &cluster_backups).await;
     let restores: Api<VolumeRestore> = Api::all(ctx.client.clone());
     let restores = restores.list(&ListParams::default()).await?.items;
     expiry::expire_all(ctx, &backups, &restores, &cluster_backups).await;
@@ -88,7 +88,7 @@ pub async fn reconcile(ctx: &Arc<Context>) -> Result<(), kube::Error> {
             backups: &backups,
             cluster_backups: &cluster_backups,
         };
-        backup_schedule::reconcile_all(ctx, &pods, &schedules, created).await;
+        backup_schedule::reconcile_all(ctx, &schedules, created).await;
     }
     mount_pods::sweep(ctx, &pods, &backups, &restores).await;
     ctx.metrics.queue_length.set(waiting);

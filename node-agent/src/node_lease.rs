@@ -62,6 +62,20 @@ impl NodeLeases {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = known;
     }
 
+    /// The node that leads the work one agent does for all (creating what schedules and
+    /// cluster backups select): the first by name whose Lease is live; `None` when no Lease
+    /// has been read.
+    pub fn leader(&self, now: DateTime<Utc>) -> Option<String> {
+        let known = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        known
+            .iter()
+            .find(|(_, expires)| **expires >= now)
+            .map(|(node, _)| node.clone())
+    }
+
     /// True when `node`'s Lease is known and expired at `now`.
     pub fn lost(&self, node: &str, now: DateTime<Utc>) -> bool {
         let known = self
@@ -145,6 +159,10 @@ mod tests {
         assert!(!leases.lost("a", now));
         assert!(leases.lost("b", now));
         assert!(!leases.lost("unknown", now));
+        // "a" is live and first by name; were it lost, the next live one would lead.
+        assert_eq!(leases.leader(now), Some("a".to_string()));
+        let later = DateTime::from_timestamp(1_070, 0).unwrap();
+        assert_eq!(leases.leader(later), None);
         assert!(lease_name(&"n".repeat(300)).len() <= 253);
         assert_eq!(lease_name("node-1"), "kairn-agent-node-1");
     }

@@ -452,6 +452,8 @@ impl Cluster {
             .env("KAIRN_STATE_DIR", self.cli.dir.path().join("agent-state"))
             .env("KAIRN_RESYNC_SECONDS", "0.3")
             .env("KAIRN_PROGRESS_SECONDS", "0.3")
+            // Short, so that the agents of tests that ended stop leading within seconds.
+            .env("KAIRN_LEASE_SECONDS", "5")
             .env("KAIRN_LISTEN", format!("127.0.0.1:{port}"))
             .env("KAIRN_CLUSTER", "test")
             .env("RUST_LOG", "info")

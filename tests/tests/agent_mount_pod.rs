@@ -270,3 +270,58 @@ fn no_scheduler_an_unschedulable_mount_pod_says_why_and_goes_on_cancel_and_resta
         c.get(&path(&orphan)).is_none()
     });
 }
+
+/// A nightly schedule must not skip a volume because nothing mounts it tonight (a scaled-down
+/// StatefulSet): the leading agent creates the backup of every selected PVC of the cluster,
+/// and a mount pod serves the one no pod mounts.
+#[test]
+fn no_kubelet_no_scheduler_a_schedule_backs_up_a_pvc_no_pod_mounts() {
+    let Some(c) = Cluster::new() else { return };
+    let ns = c.namespace("scaled-down");
+    let env = format!("nightly-{}", c.node);
+    c.patch(
+        None,
+        &format!("namespace/{ns}"),
+        &json!({"metadata": {"labels": {"env": env}}}),
+        false,
+    );
+    let disk = tempfile::tempdir().unwrap();
+    write_volume(disk.path(), 51, 7);
+    let disks = BTreeMap::from([(c.bound_pvc(&ns, "data", false), disk.path().to_path_buf())]);
+    let kubelet = Kubelet {
+        c: &c,
+        ns: &ns,
+        disks,
+        seen: Mutex::new(Vec::new()),
+        stop: AtomicBool::new(false),
+    };
+    let mut agent = start_agent(&c);
+    let schedule = format!("every-minute-{}", c.node);
+    c.apply_new(&kairn_e2e::agent::kairn_object(
+        "backupschedules",
+        None,
+        &schedule,
+        json!({"schedule": "* * * * *", "namespaceSelector": {"matchLabels": {"env": env}}}),
+    ));
+    std::thread::scope(|s| {
+        s.spawn(|| kubelet.run());
+        let path = format!(
+            "{}/namespaces/{ns}/volumebackups?labelSelector=kairn.dev%2Fschedule%3D{schedule}",
+            kairn_e2e::agent::KAIRN_API
+        );
+        let mut name = String::new();
+        wait_until("no scheduled backup of the unmounted PVC", || {
+            let made = c.list(&path);
+            if let Some(b) = made.first() {
+                name = b["metadata"]["name"].as_str().unwrap().to_string();
+            }
+            !name.is_empty()
+        });
+        let st = c.wait(&ns, "volumebackups", &name, &mut agent, is_final);
+        assert_eq!(st["phase"], "Completed", "{st}\n{}", agent.logs());
+        assert_eq!(st["progress"]["filesDone"], 7, "{st}");
+        wait_until("mount pods left behind", || mount_pods(&c, &ns).is_empty());
+        kubelet.stop.store(true, Ordering::Relaxed);
+    });
+    assert_eq!(kubelet.seen.into_inner().unwrap().len(), 1);
+}

@@ -1,5 +1,5 @@
 //! The BackupSchedule reconciler: when a schedule is due, create what it asks for: the
-//! VolumeBackups of the selected PVCs this node's pods mount, or, for a schedule that also
+//! VolumeBackups of the selected PVCs of the cluster (by the leading agent), or, for a schedule that also
 //! wants etcd or manifests, one ClusterBackup (every agent creates the same one; the name
 //! makes that idempotent). Its retention is applied when those backups complete. Every agent
 //! also keeps the schedule's status (see [`crate::reconcile::schedule_status`]).
@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, PostParams};
 
@@ -19,7 +18,7 @@ use crate::reconcile::schedule_status::{compute, members_of, record};
 use crate::schedule::{
     SCHEDULE_LABEL, SCHEDULED_AT_ANNOTATION, backup_name, cluster_backup_name, due,
 };
-use crate::selection::{LabelCache, Selectors, selected_pvcs};
+use crate::selection::{LabelCache, Selectors, selected_in_cluster};
 
 /// What the schedules' runs created so far, for their status.
 pub struct Created<'a> {
@@ -30,12 +29,7 @@ pub struct Created<'a> {
 }
 
 /// One pass over the schedules: their status, then what is due.
-pub async fn reconcile_all(
-    ctx: &Context,
-    pods: &[Pod],
-    schedules: &[BackupSchedule],
-    created: Created<'_>,
-) {
+pub async fn reconcile_all(ctx: &Context, schedules: &[BackupSchedule], created: Created<'_>) {
     let now = Utc::now();
     let window = ctx.config.grace().max(chrono::Duration::minutes(10));
     let mut labels = LabelCache::default();
@@ -58,15 +52,36 @@ pub async fn reconcile_all(
             create_cluster_backup(ctx, schedule, t).await;
             continue;
         }
+        // One agent creates every selected PVC's backup, mounted or not; the agent of the node
+        // whose pod mounts it takes it, or a mount pod is started for it.
+        if !ctx.leads() {
+            continue;
+        }
         let selectors = Selectors {
             namespaces: schedule.spec.namespace_selector.as_ref(),
             pvcs: schedule.spec.pvc_selector.as_ref(),
         };
-        let chosen = selected_pvcs(&ctx.client, pods, selectors, &mut labels).await;
+        let chosen = match selected_in_cluster(&ctx.client, selectors, &mut labels).await {
+            Ok(chosen) => chosen,
+            Err(e) => {
+                tracing::warn!(schedule = %schedule.name_any(), "cannot list the PVCs to back up: {e}");
+                continue;
+            }
+        };
+        let name = schedule.name_any();
         for (ns, pvc) in &chosen {
-            create_volume_backup(ctx, schedule, ns, pvc, t).await;
+            if !exists(created.backups, ns, &backup_name(&name, pvc, t)) {
+                create_volume_backup(ctx, schedule, ns, pvc, t).await;
+            }
         }
     }
+}
+
+/// True when `backups` holds `ns/name` (listed this pass: no create that can only conflict).
+pub fn exists(backups: &[VolumeBackup], ns: &str, name: &str) -> bool {
+    backups.iter().any(|b| {
+        b.metadata.name.as_deref() == Some(name) && b.metadata.namespace.as_deref() == Some(ns)
+    })
 }
 
 /// The label that ties what a schedule creates to it.

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, PostParams};
 use kube::{Resource, ResourceExt};
 
@@ -18,14 +18,13 @@ use crate::cluster_plan::{
 use crate::context::Context;
 use crate::crd::{ClusterBackup, EtcdSpec, PartStatus, Phase, VolumeBackup, VolumeBackupSpec};
 use crate::patch::{ClusterStatusPatch, PartPatch};
-use crate::selection::{LabelCache, Selectors, selected_pvcs};
+use crate::selection::{LabelCache, Selectors, selected_in_cluster};
 use crate::status;
 
 /// One pass over the ClusterBackups that are not final; `backups` are every VolumeBackup,
 /// listed before.
 pub async fn reconcile_all(
     ctx: &Arc<Context>,
-    pods: &[Pod],
     backups: &[VolumeBackup],
     cluster_backups: &[ClusterBackup],
 ) {
@@ -35,7 +34,7 @@ pub async fn reconcile_all(
         if cb.status.as_ref().is_some_and(|s| s.phase.is_final()) {
             continue;
         }
-        reconcile(ctx, &api, cb, pods, backups, &mut labels).await;
+        reconcile(ctx, &api, cb, backups, &mut labels).await;
     }
 }
 
@@ -44,20 +43,31 @@ async fn reconcile(
     ctx: &Arc<Context>,
     api: &Api<ClusterBackup>,
     cb: &ClusterBackup,
-    pods: &[Pod],
     backups: &[VolumeBackup],
     labels: &mut LabelCache,
 ) {
     let st = cb.status.clone().unwrap_or_default();
-    if cb.spec.volumes {
+    // The leading agent creates every selected PVC's member, mounted or not, and settles the
+    // whole: so no member is missing when it completes.
+    let leads = ctx.leads();
+    if cb.spec.volumes && leads {
         let selectors = Selectors {
             namespaces: cb.spec.namespace_selector.as_ref(),
             pvcs: cb.spec.pvc_selector.as_ref(),
         };
-        let chosen = selected_pvcs(&ctx.client, pods, selectors, labels).await;
+        let chosen = match selected_in_cluster(&ctx.client, selectors, labels).await {
+            Ok(chosen) => chosen,
+            Err(e) => {
+                tracing::warn!(cluster_backup = %cb.name_any(), "cannot list the PVCs: {e}");
+                return;
+            }
+        };
         let mut created = false;
         for (ns, pvc) in chosen {
-            created |= create_member(ctx, cb, &ns, &pvc).await;
+            let name = crate::schedule::backup_name(&group_of(cb).id, &pvc, created_at(cb));
+            if !super::backup_schedule::exists(backups, &ns, &name) {
+                created |= create_member(ctx, cb, &ns, &pvc).await;
+            }
         }
         // `backups` was listed before: settle on the next pass, which counts them.
         if created {
@@ -87,7 +97,9 @@ async fn reconcile(
         cluster_parts::spawn(ctx, cb, Part::Manifests);
         return;
     }
-    settle(ctx, api, cb, backups).await;
+    if leads {
+        settle(ctx, api, cb, backups).await;
+    }
 }
 
 /// Creates the VolumeBackup of one selected PVC; true when it is new.
