@@ -110,28 +110,16 @@ impl Regarding<'_> {
 pub struct EventAbout<'a> {
     /// The object.
     pub regarding: Regarding<'a>,
-    /// Normal or Warning.
-    pub kind: EventKind,
-    /// Why, in one CamelCase word.
-    pub reason: &'a str,
-    /// What was done.
-    pub action: &'a str,
-    /// The text (cut to the 1 KiB the API server accepts).
-    pub note: &'a str,
+    /// What happened.
+    pub what: Happened<'a>,
 }
 
-/// Creates an Event about a PVC or a node, reported by agent `instance`. A failure is logged,
-/// never fatal.
+/// Creates an Event about a PVC or a node, with the object's uid (see [`pvc_uid`]), reported by
+/// agent `instance`. A failure is logged, never fatal: events are a view.
 pub async fn publish_on(client: &Client, instance: &str, event: EventAbout<'_>) {
     let reporter = Reporter {
         controller: "kairn.dev/node-agent",
         instance,
-    };
-    let what = Happened {
-        kind: event.kind,
-        reason: event.reason,
-        action: event.action,
-        note: event.note,
     };
     let regarding = event.regarding;
     let mut reference = regarding.reference();
@@ -143,23 +131,21 @@ pub async fn publish_on(client: &Client, instance: &str, event: EventAbout<'_>) 
             .ok()
             .and_then(|m| m.metadata.uid),
     };
-    publish_about(client, reporter, regarding.namespace(), reference, what).await;
+    publish_about(
+        client,
+        reporter,
+        regarding.namespace(),
+        reference,
+        event.what,
+    )
+    .await;
 }
 
-/// Creates an Event about a PVC, reported by agent `instance`. A failure is logged, never
-/// fatal: events are a view.
+/// Creates an Event about a PVC, reported by agent `instance` ([`publish_on`]).
 pub async fn publish(client: &Client, instance: &str, event: PvcEvent<'_>) {
-    let regarding = ObjectReference {
-        api_version: Some("v1".to_string()),
-        kind: Some("PersistentVolumeClaim".to_string()),
-        namespace: Some(event.namespace.to_string()),
-        name: Some(event.pvc.to_string()),
-        uid: pvc_uid(client, event.namespace, event.pvc).await,
-        ..Default::default()
-    };
-    let reporter = Reporter {
-        controller: "kairn.dev/node-agent",
-        instance,
+    let regarding = Regarding::Pvc {
+        namespace: event.namespace,
+        name: event.pvc,
     };
     let what = Happened {
         kind: event.kind,
@@ -167,7 +153,7 @@ pub async fn publish(client: &Client, instance: &str, event: PvcEvent<'_>) {
         action: event.action,
         note: event.note,
     };
-    publish_about(client, reporter, event.namespace, regarding, what).await;
+    publish_on(client, instance, EventAbout { regarding, what }).await;
 }
 
 /// The PVC's uid: `kubectl describe pvc` lists only the Events whose object carries it, so an

@@ -12,7 +12,7 @@ use std::path::{Component, Path, PathBuf};
 
 use kube::Client;
 
-use crate::events::{EventAbout, EventKind, Regarding, publish_on};
+use crate::events::{EventAbout, EventKind, Happened, Regarding, publish_on};
 use crate::freeze::{self, Thawed, is_mount_point};
 use crate::freeze_record::{self, FileKind, FreezeRecord};
 use crate::freeze_state::{Content, FoundFile, StateDir};
@@ -327,13 +327,13 @@ pub async fn announce(client: &Client, instance: &str, node: &str, handled: &[Ha
             Some((namespace, name)) => Regarding::Pvc { namespace, name },
             None => Regarding::Node(node),
         };
-        let event = EventAbout {
-            regarding,
+        let what = Happened {
             kind: a.kind,
             reason: a.reason,
             action: "Thaw",
             note: &a.note,
         };
+        let event = EventAbout { regarding, what };
         publish_on(client, instance, event).await;
     }
 }

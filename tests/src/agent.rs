@@ -437,28 +437,17 @@ impl Cluster {
     pub fn agent_on(&self, node: &str, extra_env: &[(&str, &str)]) -> Agent {
         let port = crate::s3::free_port();
         let log = self.cli.dir.path().join(format!("agent-{port}.log"));
-        let mut cmd = Command::new(agent_bin());
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("KAIRN_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.env("NODE_NAME", node)
-            .env("POD_NAMESPACE", AGENT_NAMESPACE)
-            .env("KUBECONFIG", &self.agent_kubeconfig)
-            .env("KAIRN_REPOSITORY", &self.cli.repo)
-            .env("KAIRN_PASSWORD_FILE", &self.cli.password_file)
-            .env("KAIRN_KUBELET_ROOT", self.kubelet.path())
-            .env("KAIRN_STATE_DIR", self.cli.dir.path().join("agent-state"))
-            .env("KAIRN_RESYNC_SECONDS", "0.3")
-            .env("KAIRN_PROGRESS_SECONDS", "0.3")
+        let mut cmd = agent_command(&AgentSetup {
+            node,
+            kubeconfig: &self.agent_kubeconfig,
+            cli: &self.cli,
+            kubelet: self.kubelet.path(),
+            port,
+            log: &log,
+        });
+        cmd.env("POD_NAMESPACE", AGENT_NAMESPACE)
             // Short, so that the agents of tests that ended stop leading within seconds.
-            .env("KAIRN_LEASE_SECONDS", "5")
-            .env("KAIRN_LISTEN", format!("127.0.0.1:{port}"))
-            .env("KAIRN_CLUSTER", "test")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
+            .env("KAIRN_LEASE_SECONDS", "5");
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
@@ -543,6 +532,75 @@ pub fn kubeconfig_yaml(server: &str, ca: &Path, token: &str) -> String {
     )
 }
 
+/// Where a test's node agent runs: its node, API server, repository and kubelet directory.
+pub struct AgentSetup<'a> {
+    /// `NODE_NAME`.
+    pub node: &'a str,
+    /// The kubeconfig it authenticates with.
+    pub kubeconfig: &'a Path,
+    /// Its repository.
+    pub cli: &'a Cli,
+    /// The kubelet's root directory.
+    pub kubelet: &'a Path,
+    /// Its metrics and health port on 127.0.0.1.
+    pub port: u16,
+    /// Where its stderr (JSON log lines) goes.
+    pub log: &'a Path,
+}
+
+/// The node agent's command for a test: no `KAIRN_*` of the test's own environment, fast
+/// resyncs and progress, its log in a file.
+pub fn agent_command(setup: &AgentSetup<'_>) -> Command {
+    let mut cmd = Command::new(agent_bin());
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("KAIRN_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("NODE_NAME", setup.node)
+        .env("KUBECONFIG", setup.kubeconfig)
+        .env("KAIRN_REPOSITORY", &setup.cli.repo)
+        .env("KAIRN_PASSWORD_FILE", &setup.cli.password_file)
+        .env("KAIRN_KUBELET_ROOT", setup.kubelet)
+        // Never the node's /var/lib/kairn: each test's agents keep their freeze records apart.
+        .env("KAIRN_STATE_DIR", setup.cli.dir.path().join("agent-state"))
+        .env("KAIRN_RESYNC_SECONDS", "0.3")
+        .env("KAIRN_PROGRESS_SECONDS", "0.3")
+        .env("KAIRN_LISTEN", format!("127.0.0.1:{}", setup.port))
+        .env("KAIRN_CLUSTER", "test")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(setup.log).unwrap());
+    cmd
+}
+
+/// GET `path` from a metrics and health endpoint on 127.0.0.1:`port`, waiting up to 30 s for
+/// it to listen: the status code and the body. `logs` says why when it never does.
+pub fn http_get(port: u16, path: &str, logs: impl Fn() -> String) -> (u16, String) {
+    use std::io::{Read, Write};
+    let start = Instant::now();
+    loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            write!(
+                s,
+                "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).unwrap();
+            let code = out.split(' ').nth(1).and_then(|c| c.parse().ok());
+            let body = out.split_once("\r\n\r\n").map(|b| b.1.to_string());
+            return (code.unwrap_or(0), body.unwrap_or_default());
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no HTTP endpoint:\n{}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A running node agent.
 pub struct Agent {
     /// The process.
@@ -567,35 +625,7 @@ impl Agent {
 
     /// GET `path` from its HTTP endpoint: the status code and the body.
     pub fn http(&self, path: &str) -> (u16, String) {
-        use std::io::{Read, Write};
-        let start = Instant::now();
-        loop {
-            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
-                write!(
-                    s,
-                    "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-                )
-                .unwrap();
-                let mut out = String::new();
-                s.read_to_string(&mut out).unwrap();
-                let code = out
-                    .split(' ')
-                    .nth(1)
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or(0);
-                let body = out
-                    .split_once("\r\n\r\n")
-                    .map(|b| b.1.to_string())
-                    .unwrap_or_default();
-                return (code, body);
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "no HTTP endpoint:\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        http_get(self.port, path, || self.logs())
     }
 
     /// SIGKILL, and reaps it.

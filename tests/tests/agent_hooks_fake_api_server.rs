@@ -6,10 +6,10 @@
 
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use kairn_e2e::agent::{BindMount, can_mount};
+use kairn_e2e::agent::{AgentSetup, BindMount, agent_command, can_mount};
 use kairn_e2e::fake_kube::FakeKube;
 use kairn_e2e::{Cli, write_volume};
 use serde_json::{Value, json};
@@ -123,24 +123,14 @@ impl Cluster {
             .unwrap()
             .port();
         let log = self.cli.dir.path().join(format!("agent-{port}.log"));
-        let mut cmd = Command::new(kairn_e2e::agent::agent_bin());
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("KAIRN_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.env("NODE_NAME", NODE)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .env("KAIRN_REPOSITORY", &self.cli.repo)
-            .env("KAIRN_PASSWORD_FILE", &self.cli.password_file)
-            .env("KAIRN_KUBELET_ROOT", self.kubelet.path())
-            .env("KAIRN_RESYNC_SECONDS", "0.2")
-            .env("KAIRN_PROGRESS_SECONDS", "0.2")
-            .env("KAIRN_LISTEN", format!("127.0.0.1:{port}"))
-            .env("KAIRN_CLUSTER", "test")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
+        let mut cmd = agent_command(&AgentSetup {
+            node: NODE,
+            kubeconfig: &self.kubeconfig,
+            cli: &self.cli,
+            kubelet: self.kubelet.path(),
+            port,
+            log: &log,
+        });
         for (k, v) in extra_env {
             cmd.env(k, v);
         }

@@ -88,28 +88,7 @@ impl Maintenance {
 
     /// GET `path`: the status code and the body.
     fn http(&self, path: &str) -> (u16, String) {
-        use std::io::{Read, Write};
-        let start = Instant::now();
-        loop {
-            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
-                write!(
-                    s,
-                    "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-                )
-                .unwrap();
-                let mut out = String::new();
-                s.read_to_string(&mut out).unwrap();
-                let code = out.split(' ').nth(1).and_then(|c| c.parse().ok());
-                let body = out.split_once("\r\n\r\n").map(|b| b.1.to_string());
-                return (code.unwrap_or(0), body.unwrap_or_default());
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "no HTTP endpoint:\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        kairn_e2e::agent::http_get(self.port, path, || self.logs())
     }
 
     /// A sample's value in `/metrics` (0 when absent).
