@@ -133,6 +133,27 @@ fn every_route_into_another_namespaces_backups_is_refused() {
         json!({"pvc": "db", "clusterBackup": {"id": "nightly-20260101", "series": "nightly"}}),
     );
     refused(&c.try_create_as(Some(&ta.token), &joined), "node agents");
+    // A backup posing as a schedule's run, to make its status look successful.
+    let mut posing = kairn_object("volumebackups", Some(&a), "posing", json!({"pvc": "db"}));
+    posing["metadata"]["labels"] = json!({"kairn.dev/schedule": "nightly"});
+    posing["metadata"]["annotations"] = json!({"kairn.dev/scheduled-at": "2099-01-01T00:00:00Z"});
+    refused(
+        &c.try_create_as(Some(&ta.token), &posing),
+        "only by the node agents",
+    );
+    // Nor added to its own backup afterwards.
+    let relabel = c.plane.kubectl_as(
+        &ta.token,
+        &[
+            "label",
+            "volumebackup",
+            "own",
+            "-n",
+            &a,
+            "kairn.dev/schedule=nightly",
+        ],
+    );
+    refused(&relabel, "only by the node agents");
 
     // RBAC: schedules and cluster backups are the administrators'; B's namespace is only
     // viewable; no tenant writes a status.
