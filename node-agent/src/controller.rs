@@ -12,9 +12,10 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 
 use crate::context::Context;
-use crate::crd::{BackupSchedule, ClusterBackup, VolumeBackup, VolumeRestore};
+use crate::crd::{BackupSchedule, ClusterBackup, NamespaceRestore, VolumeBackup, VolumeRestore};
 use crate::reconcile::{
-    backup_schedule, cluster_backup, expiry, mount_pods, volume_backup, volume_restore,
+    backup_schedule, cluster_backup, expiry, mount_pods, namespace_restore, volume_backup,
+    volume_restore,
 };
 
 /// Reconciles until `shutdown` is set.
@@ -72,7 +73,16 @@ pub async fn reconcile(ctx: &Arc<Context>) -> Result<(), kube::Error> {
     cluster_backup::reconcile_all(ctx, &backups, &cluster_backups).await;
     let restores: Api<VolumeRestore> = Api::all(ctx.client.clone());
     let restores = restores.list(&ListParams::default()).await?.items;
-    expiry::expire_all(ctx, &backups, &restores, &cluster_backups).await;
+    let namespace_restores: Api<NamespaceRestore> = Api::all(ctx.client.clone());
+    let namespace_restores = namespace_restores.list(&ListParams::default()).await?.items;
+    let listed = expiry::Listed {
+        backups: &backups,
+        restores: &restores,
+        cluster_backups: &cluster_backups,
+        namespace_restores: &namespace_restores,
+    };
+    expiry::expire_all(ctx, listed).await;
+    namespace_restore::reconcile_all(ctx, &namespace_restores, &cluster_backups, &restores).await;
 
     let mut waiting = 0;
     for vb in &backups {

@@ -7,10 +7,13 @@
 //!   or a ClusterBackup when it also asks for etcd or manifests, and apply retention.
 //! - [`ClusterBackup`]: one point in time of the cluster: the volume snapshots, an etcd
 //!   snapshot and the resource manifests, grouped under the resource's name.
+//! - [`NamespaceRestore`]: namespaces of a cluster backup back in one step, volumes before
+//!   workloads.
 
 mod backup_schedule;
 mod cluster_backup;
 mod common;
+mod namespace_restore;
 mod volume_backup;
 mod volume_restore;
 
@@ -21,6 +24,10 @@ pub use cluster_backup::{
     ClusterBackup, ClusterBackupSpec, ClusterBackupStatus, PartStatus, VolumesStatus,
 };
 pub use common::{EtcdSpec, ExecHook, GroupRef, Hooks, OnError, Phase, Progress};
+pub use namespace_restore::{
+    ExistingResourcePolicy, NamespaceRestore, NamespaceRestoreSpec, NamespaceRestoreStatus,
+    ObjectCounts, RestoreStage, VolumeProgress,
+};
 pub use volume_backup::{VolumeBackup, VolumeBackupSpec, VolumeBackupStatus};
 pub use volume_restore::{RestoreTarget, VolumeRestore, VolumeRestoreSpec, VolumeRestoreStatus};
 
@@ -38,6 +45,7 @@ pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
         VolumeRestore::crd(),
         BackupSchedule::crd(),
         ClusterBackup::crd(),
+        NamespaceRestore::crd(),
     ] {
         out.push_str("---\n");
         out.push_str(&serde_yaml::to_string(&crd)?);

@@ -6,6 +6,7 @@
 //! - Resources: [`crd`], one file per custom resource (`crd/`), and [`patch`], the status
 //!   patches the agent writes, as types.
 //! - Pure parts (no I/O, unit-tested): [`decide`] (what to do with a backup or restore),
+//!   [`restore_plan`] (what a namespace restore applies, in which order),
 //!   [`cluster_plan`] (the rules of a cluster backup), [`schedule`] (cron, selectors, names),
 //!   [`volume_path`] (the kubelet's directories), [`jobs`] (the running jobs).
 //! - The engine and the node: [`job`] runs backups and restores, [`freeze`] fsfreezes a
@@ -14,7 +15,7 @@
 //! - The Kubernetes API: [`resolve`] (a PVC to its files), [`mount_pod`] (the pod that mounts
 //!   a PVC no running pod mounts), [`selection`] (the PVCs a selector
 //!   picks), [`status`] (status writes), [`events`], [`hooks`] (exec in a pod), [`export`]
-//!   (the resource manifests).
+//!   (the resource manifests), [`apply`] (server-side apply of restored objects).
 //! - The reconcilers, one per resource, as free functions over a shared [`context::Context`]:
 //!   [`reconcile`] (`reconcile/`: volume_backup, volume_restore, backup_schedule,
 //!   cluster_backup), called in turn by the loop in [`controller`].
@@ -23,6 +24,7 @@
 //! - The second binary, `kairn-maintenance` (`bin/kairn-maintenance.rs`): [`maintenance`],
 //!   which applies schedules' retention and prunes with the full key the agents do not hold.
 
+pub mod apply;
 pub mod cluster_plan;
 pub mod config;
 pub mod context;
@@ -47,6 +49,7 @@ pub mod node_lease;
 pub mod patch;
 pub mod reconcile;
 pub mod resolve;
+pub mod restore_plan;
 pub mod schedule;
 pub mod selection;
 pub mod settings;

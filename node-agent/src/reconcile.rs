@@ -7,6 +7,7 @@
 //! - [`backup_schedule`] for BackupSchedule.
 //! - [`cluster_backup`] for ClusterBackup, whose etcd and manifests jobs are in
 //!   [`cluster_parts`].
+//! - [`namespace_restore`] for NamespaceRestore, run by the leading agent.
 //! - [`mount_pods`]: a pod that mounts a PVC no running pod mounts, for the two above.
 //! - [`retention`]: a schedule's retention, after a backup completed.
 
@@ -15,6 +16,7 @@ pub mod cluster_backup;
 pub mod cluster_parts;
 pub mod expiry;
 pub mod mount_pods;
+pub mod namespace_restore;
 pub mod retention;
 pub mod schedule_status;
 pub mod volume_backup;

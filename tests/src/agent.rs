@@ -504,6 +504,7 @@ pub fn kairn_object(plural: &str, ns: Option<&str>, name: &str, spec: Value) -> 
         "volumerestores" => "VolumeRestore",
         "backupschedules" => "BackupSchedule",
         "clusterbackups" => "ClusterBackup",
+        "namespacerestores" => "NamespaceRestore",
         other => panic!("not a Kairn resource: {other}"),
     };
     let mut metadata = json!({ "name": name });

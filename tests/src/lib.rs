@@ -9,6 +9,7 @@ pub mod agent;
 pub mod control_plane;
 pub mod etcd;
 pub mod fake_kube;
+pub mod kubelet;
 pub mod s3;
 
 use std::collections::BTreeMap;

@@ -8,92 +8,19 @@
 //! kubelet directory, sets it Running, and finishes the deletion of those the agent deletes
 //! (the kubelet's part of a graceful deletion).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use kairn_e2e::agent::{Agent, Cluster, is_final};
+use kairn_e2e::kubelet::{Kubelet, mount_pods};
 use kairn_e2e::{assert_same, scan, write_volume};
 use serde_json::{Value, json};
 
-const MOUNT_PODS: &str = "labelSelector=app.kubernetes.io%2Fmanaged-by%3Dkairn";
 /// The mount pods' image: every agent of these tests (any may create a mount pod) sets it.
 const IMAGE: &str = "kairn-test/node-agent:mount";
 
 fn start_agent(c: &Cluster) -> Agent {
     c.agent(&[("KAIRN_MOUNT_POD_IMAGE", IMAGE)])
-}
-
-/// The mount pods of `ns`, terminating ones included.
-fn mount_pods(c: &Cluster, ns: &str) -> Vec<Value> {
-    c.list(&format!("/api/v1/namespaces/{ns}/pods?{MOUNT_PODS}"))
-}
-
-/// What the kubelet and the scheduler would do for the mount pods of `ns`.
-struct Kubelet<'a> {
-    c: &'a Cluster,
-    ns: &'a str,
-    /// The "disk" of each PV: what its CSI driver mounts.
-    disks: BTreeMap<String, PathBuf>,
-    /// Every mount pod seen, as first seen.
-    seen: Mutex<Vec<Value>>,
-    stop: AtomicBool,
-}
-
-impl Kubelet<'_> {
-    fn run(&self) {
-        let mut started = BTreeSet::new();
-        while !self.stop.load(Ordering::Relaxed) {
-            for pod in mount_pods(self.c, self.ns) {
-                self.handle(&pod, &mut started);
-            }
-            std::thread::sleep(Duration::from_millis(150));
-        }
-    }
-
-    fn handle(&self, pod: &Value, started: &mut BTreeSet<String>) {
-        let (c, ns) = (self.c, self.ns);
-        let name = pod["metadata"]["name"].as_str().unwrap();
-        let uid = pod["metadata"]["uid"].as_str().unwrap().to_string();
-        if !pod["metadata"]["deletionTimestamp"].is_null() {
-            // The kubelet confirms a graceful deletion once the containers stopped.
-            let args = [
-                "delete",
-                "pod",
-                name,
-                "-n",
-                ns,
-                "--grace-period=0",
-                "--force",
-            ];
-            let _ = c.plane.kubectl(&args);
-            return;
-        }
-        if started.contains(&uid) {
-            return;
-        }
-        self.seen.lock().unwrap().push(pod.clone());
-        if pod["spec"]["nodeName"].is_null() {
-            c.apply_new(&json!({"apiVersion": "v1", "kind": "Binding",
-                "metadata": {"name": name, "namespace": ns},
-                "target": {"apiVersion": "v1", "kind": "Node", "name": c.node}}));
-        }
-        let claim = pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"]
-            .as_str()
-            .unwrap();
-        let pvc = c
-            .get(&format!(
-                "/api/v1/namespaces/{ns}/persistentvolumeclaims/{claim}"
-            ))
-            .unwrap();
-        let pv = pvc["spec"]["volumeName"].as_str().unwrap();
-        let mount = c.lay_out_volume(&uid, pv, false);
-        c.bind(&self.disks[pv], &mount);
-        c.set_pod_phase(ns, name, "Running");
-        started.insert(uid);
-    }
 }
 
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
@@ -115,16 +42,9 @@ fn no_kubelet_no_scheduler_an_unmounted_pvc_is_backed_up_and_restored_through_mo
         (c.bound_pvc(&ns, "data", false), source.path().to_path_buf()),
         (c.bound_pvc(&ns, "copy", false), copy.path().to_path_buf()),
     ]);
-    let kubelet = Kubelet {
-        c: &c,
-        ns: &ns,
-        disks,
-        seen: Mutex::new(Vec::new()),
-        stop: AtomicBool::new(false),
-    };
+    let kubelet = Kubelet::new(&c, &[&ns], disks);
     let mut agent = start_agent(&c);
-    std::thread::scope(|s| {
-        s.spawn(|| kubelet.run());
+    kubelet.during(|| {
         // No pod mounts either PVC: a backup of one, then a restore into the other.
         c.create(&ns, "volumebackups", "cold-1", json!({"pvc": "data"}));
         let st = c.wait(&ns, "volumebackups", "cold-1", &mut agent, is_final);
@@ -139,7 +59,6 @@ fn no_kubelet_no_scheduler_an_unmounted_pvc_is_backed_up_and_restored_through_mo
         assert_eq!(rs["snapshotId"], st["snapshotId"]);
         // Deleted when their work ended (the test's kubelet finishing the deletion).
         wait_until("mount pods left behind", || mount_pods(&c, &ns).is_empty());
-        kubelet.stop.store(true, Ordering::Relaxed);
     });
     std::fs::remove_dir_all(copy.path().join(".kairn-restored")).unwrap();
     assert_same(&scan(source.path()), &scan(copy.path()));
@@ -288,13 +207,7 @@ fn no_kubelet_no_scheduler_a_schedule_backs_up_a_pvc_no_pod_mounts() {
     let disk = tempfile::tempdir().unwrap();
     write_volume(disk.path(), 51, 7);
     let disks = BTreeMap::from([(c.bound_pvc(&ns, "data", false), disk.path().to_path_buf())]);
-    let kubelet = Kubelet {
-        c: &c,
-        ns: &ns,
-        disks,
-        seen: Mutex::new(Vec::new()),
-        stop: AtomicBool::new(false),
-    };
+    let kubelet = Kubelet::new(&c, &[&ns], disks);
     let mut agent = start_agent(&c);
     let schedule = format!("every-minute-{}", c.node);
     c.apply_new(&kairn_e2e::agent::kairn_object(
@@ -303,8 +216,7 @@ fn no_kubelet_no_scheduler_a_schedule_backs_up_a_pvc_no_pod_mounts() {
         &schedule,
         json!({"schedule": "* * * * *", "namespaceSelector": {"matchLabels": {"env": env}}}),
     ));
-    std::thread::scope(|s| {
-        s.spawn(|| kubelet.run());
+    kubelet.during(|| {
         let path = format!(
             "{}/namespaces/{ns}/volumebackups?labelSelector=kairn.dev%2Fschedule%3D{schedule}",
             kairn_e2e::agent::KAIRN_API
@@ -321,7 +233,6 @@ fn no_kubelet_no_scheduler_a_schedule_backs_up_a_pvc_no_pod_mounts() {
         assert_eq!(st["phase"], "Completed", "{st}\n{}", agent.logs());
         assert_eq!(st["progress"]["filesDone"], 7, "{st}");
         wait_until("mount pods left behind", || mount_pods(&c, &ns).is_empty());
-        kubelet.stop.store(true, Ordering::Relaxed);
     });
     assert_eq!(kubelet.seen.into_inner().unwrap().len(), 1);
 }
