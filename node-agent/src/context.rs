@@ -30,6 +30,8 @@ pub struct Context {
     pub health: Health,
     /// The agents' Leases, as last read: which nodes are lost.
     pub leases: crate::node_lease::NodeLeases,
+    /// When this agent last synced resources from the repository.
+    pub last_repo_sync: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Context {
@@ -49,6 +51,7 @@ impl Context {
             jobs: Jobs::default(),
             health: Health::default(),
             leases: Default::default(),
+            last_repo_sync: Default::default(),
         })
     }
 

@@ -14,8 +14,8 @@ use kube::api::{Api, ListParams};
 use crate::context::Context;
 use crate::crd::{BackupSchedule, ClusterBackup, NamespaceRestore, VolumeBackup, VolumeRestore};
 use crate::reconcile::{
-    backup_schedule, cluster_backup, expiry, mount_pods, namespace_restore, volume_backup,
-    volume_restore,
+    backup_schedule, cluster_backup, expiry, mount_pods, namespace_restore, repo_sync,
+    volume_backup, volume_restore,
 };
 
 /// Reconciles until `shutdown` is set.
@@ -66,10 +66,17 @@ pub async fn reconcile(ctx: &Arc<Context>) -> Result<(), kube::Error> {
     let pods: Api<Pod> = Api::all(ctx.client.clone());
     let on_node = ListParams::default().fields(&format!("spec.nodeName={}", ctx.config.node));
     let pods = pods.list(&on_node).await?.items;
-    let backups: Api<VolumeBackup> = Api::all(ctx.client.clone());
-    let backups = backups.list(&ListParams::default()).await?.items;
-    let cluster_backups: Api<ClusterBackup> = Api::all(ctx.client.clone());
-    let cluster_backups = cluster_backups.list(&ListParams::default()).await?.items;
+    let all_backups: Api<VolumeBackup> = Api::all(ctx.client.clone());
+    let all_backups = all_backups.list(&ListParams::default()).await?.items;
+    let all_cluster_backups: Api<ClusterBackup> = Api::all(ctx.client.clone());
+    let all_cluster_backups = all_cluster_backups
+        .list(&ListParams::default())
+        .await?
+        .items;
+    repo_sync::sync_if_due(ctx, &all_cluster_backups, &all_backups).await;
+    // Synced objects are views of the repository: nothing to carry out, no TTL.
+    let backups = not_synced(&all_backups);
+    let cluster_backups = not_synced(&all_cluster_backups);
     cluster_backup::reconcile_all(ctx, &backups, &cluster_backups).await;
     let restores: Api<VolumeRestore> = Api::all(ctx.client.clone());
     let restores = restores.list(&ListParams::default()).await?.items;
@@ -82,7 +89,8 @@ pub async fn reconcile(ctx: &Arc<Context>) -> Result<(), kube::Error> {
         namespace_restores: &namespace_restores,
     };
     expiry::expire_all(ctx, listed).await;
-    namespace_restore::reconcile_all(ctx, &namespace_restores, &cluster_backups, &restores).await;
+    namespace_restore::reconcile_all(ctx, &namespace_restores, &all_cluster_backups, &restores)
+        .await;
 
     let mut waiting = 0;
     for vb in &backups {
@@ -104,4 +112,12 @@ pub async fn reconcile(ctx: &Arc<Context>) -> Result<(), kube::Error> {
     ctx.metrics.queue_length.set(waiting);
     ctx.count_in_flight();
     Ok(())
+}
+
+fn not_synced<K: kube::Resource + Clone>(objects: &[K]) -> Vec<K> {
+    objects
+        .iter()
+        .filter(|o| !crate::repo_sync::is_synced(o.meta()))
+        .cloned()
+        .collect()
 }

@@ -6,7 +6,8 @@
 //! - Resources: [`crd`], one file per custom resource (`crd/`), and [`patch`], the status
 //!   patches the agent writes, as types.
 //! - Pure parts (no I/O, unit-tested): [`decide`] (what to do with a backup or restore),
-//!   [`restore_plan`] (what a namespace restore applies, in which order),
+//!   [`restore_plan`] (what a namespace restore applies, in which order), [`repo_sync`]
+//!   (which backups of the repository the cluster should show),
 //!   [`cluster_plan`] (the rules of a cluster backup), [`schedule`] (cron, selectors, names),
 //!   [`volume_path`] (the kubelet's directories), [`jobs`] (the running jobs).
 //! - The engine and the node: [`job`] runs backups and restores, [`freeze`] fsfreezes a
@@ -48,6 +49,7 @@ pub mod mounted;
 pub mod node_lease;
 pub mod patch;
 pub mod reconcile;
+pub mod repo_sync;
 pub mod resolve;
 pub mod restore_plan;
 pub mod schedule;

@@ -9,6 +9,7 @@
 //!   [`cluster_parts`].
 //! - [`namespace_restore`] for NamespaceRestore, run by the leading agent.
 //! - [`mount_pods`]: a pod that mounts a PVC no running pod mounts, for the two above.
+//! - [`repo_sync`]: the leading agent shows the repository's backups as synced objects.
 //! - [`retention`]: a schedule's retention, after a backup completed.
 
 pub mod backup_schedule;
@@ -17,6 +18,7 @@ pub mod cluster_parts;
 pub mod expiry;
 pub mod mount_pods;
 pub mod namespace_restore;
+pub mod repo_sync;
 pub mod retention;
 pub mod schedule_status;
 pub mod volume_backup;

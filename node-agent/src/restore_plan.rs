@@ -191,6 +191,17 @@ pub fn plan(objects: Vec<Value>, group: &BackupGroup, spec: &NamespaceRestoreSpe
             ));
             continue;
         }
+        if group_name.is_empty() && kind == "Pod" {
+            // A controller's pods are not in a backup (their controller recreates them); a bare
+            // pod would be refused: deploy/admission.yaml lets the agents create mount pods only.
+            out.left_out.push(format!(
+                "Pod {}/{}: bare pods are not restored by the agents; apply it with \
+                 `repo manifests --kind Pod`",
+                obj["metadata"]["namespace"].as_str().unwrap_or_default(),
+                obj["metadata"]["name"].as_str().unwrap_or_default()
+            ));
+            continue;
+        }
         if group_name.is_empty() && kind == "PersistentVolumeClaim" {
             pvcs.insert(namespaced_name(&obj));
         }

@@ -170,6 +170,7 @@ fn backup_objects() -> Vec<Value> {
         obj("v1", "Namespace", None, "shop"),
         obj("v1", "Namespace", None, "other"),
         obj("v1", "ConfigMap", Some("other"), "x"),
+        obj("v1", "Pod", Some("shop"), "debug"),
     ]
 }
 

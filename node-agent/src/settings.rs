@@ -82,6 +82,11 @@ pub struct Args {
     /// Seconds between reconciles.
     #[arg(long, env = "KAIRN_RESYNC_SECONDS", default_value_t = 10.0)]
     pub resync_seconds: f64,
+    /// Seconds between two reads of the repository by the leading agent, which keeps the
+    /// cluster's ClusterBackups and VolumeBackups in step with the snapshots it holds
+    /// (written by this cluster or another); 0 turns this off.
+    #[arg(long, env = "KAIRN_REPO_SYNC_SECONDS", default_value_t = 300.0)]
+    pub repo_sync_seconds: f64,
     /// Seconds this node's Lease lasts unrenewed (renewed every resync): past it, the other
     /// agents take over this node's work, or fail it as "node lost".
     #[arg(long, env = "KAIRN_LEASE_SECONDS", default_value_t = 60)]
@@ -152,6 +157,8 @@ impl Args {
             max_concurrent: self.max_concurrent.max(1),
             max_attempts: self.max_attempts.max(1),
             resync: Duration::from_secs_f64(self.resync_seconds.max(0.1)),
+            repo_sync: (self.repo_sync_seconds > 0.0)
+                .then(|| Duration::from_secs_f64(self.repo_sync_seconds.max(1.0))),
             // At least three resyncs, so a busy agent is not judged lost between two renewals.
             lease_seconds: i32::try_from(self.lease_seconds)
                 .unwrap_or(i32::MAX)

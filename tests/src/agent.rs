@@ -60,21 +60,34 @@ pub const DEPLOYED: [&str; 4] = [
 pub fn deployed() -> &'static ControlPlane {
     static APPLIED: OnceLock<()> = OnceLock::new();
     let plane = control_plane::shared();
-    APPLIED.get_or_init(|| {
-        for file in DEPLOYED {
-            let path = deploy_file(file);
-            plane.kubectl_ok(&["apply", "-f", path.to_str().unwrap()]);
-        }
-        plane.kubectl_ok(&[
-            "wait",
-            "--for=condition=Established",
-            "crd",
-            "--all",
-            "--timeout=120s",
-        ]);
-        aggregate_cluster_roles(plane);
-    });
+    APPLIED.get_or_init(|| deploy_to(plane));
     plane
+}
+
+/// A second cluster, for the tests of a new cluster pointed at an existing repository: its
+/// own etcd and API server, with [`DEPLOYED`] applied; started once per test binary.
+pub fn other_cluster() -> &'static ControlPlane {
+    static OTHER: OnceLock<ControlPlane> = OnceLock::new();
+    OTHER.get_or_init(|| {
+        let plane = ControlPlane::start();
+        deploy_to(&plane);
+        plane
+    })
+}
+
+fn deploy_to(plane: &ControlPlane) {
+    for file in DEPLOYED {
+        let path = deploy_file(file);
+        plane.kubectl_ok(&["apply", "-f", path.to_str().unwrap()]);
+    }
+    plane.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd",
+        "--all",
+        "--timeout=120s",
+    ]);
+    aggregate_cluster_roles(plane);
 }
 
 /// What the controller manager's clusterrole-aggregation controller does (there is no
@@ -197,9 +210,18 @@ impl Cluster {
             eprintln!("skipped: the agent tests bind-mount volumes as a kubelet does (needs root)");
             return None;
         }
+        Some(Self::on(deployed(), Cli::init()))
+    }
+
+    /// A node of the cluster behind `plane` (deployed, as [`other_cluster`]) whose agents use
+    /// this node's repository: a new cluster pointed at the same bucket.
+    pub fn sharing_repository_on(&self, plane: &'static ControlPlane) -> Self {
+        let repo = self.cli.repo.to_str().unwrap();
+        Self::on(plane, Cli::at(repo, self.cli.extra.clone()))
+    }
+
+    fn on(plane: &'static ControlPlane, cli: Cli) -> Self {
         static NODES: AtomicU32 = AtomicU32::new(0);
-        let plane = deployed();
-        let cli = Cli::init();
         let token = plane.kubectl_ok(&[
             "create",
             "token",
@@ -214,14 +236,14 @@ impl Cluster {
             kubeconfig_yaml(&plane.server, &plane.ca, token.trim()),
         )
         .unwrap();
-        Some(Self {
+        Self {
             plane,
             cli,
             kubelet: tempfile::tempdir().unwrap(),
             node: format!("node-{}", NODES.fetch_add(1, Ordering::Relaxed)),
             agent_kubeconfig,
             mounts: Mutex::new(Vec::new()),
-        })
+        }
     }
 
     /// A new namespace `<prefix>-<n>`.
@@ -569,6 +591,8 @@ pub fn agent_command(setup: &AgentSetup<'_>) -> Command {
         .env("KAIRN_PROGRESS_SECONDS", "0.3")
         .env("KAIRN_LISTEN", format!("127.0.0.1:{}", setup.port))
         .env("KAIRN_CLUSTER", "test")
+        // Off: a test's repository shows in its cluster only where the test asks for it.
+        .env("KAIRN_REPO_SYNC_SECONDS", "0")
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(setup.log).unwrap());
