@@ -1,18 +1,16 @@
-//! The loop: every resync interval, list this node's pods and every resource, and hand each
-//! to its reconciler ([`crate::reconcile`]), in a fixed order: cluster backups (which create
-//! VolumeBackups), the expiry of finished objects, volume backups, volume restores, then
-//! schedules. Jobs run on blocking
-//! threads, at most `max_concurrent` backups and restores at once on this node.
+//! The loop: every resync interval, read this node's pods and every resource from the watch
+//! caches ([`crate::caches`]), and hand each to its reconciler ([`crate::reconcile`]), in a
+//! fixed order: the repository sync, cluster backups (which create VolumeBackups), the expiry
+//! of finished objects, namespace restores, volume backups, volume restores, then schedules.
+//! Jobs run on blocking threads, at most `max_concurrent` backups and restores at once on this
+//! node.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams};
-
+use crate::caches::{Caches, snapshot};
 use crate::context::Context;
-use crate::crd::{BackupSchedule, ClusterBackup, NamespaceRestore, VolumeBackup, VolumeRestore};
 use crate::reconcile::{
     backup_schedule, cluster_backup, expiry, mount_pods, namespace_restore, repo_sync,
     volume_backup, volume_restore,
@@ -24,23 +22,24 @@ pub async fn run(ctx: Arc<Context>, shutdown: Arc<AtomicBool>) {
     if let Err(e) = mount_pods::sweep_cluster(&ctx).await {
         tracing::warn!("cannot look for mount pods left behind: {e}");
     }
+    let caches = Caches::start(&ctx.client, &ctx.config.node);
     while !shutdown.load(Ordering::Relaxed) {
         let health = &ctx.health;
         health
             .last_tick
             .store(chrono::Utc::now().timestamp(), Ordering::Relaxed);
-        if let Err(e) =
-            crate::node_lease::renew_and_read(&ctx.client, &ctx.config, &ctx.leases).await
-        {
-            tracing::warn!("cannot renew this node's Lease: {e}");
+        // The Lease renewal is this pass's request to the API server: ready means it answers.
+        let reached = crate::node_lease::renew_and_read(&ctx.client, &ctx.config, &ctx.leases)
+            .await
+            .inspect_err(|e| tracing::warn!("cannot renew this node's Lease: {e}"))
+            .is_ok();
+        // Nothing is decided on a partial view: a schedule would not see the run it made.
+        if caches.ready() {
+            reconcile(&ctx, &caches).await;
         }
-        match reconcile(&ctx).await {
-            Ok(()) => health.ready.store(true, Ordering::Relaxed),
-            Err(e) => {
-                health.ready.store(false, Ordering::Relaxed);
-                tracing::warn!("reconcile failed: {e}");
-            }
-        }
+        health
+            .ready
+            .store(reached && caches.ready(), Ordering::Relaxed);
         let mut slept = Duration::ZERO;
         while slept < ctx.config.resync && !shutdown.load(Ordering::Relaxed) {
             let step = Duration::from_millis(100);
@@ -61,27 +60,18 @@ pub async fn stop_all(ctx: &Context, grace: Duration) {
     }
 }
 
-/// One pass over this node's pods and every resource.
-pub async fn reconcile(ctx: &Arc<Context>) -> Result<(), kube::Error> {
-    let pods: Api<Pod> = Api::all(ctx.client.clone());
-    let on_node = ListParams::default().fields(&format!("spec.nodeName={}", ctx.config.node));
-    let pods = pods.list(&on_node).await?.items;
-    let all_backups: Api<VolumeBackup> = Api::all(ctx.client.clone());
-    let all_backups = all_backups.list(&ListParams::default()).await?.items;
-    let all_cluster_backups: Api<ClusterBackup> = Api::all(ctx.client.clone());
-    let all_cluster_backups = all_cluster_backups
-        .list(&ListParams::default())
-        .await?
-        .items;
+/// One pass over this node's pods and every resource, as the caches hold them.
+pub async fn reconcile(ctx: &Arc<Context>, caches: &Caches) {
+    let pods = snapshot(&caches.pods);
+    let all_backups = snapshot(&caches.volume_backups);
+    let all_cluster_backups = snapshot(&caches.cluster_backups);
     repo_sync::sync_if_due(ctx, &all_cluster_backups, &all_backups).await;
     // Synced objects are views of the repository: nothing to carry out, no TTL.
     let backups = not_synced(&all_backups);
     let cluster_backups = not_synced(&all_cluster_backups);
     cluster_backup::reconcile_all(ctx, &backups, &cluster_backups).await;
-    let restores: Api<VolumeRestore> = Api::all(ctx.client.clone());
-    let restores = restores.list(&ListParams::default()).await?.items;
-    let namespace_restores: Api<NamespaceRestore> = Api::all(ctx.client.clone());
-    let namespace_restores = namespace_restores.list(&ListParams::default()).await?.items;
+    let restores = snapshot(&caches.volume_restores);
+    let namespace_restores = snapshot(&caches.namespace_restores);
     let listed = expiry::Listed {
         backups: &backups,
         restores: &restores,
@@ -99,8 +89,7 @@ pub async fn reconcile(ctx: &Arc<Context>) -> Result<(), kube::Error> {
     for vr in &restores {
         waiting += i64::from(volume_restore::reconcile(ctx, vr, &pods).await);
     }
-    let schedules: Api<BackupSchedule> = Api::all(ctx.client.clone());
-    let schedules = schedules.list(&ListParams::default()).await?.items;
+    let schedules = snapshot(&caches.schedules);
     if !schedules.is_empty() {
         let created = backup_schedule::Created {
             backups: &backups,
@@ -111,7 +100,6 @@ pub async fn reconcile(ctx: &Arc<Context>) -> Result<(), kube::Error> {
     mount_pods::sweep(ctx, &pods, &backups, &restores).await;
     ctx.metrics.queue_length.set(waiting);
     ctx.count_in_flight();
-    Ok(())
 }
 
 fn not_synced<K: kube::Resource + Clone>(objects: &[K]) -> Vec<K> {

@@ -19,13 +19,15 @@
 //!   (the resource manifests), [`apply`] (server-side apply of restored objects).
 //! - The reconcilers, one per resource, as free functions over a shared [`context::Context`]:
 //!   [`reconcile`] (`reconcile/`: volume_backup, volume_restore, backup_schedule,
-//!   cluster_backup), called in turn by the loop in [`controller`].
+//!   cluster_backup), called in turn by the loop in [`controller`], which reads the
+//!   resources from watch [`caches`].
 //! - The process: [`settings`] (command line, repository access, logging), [`config`],
 //!   [`metrics`], and [`http`] (metrics and health); `main.rs` only wires them together.
 //! - The second binary, `kairn-maintenance` (`bin/kairn-maintenance.rs`): [`maintenance`],
 //!   which applies schedules' retention and prunes with the full key the agents do not hold.
 
 pub mod apply;
+pub mod caches;
 pub mod cluster_plan;
 pub mod config;
 pub mod context;
