@@ -74,6 +74,10 @@ impl Applier {
         let params = PatchParams::apply(FIELD_MANAGER).force();
         match api.patch(name, &params, &Patch::Apply(&object)).await {
             Ok(_) => Outcome::Applied,
+            Err(kube::Error::Api(s)) if s.code == 403 => Outcome::Failed(format!(
+                "{} (restoring objects takes the role in deploy/rbac-restore.yaml)",
+                s.message
+            )),
             Err(kube::Error::Api(s)) => Outcome::Failed(s.message),
             Err(e) => Outcome::Failed(e.to_string()),
         }

@@ -7,30 +7,18 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use engine::format::snapshot::{Snapshot, SourceKind};
 use engine::manifests::normalize::group_kind;
-use engine::manifests::order::{Selection, select_and_order};
+use engine::manifests::order::{Selection, rank, select_and_order};
 use serde_json::Value;
 
 use crate::crd::NamespaceRestoreSpec;
 
-/// The kinds restored before any volume is filled: what a workload reads when it starts.
-/// Everything else (Services, workloads, custom resources, webhooks) comes after the volumes.
-const CONFIGURATION: &[(&str, &str)] = &[
-    ("apiextensions.k8s.io", "CustomResourceDefinition"),
-    ("", "Namespace"),
-    ("storage.k8s.io", "StorageClass"),
-    ("scheduling.k8s.io", "PriorityClass"),
-    ("node.k8s.io", "RuntimeClass"),
-    ("rbac.authorization.k8s.io", "ClusterRole"),
-    ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
-    ("", "ResourceQuota"),
-    ("", "LimitRange"),
-    ("", "ServiceAccount"),
-    ("", "Secret"),
-    ("", "ConfigMap"),
-    ("", "PersistentVolumeClaim"),
-    ("rbac.authorization.k8s.io", "Role"),
-    ("rbac.authorization.k8s.io", "RoleBinding"),
-];
+/// True for the kinds restored before any volume is filled: what a workload reads when it
+/// starts (definitions, namespaces, classes, cluster RBAC, quotas, ServiceAccounts, Secrets,
+/// ConfigMaps, PVCs, Roles and RoleBindings: the apply order up to RoleBinding). Everything
+/// else (Services, workloads, custom resources, webhooks) comes after the volumes.
+fn is_configuration(group: &str, kind: &str) -> bool {
+    rank(group, kind) <= rank("rbac.authorization.k8s.io", "RoleBinding")
+}
 
 /// A cluster backup as the repository holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,7 +193,7 @@ pub fn plan(objects: Vec<Value>, group: &BackupGroup, spec: &NamespaceRestoreSpe
         if group_name.is_empty() && kind == "PersistentVolumeClaim" {
             pvcs.insert(namespaced_name(&obj));
         }
-        if CONFIGURATION.contains(&(group_name.as_str(), kind.as_str())) {
+        if is_configuration(&group_name, &kind) {
             out.configuration.push(obj);
         } else {
             out.workloads.push(obj);

@@ -9,6 +9,9 @@
 //! - `PATCH` of an object or its `status` subresource, as a JSON merge patch (RFC 7386), with
 //!   `metadata.resourceVersion` in the body as a precondition (409 Conflict when stale).
 //!
+//! - `GET` with `watch=true`: the changes since `resourceVersion`, as a watch stream that the
+//!   fake ends at once (after 20 ms when there is none): the client then watches again from
+//!   where it was, so a watch is a poll that costs the fake little;
 //! - the exec subresource (`pods/<name>/exec`) over WebSocket with the `v4.channel.k8s.io`
 //!   protocol. There is no container: the fake runs the command as a local process, streams
 //!   its stdout and stderr on channels 1 and 2, and its exit status as a `Status` on channel
@@ -175,6 +178,29 @@ fn api_version(collection: &str) -> String {
 }
 
 impl Store {
+    /// The objects of `t`'s collection that the selectors in `url` pick and that changed after
+    /// resource version `since`, as watch events.
+    fn changes(&self, t: &Target, url: &str, since: u64) -> Vec<Value> {
+        let fields = query_param(url, "fieldSelector").unwrap_or_default();
+        let labels = query_param(url, "labelSelector").unwrap_or_default();
+        let rv = |o: &Value| -> u64 {
+            o["metadata"]["resourceVersion"]
+                .as_str()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        self.objects
+            .get(&t.collection)
+            .into_iter()
+            .flatten()
+            .filter(|((ns, _), _)| t.namespace.as_ref().is_none_or(|want| want == ns))
+            .map(|(_, obj)| obj)
+            .filter(|obj| rv(obj) > since)
+            .filter(|obj| field_matches(obj, &fields) && labels_match(obj, &labels))
+            .map(|obj| json!({"type": "MODIFIED", "object": obj}))
+            .collect()
+    }
+
     fn next_rv(&mut self) -> String {
         self.resource_version += 1;
         self.resource_version.to_string()
@@ -357,6 +383,10 @@ impl FakeKube {
                     exec::serve(req, &s);
                     continue;
                 }
+                if query_param(req.url(), "watch").as_deref() == Some("true") {
+                    watch::serve(req, &s);
+                    continue;
+                }
                 let mut body = Vec::new();
                 let _ = req.as_reader().read_to_end(&mut body);
                 let method = req.method().as_str().to_ascii_uppercase();
@@ -439,6 +469,39 @@ impl Drop for FakeKube {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+mod watch {
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use super::{Store, parse_path, query_param};
+
+    /// Answers a watch: the changes after the requested resource version (waiting 20 ms for
+    /// some when there are none), as newline-delimited events, then the end of the stream.
+    /// Served in turn with every other request: one connection held open would hold them up.
+    pub fn serve(req: tiny_http::Request, store: &Arc<Mutex<Store>>) {
+        let url = req.url().to_string();
+        let path = url.split('?').next().unwrap_or(&url).to_string();
+        let since: u64 = query_param(&url, "resourceVersion")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let start = Instant::now();
+        let events = loop {
+            let events = match parse_path(&path) {
+                Some(t) => store.lock().expect("store").changes(&t, &url, since),
+                None => Vec::new(),
+            };
+            if !events.is_empty() || start.elapsed() > Duration::from_millis(20) {
+                break events;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let body: String = events.iter().map(|e| format!("{e}\n")).collect();
+        let header = tiny_http::Header::from_bytes("Content-Type", "application/json")
+            .expect("a valid header");
+        let _ = req.respond(tiny_http::Response::from_string(body).with_header(header));
     }
 }
 

@@ -67,9 +67,6 @@ fn no_kubelet_a_new_cluster_lists_and_restores_a_cluster_backup_made_by_another_
     // Cluster B: Kairn installed, the same repository, nothing else.
     let b = a.sharing_repository_on(other_cluster());
     assert!(cluster_backup(&b, &name).is_none());
-    let restore_rbac = deploy_file("rbac-restore.yaml");
-    b.plane
-        .kubectl_ok(&["apply", "-f", restore_rbac.to_str().unwrap()]);
     let mut agent_b = b.agent(&[
         ("KAIRN_CLUSTER", "cluster-b"),
         ("KAIRN_REPO_SYNC_SECONDS", "1"),
@@ -103,6 +100,41 @@ fn no_kubelet_a_new_cluster_lists_and_restores_a_cluster_backup_made_by_another_
     let out = b.plane.kubectl(&edit);
     assert!(!out.status.success(), "a synced object was edited");
     assert!(String::from_utf8_lossy(&out.stderr).contains("read-only"));
+
+    // Without the optional restore role, the restore ends at once, saying what it lacks, and
+    // fills no volume.
+    let spec = json!({"clusterBackup": name, "namespaces": [shop]});
+    b.apply_new(&kairn_object("namespacerestores", None, "early", spec));
+    let early = || {
+        b.get(&format!("{KAIRN_API}/namespacerestores/early"))
+            .unwrap()
+    };
+    let start = Instant::now();
+    let st = loop {
+        let nsr = early();
+        if is_final(&nsr["status"]) {
+            break nsr["status"].clone();
+        }
+        let logs = agent_b.logs();
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "never ended: {nsr:#}\n{logs}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(st["phase"], "PartiallyFailed", "{st:#}");
+    assert!(
+        st["failures"]
+            .to_string()
+            .contains("deploy/rbac-restore.yaml"),
+        "{st:#}"
+    );
+    assert_eq!(st["volumes"][0]["phase"], "Failed", "{st:#}");
+    assert!(st["volumes"][0]["volumeRestore"].is_null(), "{st:#}");
+    assert!(b.get(&format!("/api/v1/namespaces/{shop}")).is_none());
+    let restore_rbac = deploy_file("rbac-restore.yaml");
+    b.plane
+        .kubectl_ok(&["apply", "-f", restore_rbac.to_str().unwrap()]);
 
     let provisioned = tempfile::tempdir().unwrap();
     let kubelet = Kubelet::new(&b, &[&shop], BTreeMap::new()).provisioning(provisioned.path());

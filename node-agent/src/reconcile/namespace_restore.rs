@@ -131,12 +131,18 @@ async fn configure(
         nsr.spec.existing_resource_policy,
         &nsr.name_any(),
     );
-    let skipped_pvcs = apply_all(&mut applier, &plan.configuration, &mut st).await;
+    let pvcs = apply_all(&mut applier, &plan.configuration, &mut st).await;
     st.volumes = Vec::new();
     for volume in &plan.volumes {
         let key = (volume.namespace.clone(), volume.pvc.clone());
-        let progress = if skipped_pvcs.contains(&key) {
-            skipped_volume(volume)
+        let progress = if pvcs.skipped.contains(&key) {
+            not_restored(volume, Phase::Canceled, SKIPPED_PVC)
+        } else if pvcs.failed.contains(&key) {
+            not_restored(
+                volume,
+                Phase::Failed,
+                "its PVC could not be applied (status.failures)",
+            )
         } else {
             start_volume(ctx, nsr, volume).await?
         };
@@ -172,13 +178,22 @@ async fn reload(
     }
 }
 
-/// Applies `objects` in order, counting; returns the PVCs skipped (they existed).
+/// The PVCs (namespace, name) that were not applied.
+#[derive(Debug, Default)]
+struct PvcOutcomes {
+    /// They existed (policy Skip).
+    skipped: BTreeSet<(String, String)>,
+    /// The API server refused them.
+    failed: BTreeSet<(String, String)>,
+}
+
+/// Applies `objects` in order, counting; says which PVCs were not applied.
 async fn apply_all(
     applier: &mut Applier,
     objects: &[Value],
     st: &mut NamespaceRestoreStatus,
-) -> BTreeSet<(String, String)> {
-    let mut skipped_pvcs = BTreeSet::new();
+) -> PvcOutcomes {
+    let mut pvcs = PvcOutcomes::default();
     for obj in objects {
         let meta = &obj["metadata"];
         let ns = meta["namespace"].as_str().unwrap_or_default().to_string();
@@ -193,18 +208,21 @@ async fn apply_all(
             Outcome::Applied => st.objects.applied += 1,
             Outcome::Skipped(why) => {
                 st.objects.skipped += 1;
-                if kind == "PersistentVolumeClaim" {
-                    skipped_pvcs.insert((ns, name));
-                }
                 push_failure(st, format!("{what}: skipped: {why}"));
+                if kind == "PersistentVolumeClaim" {
+                    pvcs.skipped.insert((ns, name));
+                }
             }
             Outcome::Failed(why) => {
                 st.objects.failed += 1;
                 push_failure(st, format!("{what}: {why}"));
+                if kind == "PersistentVolumeClaim" {
+                    pvcs.failed.insert((ns, name));
+                }
             }
         }
     }
-    skipped_pvcs
+    pvcs
 }
 
 fn push_failure(st: &mut NamespaceRestoreStatus, text: String) {
@@ -213,15 +231,16 @@ fn push_failure(st: &mut NamespaceRestoreStatus, text: String) {
     }
 }
 
-fn skipped_volume(volume: &PlannedVolume) -> VolumeProgress {
+const SKIPPED_PVC: &str = "the PVC existed: its data is left alone (existingResourcePolicy: Skip)";
+
+/// A volume no VolumeRestore fills, with the phase and reason to show.
+fn not_restored(volume: &PlannedVolume, phase: Phase, why: &str) -> VolumeProgress {
     VolumeProgress {
         namespace: volume.namespace.clone(),
         pvc: volume.pvc.clone(),
         snapshot: volume.snapshot.clone(),
-        phase: Phase::Canceled,
-        message: Some(
-            "the PVC existed: its data is left alone (existingResourcePolicy: Skip)".into(),
-        ),
+        phase,
+        message: Some(why.into()),
         ..Default::default()
     }
 }

@@ -66,8 +66,9 @@ const BUILT_IN_GROUPS: &[&str] = &[
     "resource.k8s.io",
 ];
 
-/// Where an object sorts: its rank, then namespace, kind and name.
-fn rank(group: &str, kind: &str) -> usize {
+/// Where a kind sorts in apply order (objects of one rank then by namespace, kind and name):
+/// lower ranks are applied first.
+pub fn rank(group: &str, kind: &str) -> usize {
     if let Some(i) = ORDER.iter().position(|(g, k)| *g == group && *k == kind) {
         return i;
     }
