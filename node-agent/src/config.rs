@@ -24,6 +24,8 @@ pub struct AgentConfig {
     pub max_attempts: u32,
     /// How often to reconcile.
     pub resync: Duration,
+    /// How often the leading agent sweeps finished objects (expiry, schedule statuses).
+    pub history: Duration,
     /// How often the leading agent syncs resources from the repository (`None`: never).
     pub repo_sync: Option<Duration>,
     /// How often a running job's progress is written to its status.

@@ -32,6 +32,13 @@ pub struct Context {
     pub leases: crate::node_lease::NodeLeases,
     /// When this agent last synced resources from the repository.
     pub last_repo_sync: std::sync::Mutex<Option<std::time::Instant>>,
+    /// When this agent last swept the finished objects (expiry, schedule statuses).
+    pub last_history: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Each schedule's unfinished runs' members, as last seen: when they change, a run moved
+    /// on, and the schedule's status is written at once rather than at the next sweep.
+    pub schedule_members: std::sync::Mutex<std::collections::BTreeMap<String, Vec<String>>>,
+    /// Each schedule's newest run this agent created in full.
+    runs: std::sync::Mutex<std::collections::BTreeMap<String, chrono::DateTime<chrono::Utc>>>,
 }
 
 impl Context {
@@ -52,6 +59,9 @@ impl Context {
             health: Health::default(),
             leases: Default::default(),
             last_repo_sync: Default::default(),
+            last_history: Default::default(),
+            schedule_members: Default::default(),
+            runs: Default::default(),
         })
     }
 
@@ -69,6 +79,31 @@ impl Context {
             Some(node) => node == self.config.node,
             None => true,
         }
+    }
+
+    /// The newest run of `schedule` this agent created in full, if any.
+    pub fn created_run(&self, schedule: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+        let runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+        runs.get(schedule).copied()
+    }
+
+    /// Remembers that run `t` of `schedule` was created in full.
+    pub fn remember_run(&self, schedule: &str, t: chrono::DateTime<chrono::Utc>) {
+        let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+        runs.insert(schedule.to_string(), t);
+    }
+
+    /// True, and the time noted, when `every` has passed since `last` (or it never ran).
+    pub fn due(
+        last: &std::sync::Mutex<Option<std::time::Instant>>,
+        every: std::time::Duration,
+    ) -> bool {
+        let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|t| t.elapsed() < every) {
+            return false;
+        }
+        *last = Some(std::time::Instant::now());
+        true
     }
 
     /// The kubelet's pod directories.

@@ -16,14 +16,25 @@ use crate::reconcile::{
     volume_backup, volume_restore,
 };
 
+/// How long the watches may take to list every resource before they are started again.
+const CACHE_START_LIMIT: Duration = Duration::from_secs(20);
+
 /// Reconciles until `shutdown` is set.
 pub async fn run(ctx: Arc<Context>, shutdown: Arc<AtomicBool>) {
     // Mount pods this agent's predecessor (or any agent) left behind, wherever they are.
     if let Err(e) = mount_pods::sweep_cluster(&ctx).await {
         tracing::warn!("cannot look for mount pods left behind: {e}");
     }
-    let caches = Caches::start(&ctx.client, &ctx.config.node);
+    let mut caches = Caches::start(&ctx.client, &ctx.config.node);
+    let mut started = std::time::Instant::now();
     while !shutdown.load(Ordering::Relaxed) {
+        // An initial list that never answers (a connection a proxy dropped without a word)
+        // would leave the agent unready until the client's 295 s read timeout: start over.
+        if !caches.ready() && started.elapsed() > CACHE_START_LIMIT {
+            tracing::warn!("the watches have not all listed their resources: starting them again");
+            caches = Caches::start(&ctx.client, &ctx.config.node);
+            started = std::time::Instant::now();
+        }
         let health = &ctx.health;
         health
             .last_tick
@@ -60,27 +71,28 @@ pub async fn stop_all(ctx: &Context, grace: Duration) {
     }
 }
 
-/// One pass over this node's pods and every resource, as the caches hold them.
+/// One pass over this node's pods and the unfinished work, as the caches hold them, and, by
+/// the leading agent now and then, over the finished objects read from the API.
 pub async fn reconcile(ctx: &Arc<Context>, caches: &Caches) {
     let pods = snapshot(&caches.pods);
-    let all_backups = snapshot(&caches.volume_backups);
-    let all_cluster_backups = snapshot(&caches.cluster_backups);
-    repo_sync::sync_if_due(ctx, &all_cluster_backups, &all_backups).await;
-    // Synced objects are views of the repository: nothing to carry out, no TTL.
-    let backups = not_synced(&all_backups);
-    let cluster_backups = not_synced(&all_cluster_backups);
-    cluster_backup::reconcile_all(ctx, &backups, &cluster_backups).await;
+    let backups = snapshot(&caches.volume_backups);
+    let cluster_backups = snapshot(&caches.cluster_backups);
     let restores = snapshot(&caches.volume_restores);
     let namespace_restores = snapshot(&caches.namespace_restores);
-    let listed = expiry::Listed {
-        backups: &backups,
-        restores: &restores,
-        cluster_backups: &cluster_backups,
-        namespace_restores: &namespace_restores,
-    };
-    expiry::expire_all(ctx, listed).await;
-    namespace_restore::reconcile_all(ctx, &namespace_restores, &all_cluster_backups, &restores)
-        .await;
+    let schedules = snapshot(&caches.schedules);
+    repo_sync::sync_if_due(ctx).await;
+    let moved_on = backup_schedule::moved_on(ctx, &schedules, &backups, &cluster_backups);
+    if ctx.leads() {
+        if Context::due(&ctx.last_history, ctx.config.history) {
+            expiry::sweep(ctx).await;
+            let all: Vec<_> = schedules.iter().collect();
+            backup_schedule::record_statuses(ctx, &all).await;
+        } else {
+            backup_schedule::record_statuses(ctx, &moved_on).await;
+        }
+    }
+    cluster_backup::reconcile_all(ctx, &cluster_backups).await;
+    namespace_restore::reconcile_all(ctx, &namespace_restores, &restores).await;
 
     let mut waiting = 0;
     for vb in &backups {
@@ -89,23 +101,8 @@ pub async fn reconcile(ctx: &Arc<Context>, caches: &Caches) {
     for vr in &restores {
         waiting += i64::from(volume_restore::reconcile(ctx, vr, &pods).await);
     }
-    let schedules = snapshot(&caches.schedules);
-    if !schedules.is_empty() {
-        let created = backup_schedule::Created {
-            backups: &backups,
-            cluster_backups: &cluster_backups,
-        };
-        backup_schedule::reconcile_all(ctx, &schedules, created).await;
-    }
+    backup_schedule::reconcile_all(ctx, &schedules, &backups).await;
     mount_pods::sweep(ctx, &pods, &backups, &restores).await;
     ctx.metrics.queue_length.set(waiting);
     ctx.count_in_flight();
-}
-
-fn not_synced<K: kube::Resource + Clone>(objects: &[K]) -> Vec<K> {
-    objects
-        .iter()
-        .filter(|o| !crate::repo_sync::is_synced(o.meta()))
-        .cloned()
-        .collect()
 }

@@ -40,6 +40,7 @@ pub mod freeze;
 pub mod freeze_record;
 pub mod freeze_recovery;
 pub mod freeze_state;
+pub mod history;
 pub mod hooks;
 pub mod http;
 pub mod job;

@@ -87,6 +87,11 @@ pub struct Args {
     /// (written by this cluster or another); 0 turns this off.
     #[arg(long, env = "KAIRN_REPO_SYNC_SECONDS", default_value_t = 300.0)]
     pub repo_sync_seconds: f64,
+    /// Seconds between the leading agent's sweeps of finished objects, read from the API
+    /// rather than kept in memory: their expiry (TTL), and every schedule's status (written at
+    /// once, too, when one of its runs moves on).
+    #[arg(long, env = "KAIRN_HISTORY_SECONDS", default_value_t = 300.0)]
+    pub history_seconds: f64,
     /// Seconds this node's Lease lasts unrenewed (renewed every resync): past it, the other
     /// agents take over this node's work, or fail it as "node lost".
     #[arg(long, env = "KAIRN_LEASE_SECONDS", default_value_t = 60)]
@@ -157,6 +162,7 @@ impl Args {
             max_concurrent: self.max_concurrent.max(1),
             max_attempts: self.max_attempts.max(1),
             resync: Duration::from_secs_f64(self.resync_seconds.max(0.1)),
+            history: Duration::from_secs_f64(self.history_seconds.max(0.1)),
             repo_sync: (self.repo_sync_seconds > 0.0)
                 .then(|| Duration::from_secs_f64(self.repo_sync_seconds.max(1.0))),
             // At least three resyncs, so a busy agent is not judged lost between two renewals.

@@ -593,6 +593,7 @@ pub fn agent_command(setup: &AgentSetup<'_>) -> Command {
         .env("KAIRN_CLUSTER", "test")
         // Off: a test's repository shows in its cluster only where the test asks for it.
         .env("KAIRN_REPO_SYNC_SECONDS", "0")
+        .env("KAIRN_HISTORY_SECONDS", "0.5")
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(setup.log).unwrap());

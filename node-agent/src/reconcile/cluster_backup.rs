@@ -21,20 +21,29 @@ use crate::patch::{ClusterStatusPatch, PartPatch};
 use crate::selection::{LabelCache, Selectors, selected_in_cluster};
 use crate::status;
 
-/// One pass over the ClusterBackups that are not final; `backups` are every VolumeBackup,
-/// listed before.
-pub async fn reconcile_all(
-    ctx: &Arc<Context>,
-    backups: &[VolumeBackup],
-    cluster_backups: &[ClusterBackup],
-) {
+/// One pass over the ClusterBackups that are not final, each with its members, listed by
+/// their label (finished members are not in the watch caches).
+pub async fn reconcile_all(ctx: &Arc<Context>, cluster_backups: &[ClusterBackup]) {
     let api: Api<ClusterBackup> = Api::all(ctx.client.clone());
     let mut labels = LabelCache::default();
     for cb in cluster_backups {
         if cb.status.as_ref().is_some_and(|s| s.phase.is_final()) {
             continue;
         }
-        reconcile(ctx, &api, cb, backups, &mut labels).await;
+        let selector = format!(
+            "{}={}",
+            crate::schedule::CLUSTER_BACKUP_LABEL,
+            crate::schedule::label_value(&cb.name_any())
+        );
+        let members: Api<VolumeBackup> = Api::all(ctx.client.clone());
+        let members = match crate::history::all(members, &selector).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(cluster_backup = %cb.name_any(), "cannot list its volume backups: {e}");
+                continue;
+            }
+        };
+        reconcile(ctx, &api, cb, &members, &mut labels).await;
     }
 }
 

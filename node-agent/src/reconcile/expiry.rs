@@ -1,63 +1,85 @@
-//! Deletes the finished objects whose `spec.ttl` has passed (see [`crate::ttl`]). Every agent
-//! does it for every object, as for schedules: deleting is idempotent, and an object another
-//! agent removed first is simply gone (404).
+//! Deletes the finished objects whose `spec.ttl` has passed (see [`crate::ttl`]): the leading
+//! agent, every history interval, reads each kind page by page (finished objects are not in
+//! the watch caches). Deleting is idempotent: an object someone removed first is simply gone
+//! (404). Objects synced from the repository are views, and never expire.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use kube::api::{Api, DeleteParams};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use crate::context::Context;
 use crate::crd::{ClusterBackup, NamespaceRestore, VolumeBackup, VolumeRestore};
+use crate::repo_sync::is_synced;
 use crate::ttl::expired;
 
-/// Deletes what has expired among the listed objects.
-pub async fn expire_all(ctx: &Context, listed: Listed<'_>) {
+/// Deletes what has expired, of every kind.
+pub async fn sweep(ctx: &Context) {
     let now = Utc::now();
     let client = &ctx.client;
-    for vb in listed.backups {
-        let finished = vb.status.as_ref().and_then(|s| s.finished.as_deref());
-        if expired(finished, vb.spec.ttl.as_deref(), now) {
-            let ns = vb.namespace().unwrap_or_default();
-            delete(Api::<VolumeBackup>::namespaced(client.clone(), &ns), vb).await;
+    let api_in = |ns: &str| Api::<VolumeBackup>::namespaced(client.clone(), ns);
+    sweep_kind(Api::all(client.clone()), api_in, now, |o| {
+        let finished = o.status.as_ref().and_then(|s| s.finished.clone());
+        (finished, o.spec.ttl.clone())
+    })
+    .await;
+    let api_in = |ns: &str| Api::<VolumeRestore>::namespaced(client.clone(), ns);
+    sweep_kind(Api::all(client.clone()), api_in, now, |o| {
+        let finished = o.status.as_ref().and_then(|s| s.finished.clone());
+        (finished, o.spec.ttl.clone())
+    })
+    .await;
+    let api_in = |_: &str| Api::<ClusterBackup>::all(client.clone());
+    sweep_kind(Api::all(client.clone()), api_in, now, |o| {
+        let finished = o.status.as_ref().and_then(|s| s.finished.clone());
+        (finished, o.spec.ttl.clone())
+    })
+    .await;
+    let api_in = |_: &str| Api::<NamespaceRestore>::all(client.clone());
+    sweep_kind(Api::all(client.clone()), api_in, now, |o| {
+        let finished = o.status.as_ref().and_then(|s| s.finished.clone());
+        (finished, o.spec.ttl.clone())
+    })
+    .await;
+}
+
+/// Deletes the expired objects `api` lists; `times` gives an object's finish time and TTL,
+/// `api_in` the API of the namespace it is in.
+async fn sweep_kind<K>(
+    api: Api<K>,
+    api_in: impl Fn(&str) -> Api<K>,
+    now: DateTime<Utc>,
+    times: fn(&K) -> (Option<String>, Option<String>),
+) where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let mut doomed = Vec::new();
+    let listed = crate::history::each_page(&api, "", |page| {
+        for o in page {
+            let (finished, ttl) = times(&o);
+            if !is_synced(o.meta()) && expired(finished.as_deref(), ttl.as_deref(), now) {
+                doomed.push((o.namespace(), o.name_any()));
+            }
         }
+    })
+    .await;
+    if let Err(e) = listed {
+        tracing::warn!(kind = K::kind(&()).as_ref(), "cannot list for expiry: {e}");
     }
-    for vr in listed.restores {
-        let finished = vr.status.as_ref().and_then(|s| s.finished.as_deref());
-        if expired(finished, vr.spec.ttl.as_deref(), now) {
-            let ns = vr.namespace().unwrap_or_default();
-            delete(Api::<VolumeRestore>::namespaced(client.clone(), &ns), vr).await;
-        }
-    }
-    for cb in listed.cluster_backups {
-        let finished = cb.status.as_ref().and_then(|s| s.finished.as_deref());
-        if expired(finished, cb.spec.ttl.as_deref(), now) {
-            delete(Api::<ClusterBackup>::all(client.clone()), cb).await;
-        }
-    }
-    for nsr in listed.namespace_restores {
-        let finished = nsr.status.as_ref().and_then(|s| s.finished.as_deref());
-        if expired(finished, nsr.spec.ttl.as_deref(), now) {
-            delete(Api::<NamespaceRestore>::all(client.clone()), nsr).await;
-        }
+    for (ns, name) in doomed {
+        let api: Api<K> = match &ns {
+            Some(ns) => api_in(ns),
+            None => api.clone(),
+        };
+        delete(&api, &name).await;
     }
 }
 
-/// The objects whose TTL may have passed.
-#[derive(Debug, Clone, Copy)]
-pub struct Listed<'a> {
-    pub backups: &'a [VolumeBackup],
-    pub restores: &'a [VolumeRestore],
-    pub cluster_backups: &'a [ClusterBackup],
-    pub namespace_restores: &'a [NamespaceRestore],
-}
-
-async fn delete<K>(api: Api<K>, obj: &K)
+async fn delete<K>(api: &Api<K>, name: &str)
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    let name = obj.name_any();
-    match api.delete(&name, &DeleteParams::default()).await {
+    match api.delete(name, &DeleteParams::default()).await {
         Ok(_) => {
             tracing::info!(kind = K::kind(&()).as_ref(), resource = %name, "expired: deleted (its snapshot stays)")
         }

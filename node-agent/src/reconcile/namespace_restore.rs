@@ -31,7 +31,6 @@ const MAX_FAILURES: usize = 50;
 pub async fn reconcile_all(
     ctx: &Arc<Context>,
     restores: &[NamespaceRestore],
-    cluster_backups: &[ClusterBackup],
     volume_restores: &[VolumeRestore],
 ) {
     if !ctx.leads() {
@@ -43,7 +42,7 @@ pub async fn reconcile_all(
             continue;
         }
         let result = match status.stage {
-            RestoreStage::Pending => start(ctx, nsr, cluster_backups).await,
+            RestoreStage::Pending => start(ctx, nsr).await,
             RestoreStage::Configuration => configure(ctx, nsr, status).await,
             RestoreStage::Volumes => follow_volumes(ctx, nsr, status, volume_restores).await,
             RestoreStage::Workloads => finish(ctx, nsr, status).await,
@@ -60,11 +59,10 @@ fn api(ctx: &Context) -> Api<NamespaceRestore> {
 }
 
 /// Resolves the cluster backup and plans; records the choice, or fails with the reason.
-async fn start(
-    ctx: &Arc<Context>,
-    nsr: &NamespaceRestore,
-    cluster_backups: &[ClusterBackup],
-) -> Result<(), kube::Error> {
+async fn start(ctx: &Arc<Context>, nsr: &NamespaceRestore) -> Result<(), kube::Error> {
+    // The ClusterBackups that did not complete, finished ones included (not in the caches).
+    let cluster_backups: Api<ClusterBackup> = Api::all(ctx.client.clone());
+    let cluster_backups = crate::history::all(cluster_backups, "").await?;
     let not_complete: BTreeSet<String> = cluster_backups
         .iter()
         .filter(|cb| cb.status.as_ref().map(|s| s.phase) != Some(Phase::Completed))

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use engine::format::snapshot::Snapshot;
 use engine::snapshots::{GroupMatch, SnapshotFilter};
+use kube::api::Api;
 use kube::{Resource, ResourceExt};
 
 use super::{MAX_FAILURES, api, apply_all};
@@ -55,8 +56,9 @@ pub(super) async fn load(
         .unwrap_or_else(|e| Err(format!("the repository read stopped: {e}")))
 }
 
-/// Follows the VolumeRestores; once every one is final, moves to the workloads, or ends when
-/// one failed: no workload starts on a volume that lacks its data.
+/// Follows the VolumeRestores (unfinished ones from the cache, finished ones read from the
+/// API); once every one is final, moves to the workloads, or ends when one failed: no
+/// workload starts on a volume that lacks its data.
 pub(super) async fn follow_volumes(
     ctx: &Arc<Context>,
     nsr: &NamespaceRestore,
@@ -65,14 +67,22 @@ pub(super) async fn follow_volumes(
 ) -> Result<(), kube::Error> {
     let before = st.clone();
     let admin = ctx.config.admin_namespace.as_str();
+    let restores: Api<VolumeRestore> = Api::namespaced(ctx.client.clone(), admin);
     for volume in &mut st.volumes {
         let Some(name) = volume.volume_restore.clone() else {
             continue;
         };
-        let found = volume_restores
+        if volume.phase.is_final() {
+            continue;
+        }
+        let cached = volume_restores
             .iter()
             .find(|vr| vr.name_any() == name && vr.namespace().as_deref() == Some(admin));
-        update_volume(volume, found);
+        let found = match cached {
+            Some(vr) => Some(vr.clone()),
+            None => restores.get_opt(&name).await?,
+        };
+        update_volume(volume, found.as_ref());
     }
     let failed: Vec<String> = st
         .volumes

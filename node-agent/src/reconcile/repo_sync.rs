@@ -5,7 +5,6 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Instant;
 
 use engine::format::snapshot::{Snapshot, SourceKind};
 use engine::snapshots::SnapshotFilter;
@@ -20,25 +19,24 @@ use crate::crd::{ClusterBackup, VolumeBackup};
 use crate::repo_sync::{InCluster, LoneVolume, plan};
 use crate::restore_plan::{BackupGroup, groups};
 
-/// Syncs when this agent leads and the interval has passed.
-pub async fn sync_if_due(
-    ctx: &Arc<Context>,
-    cluster_backups: &[ClusterBackup],
-    volume_backups: &[VolumeBackup],
-) {
+/// Syncs when this agent leads and the interval has passed. Every ClusterBackup and
+/// VolumeBackup is listed for it (finished ones are not in the watch caches), then dropped.
+pub async fn sync_if_due(ctx: &Arc<Context>) {
     let Some(every) = ctx.config.repo_sync else {
         return;
     };
-    if !ctx.leads() {
+    if !ctx.leads() || !Context::due(&ctx.last_repo_sync, every) {
         return;
     }
-    {
-        let mut last = ctx.last_repo_sync.lock().unwrap_or_else(|p| p.into_inner());
-        if last.is_some_and(|t| t.elapsed() < every) {
+    let cluster_backups = crate::history::all(Api::<ClusterBackup>::all(ctx.client.clone()), "");
+    let volume_backups = crate::history::all(Api::<VolumeBackup>::all(ctx.client.clone()), "");
+    let (cluster_backups, volume_backups) = match (cluster_backups.await, volume_backups.await) {
+        (Ok(c), Ok(v)) => (c, v),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!("cannot list the backups to sync: {e}");
             return;
         }
-        *last = Some(Instant::now());
-    }
+    };
     let (groups, lone) = match read(ctx).await {
         Ok(found) => found,
         Err(e) => {
@@ -56,8 +54,8 @@ pub async fn sync_if_due(
         }
     };
     let have = InCluster {
-        cluster_backups,
-        volume_backups,
+        cluster_backups: &cluster_backups,
+        volume_backups: &volume_backups,
         namespaces: &namespaces,
     };
     // Shown for as long as a finished object is kept (the default TTL).
