@@ -61,11 +61,54 @@ pub struct SyncPlan {
     pub stale: Vec<(String, String)>,
 }
 
+/// What the sync needs to know of an existing ClusterBackup or VolumeBackup: read page by
+/// page and kept in this form, a few dozen bytes each, not as whole objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Existing {
+    /// Empty for a ClusterBackup.
+    pub namespace: String,
+    pub name: String,
+    /// Synced from the repository.
+    pub synced: bool,
+    /// Finished.
+    pub finished: bool,
+    /// A VolumeBackup's PVC and snapshot.
+    pub pvc: String,
+    pub snapshot: Option<String>,
+}
+
+impl Existing {
+    /// A ClusterBackup, as the sync sees it.
+    pub fn cluster_backup(cb: &ClusterBackup) -> Self {
+        Self {
+            namespace: String::new(),
+            name: cb.name_any(),
+            synced: is_synced(&cb.metadata),
+            finished: cb.status.as_ref().is_some_and(|s| s.phase.is_final()),
+            pvc: String::new(),
+            snapshot: None,
+        }
+    }
+
+    /// A VolumeBackup, as the sync sees it.
+    pub fn volume_backup(vb: &VolumeBackup) -> Self {
+        let status = vb.status.as_ref();
+        Self {
+            namespace: vb.namespace().unwrap_or_default(),
+            name: vb.name_any(),
+            synced: is_synced(&vb.metadata),
+            finished: status.is_some_and(|s| s.phase.is_final()),
+            pvc: vb.spec.pvc.clone(),
+            snapshot: status.and_then(|s| s.snapshot_id.clone()),
+        }
+    }
+}
+
 /// What the cluster has now.
 #[derive(Debug, Clone, Copy)]
 pub struct InCluster<'a> {
-    pub cluster_backups: &'a [ClusterBackup],
-    pub volume_backups: &'a [VolumeBackup],
+    pub cluster_backups: &'a [Existing],
+    pub volume_backups: &'a [Existing],
     pub namespaces: &'a BTreeSet<String>,
 }
 
@@ -83,40 +126,38 @@ pub fn plan(
     let lone: Vec<&LoneVolume> = lone.iter().filter(|v| recent(&v.time)).collect();
     let (cluster_backups, volume_backups) = (have.cluster_backups, have.volume_backups);
     let mut out = SyncPlan::default();
-    let present: BTreeSet<String> = cluster_backups.iter().map(|cb| cb.name_any()).collect();
+    let present: BTreeSet<&str> = cluster_backups.iter().map(|cb| cb.name.as_str()).collect();
     for g in &groups {
-        if !present.contains(&g.id) && is_object_name(&g.id) {
+        if !present.contains(g.id.as_str()) && is_object_name(&g.id) {
             out.cluster_backups.push(cluster_backup(g));
         }
     }
     let ids: BTreeSet<&str> = groups.iter().map(|g| g.id.as_str()).collect();
     for cb in cluster_backups {
-        if is_synced(&cb.metadata) && !ids.contains(cb.name_any().as_str()) {
-            out.stale.push((String::new(), cb.name_any()));
+        if cb.synced && !ids.contains(cb.name.as_str()) {
+            out.stale.push((String::new(), cb.name.clone()));
         }
     }
     let recorded: BTreeSet<&str> = volume_backups
         .iter()
-        .filter_map(|vb| vb.status.as_ref()?.snapshot_id.as_deref())
+        .filter_map(|vb| vb.snapshot.as_deref())
         .collect();
     // A backup running now may have written its snapshot and not yet its status.
-    let busy: BTreeSet<(String, &str)> = volume_backups
+    let busy: BTreeSet<(&str, &str)> = volume_backups
         .iter()
-        .filter(|vb| !vb.status.as_ref().is_some_and(|s| s.phase.is_final()))
-        .map(|vb| (vb.namespace().unwrap_or_default(), vb.spec.pvc.as_str()))
+        .filter(|vb| !vb.finished)
+        .map(|vb| (vb.namespace.as_str(), vb.pvc.as_str()))
         .collect();
     for v in &lone {
-        let running = busy.contains(&(v.namespace.clone(), v.pvc.as_str()));
+        let running = busy.contains(&(v.namespace.as_str(), v.pvc.as_str()));
         if !recorded.contains(v.id.as_str()) && have.namespaces.contains(&v.namespace) && !running {
             out.volume_backups.push(volume_backup(v));
         }
     }
     let held: BTreeSet<&str> = lone.iter().map(|v| v.id.as_str()).collect();
     for vb in volume_backups {
-        let snapshot = vb.status.as_ref().and_then(|s| s.snapshot_id.as_deref());
-        if is_synced(&vb.metadata) && snapshot.is_none_or(|id| !held.contains(id)) {
-            out.stale
-                .push((vb.namespace().unwrap_or_default(), vb.name_any()));
+        if vb.synced && vb.snapshot.as_deref().is_none_or(|id| !held.contains(id)) {
+            out.stale.push((vb.namespace.clone(), vb.name.clone()));
         }
     }
     out

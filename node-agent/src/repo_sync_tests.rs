@@ -94,9 +94,11 @@ fn what_exists_is_not_made_twice_and_synced_objects_of_forgotten_snapshots_go() 
     let mut stale_vb = volume_backup(&lone("eeee3333ffff", "shop"));
     stale_vb.metadata.name = Some("db-eeee3333".into());
     let namespaces = BTreeSet::from(["shop".to_string()]);
+    let cbs = [own, forgotten, not_synced].map(|c| Existing::cluster_backup(&c));
+    let vbs = [recorded, stale_vb].map(|v| Existing::volume_backup(&v));
     let have = InCluster {
-        cluster_backups: &[own, forgotten, not_synced],
-        volume_backups: &[recorded, stale_vb],
+        cluster_backups: &cbs,
+        volume_backups: &vbs,
         namespaces: &namespaces,
     };
     let p = plan(&groups, &lone_volumes, have, long_ago());
@@ -131,9 +133,10 @@ fn old_snapshots_and_running_backups_are_not_shown() {
         },
     );
     running.metadata.namespace = Some("shop".into());
+    let vbs = [Existing::volume_backup(&running)];
     let have = InCluster {
         cluster_backups: &[],
-        volume_backups: &[running],
+        volume_backups: &vbs,
         namespaces: &namespaces,
     };
     let p = plan(&groups, &lone_volumes, have, long_ago());

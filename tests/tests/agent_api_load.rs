@@ -81,9 +81,13 @@ fn observe(c: &Cluster, agent: &mut Agent, window: Duration, label: &str) {
     );
 }
 
-/// 1,000 Completed VolumeBackups in `ns`, made through the API as the agents would leave them.
-fn finished_backups(c: &Cluster, ns: &str, n: usize) {
-    let items: Vec<_> = (0..n)
+/// Completed VolumeBackups `from..to` in `ns`, made through the API as the agents would leave
+/// them.
+fn finished_backups(c: &Cluster, ns: &str, from: usize, to: usize) {
+    if from == to {
+        return;
+    }
+    let items: Vec<_> = (from..to)
         .map(|i| {
             kairn_e2e::agent::kairn_object(
                 "volumebackups",
@@ -106,11 +110,11 @@ fn finished_backups(c: &Cluster, ns: &str, n: usize) {
     // take a process per object).
     let token = c.plane.admin.token.clone();
     let script = format!(
-        "for i in $(seq -f %04g 0 {last}); do curl -sf --cacert {ca} -H 'Authorization: Bearer {token}' \
+        "for i in $(seq -f %04g {from} {last}); do curl -sf --cacert {ca} -H 'Authorization: Bearer {token}' \
          -H 'Content-Type: application/merge-patch+json' -X PATCH \
          -d '{{\"status\":{{\"phase\":\"Completed\",\"finished\":\"2026-11-30T00:00:00Z\",\"snapshotId\":\"00\"}}}}' \
          {server}{KAIRN_API}/namespaces/{ns}/volumebackups/done-$i/status >/dev/null || exit 1; done",
-        last = n - 1,
+        last = to - 1,
         ca = c.plane.ca.display(),
         server = c.plane.server,
     );
@@ -124,10 +128,32 @@ fn measure_the_api_load_and_memory_of_an_idle_agent() {
     let Some(c) = Cluster::new() else { return };
     let ns = c.namespace("history");
     let window = Duration::from_secs(60);
-    // The DaemonSet's default resync (10 s) and Lease.
-    let mut agent = c.agent(&[("KAIRN_RESYNC_SECONDS", "10"), ("RUST_LOG", "warn")]);
-    std::thread::sleep(Duration::from_secs(5));
-    observe(&c, &mut agent, window, "no finished VolumeBackups");
-    finished_backups(&c, &ns, 1000);
-    observe(&c, &mut agent, window, "1,000 finished VolumeBackups");
+    // The DaemonSet's defaults: resync 10 s, sweeps of finished objects and repository sync
+    // every 300 s (each agent sweeps at its start, so the windows below show the idle state).
+    let defaults = [
+        ("KAIRN_RESYNC_SECONDS", "10"),
+        ("KAIRN_HISTORY_SECONDS", "300"),
+        ("KAIRN_REPO_SYNC_SECONDS", "300"),
+        ("RUST_LOG", "warn"),
+    ];
+    // A new agent for each history size (the history made while none runs: an agent that saw
+    // it created, unfinished, would have cached it for a moment, as it would any new work).
+    // Each window starts after the agent's start-up lists and first sweep.
+    let mut made = 0;
+    for total in [0, 1000, 3000] {
+        finished_backups(&c, &ns, made, total);
+        made = total;
+        let before = list_bytes(&c);
+        let mut agent = c.agent(&defaults);
+        std::thread::sleep(Duration::from_secs(20));
+        let start_up = (list_bytes(&c) - before) / 1024.0;
+        println!("{total} finished: start-up lists and first sweep {start_up:.0} KiB");
+        observe(
+            &c,
+            &mut agent,
+            window,
+            &format!("{total} finished VolumeBackups"),
+        );
+        agent.kill();
+    }
 }

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 
 use crate::context::Context;
 use crate::crd::{ClusterBackup, VolumeBackup};
-use crate::repo_sync::{InCluster, LoneVolume, plan};
+use crate::repo_sync::{Existing, InCluster, LoneVolume, plan};
 use crate::restore_plan::{BackupGroup, groups};
 
 /// Syncs when this agent leads and the interval has passed. Every ClusterBackup and
@@ -28,15 +28,23 @@ pub async fn sync_if_due(ctx: &Arc<Context>) {
     if !ctx.leads() || !Context::due(&ctx.last_repo_sync, every) {
         return;
     }
-    let cluster_backups = crate::history::all(Api::<ClusterBackup>::all(ctx.client.clone()), "");
-    let volume_backups = crate::history::all(Api::<VolumeBackup>::all(ctx.client.clone()), "");
-    let (cluster_backups, volume_backups) = match (cluster_backups.await, volume_backups.await) {
-        (Ok(c), Ok(v)) => (c, v),
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::warn!("cannot list the backups to sync: {e}");
-            return;
-        }
-    };
+    let (mut cluster_backups, mut volume_backups) = (Vec::new(), Vec::new());
+    let cbs = Api::<ClusterBackup>::all(ctx.client.clone());
+    let vbs = Api::<VolumeBackup>::all(ctx.client.clone());
+    let listed = crate::history::each_page(&cbs, "", |page| {
+        cluster_backups.extend(page.iter().map(Existing::cluster_backup));
+    })
+    .await
+    .and(
+        crate::history::each_page(&vbs, "", |page| {
+            volume_backups.extend(page.iter().map(Existing::volume_backup));
+        })
+        .await,
+    );
+    if let Err(e) = listed {
+        tracing::warn!("cannot list the backups to sync: {e}");
+        return;
+    }
     let (groups, lone) = match read(ctx).await {
         Ok(found) => found,
         Err(e) => {
