@@ -96,7 +96,7 @@ fn the_daemonset_sets_only_settings_the_agent_reads() {
 }
 
 #[test]
-fn the_role_grants_no_writes_beyond_status_events_hooks_and_scheduled_backups() {
+fn the_role_grants_no_writes_beyond_status_events_hooks_backups_and_restores() {
     let role: ClusterRole = docs("rbac.yaml")
         .into_iter()
         .find(|d| d["kind"] == "ClusterRole")
@@ -110,16 +110,28 @@ fn the_role_grants_no_writes_beyond_status_events_hooks_and_scheduled_backups() 
             let resources = rule.resources.clone().unwrap_or_default();
             let allowed = resources.iter().all(|r| {
                 (verb == "patch" && r.ends_with("/status"))
+                    // Schedules' and cluster backups' runs, a NamespaceRestore's volumes.
                     || (verb == "create"
-                        && ["events", "pods/exec", "volumebackups", "clusterbackups"]
-                            .contains(&r.as_str()))
+                        && [
+                            "events",
+                            "pods/exec",
+                            "volumebackups",
+                            "clusterbackups",
+                            "volumerestores",
+                        ]
+                        .contains(&r.as_str()))
                     // Mount pods, for volumes no running pod mounts: made and removed, never
                     // changed.
                     || (matches!(verb.as_str(), "create" | "delete") && r == "pods")
                     // Expiry (spec.ttl) of its own finished resources.
                     || (verb == "delete"
-                        && ["volumebackups", "volumerestores", "clusterbackups"]
-                            .contains(&r.as_str()))
+                        && [
+                            "volumebackups",
+                            "volumerestores",
+                            "clusterbackups",
+                            "namespacerestores",
+                        ]
+                        .contains(&r.as_str()))
             });
             assert!(allowed, "the agent may {verb} {resources:?}");
         }
@@ -128,7 +140,9 @@ fn the_role_grants_no_writes_beyond_status_events_hooks_and_scheduled_backups() 
 
 #[test]
 fn every_example_parses_as_the_resource_it_claims_to_be() {
-    use node_agent::crd::{BackupSchedule, ClusterBackup, VolumeBackup, VolumeRestore};
+    use node_agent::crd::{
+        BackupSchedule, ClusterBackup, NamespaceRestore, VolumeBackup, VolumeRestore,
+    };
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples");
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
@@ -142,6 +156,7 @@ fn every_example_parses_as_the_resource_it_claims_to_be() {
                 "VolumeRestore" => serde_json::from_value::<VolumeRestore>(doc).map(|_| ()),
                 "BackupSchedule" => serde_json::from_value::<BackupSchedule>(doc).map(|_| ()),
                 "ClusterBackup" => serde_json::from_value::<ClusterBackup>(doc).map(|_| ()),
+                "NamespaceRestore" => serde_json::from_value::<NamespaceRestore>(doc).map(|_| ()),
                 _ => continue,
             };
             assert!(parsed.is_ok(), "{file}: {kind}: {parsed:?}");
