@@ -1,6 +1,8 @@
 //! What the cluster should show of the repository, as pure data: a ClusterBackup for each
 //! cluster backup the repository holds, a VolumeBackup for each volume snapshot taken outside
-//! one (in its namespace, when that exists here), marked as synced; and the synced objects
+//! one (in its namespace when this cluster took it and the namespace exists; another cluster's
+//! in the agents' namespace, since a namespace of the same name here may be another
+//! tenant's), marked as synced; and the synced objects
 //! whose snapshots are gone. Carried out by [`crate::reconcile::repo_sync`]. No I/O.
 //!
 //! This is how disaster recovery starts: a new cluster pointed at the bucket lists what can
@@ -26,6 +28,9 @@ pub const SYNCED_LABEL: &str = "kairn.dev/synced-from-repository";
 
 /// The annotation on a synced VolumeBackup naming the cluster its snapshot was taken in.
 pub const SOURCE_CLUSTER: &str = "kairn.dev/source-cluster";
+
+/// The annotation on a synced VolumeBackup naming the namespace its PVC was in.
+pub const SOURCE_NAMESPACE: &str = "kairn.dev/source-namespace";
 
 /// True for an object synced from the repository.
 pub fn is_synced(meta: &ObjectMeta) -> bool {
@@ -110,6 +115,10 @@ pub struct InCluster<'a> {
     pub cluster_backups: &'a [Existing],
     pub volume_backups: &'a [Existing],
     pub namespaces: &'a BTreeSet<String>,
+    /// This cluster's name (`KAIRN_CLUSTER`).
+    pub cluster: Option<&'a str>,
+    /// The agents' namespace, where another cluster's volume backups are shown.
+    pub admin_namespace: &'a str,
 }
 
 /// What the cluster lacks or holds too much of, given the repository's `groups` and `lone`
@@ -149,9 +158,18 @@ pub fn plan(
         .map(|vb| (vb.namespace.as_str(), vb.pvc.as_str()))
         .collect();
     for v in &lone {
+        // Another cluster's namespace of the same name may belong to another tenant: its
+        // backups are shown to the administrators only.
+        let own = v.cluster.as_deref() == have.cluster;
+        let shown_in = if own {
+            &v.namespace
+        } else {
+            have.admin_namespace
+        };
         let running = busy.contains(&(v.namespace.as_str(), v.pvc.as_str()));
-        if !recorded.contains(v.id.as_str()) && have.namespaces.contains(&v.namespace) && !running {
-            out.volume_backups.push(volume_backup(v));
+        if !recorded.contains(v.id.as_str()) && have.namespaces.contains(shown_in) && !running {
+            out.volume_backups
+                .push(volume_backup(v, (!own).then_some(shown_in)));
         }
     }
     let held: BTreeSet<&str> = lone.iter().map(|v| v.id.as_str()).collect();
@@ -225,10 +243,16 @@ fn cluster_backup(g: &BackupGroup) -> ClusterBackup {
     cb
 }
 
-fn volume_backup(v: &LoneVolume) -> VolumeBackup {
+/// The synced VolumeBackup of `v`: in its own namespace, or in `admin_namespace` (another
+/// cluster's), named after its namespace too.
+fn volume_backup(v: &LoneVolume, admin_namespace: Option<&str>) -> VolumeBackup {
+    let volume = match admin_namespace {
+        Some(_) => format!("{}-{}", v.namespace, v.pvc),
+        None => v.pvc.clone(),
+    };
     let name = format!(
         "{}-{}",
-        truncated(&v.pvc, 253 - 9),
+        truncated(&volume, 253 - 9),
         &v.id[..8.min(v.id.len())]
     );
     let spec = VolumeBackupSpec {
@@ -240,10 +264,13 @@ fn volume_backup(v: &LoneVolume) -> VolumeBackup {
         ttl: None,
     };
     let mut vb = VolumeBackup::new(&name, spec);
-    vb.metadata = synced_meta(&name, Some(&v.namespace));
+    vb.metadata = synced_meta(&name, Some(admin_namespace.unwrap_or(&v.namespace)));
+    let mut annotations = std::collections::BTreeMap::new();
     if let Some(cluster) = &v.cluster {
-        vb.metadata.annotations = Some([(SOURCE_CLUSTER.to_string(), cluster.clone())].into());
+        annotations.insert(SOURCE_CLUSTER.to_string(), cluster.clone());
     }
+    annotations.insert(SOURCE_NAMESPACE.to_string(), v.namespace.clone());
+    vb.metadata.annotations = Some(annotations);
     vb.status = Some(VolumeBackupStatus {
         phase: if v.incomplete {
             Phase::PartiallyFailed

@@ -54,6 +54,8 @@ fn an_empty_cluster_gets_every_cluster_backup_and_the_lone_volumes_of_its_namesp
         cluster_backups: &[],
         volume_backups: &[],
         namespaces: &namespaces,
+        cluster: Some("cluster-a"),
+        admin_namespace: "kairn-system",
     };
     let p = plan(&groups, &lone, have, long_ago());
     let names: Vec<String> = p.cluster_backups.iter().map(|c| c.name_any()).collect();
@@ -89,9 +91,9 @@ fn what_exists_is_not_made_twice_and_synced_objects_of_forgotten_snapshots_go() 
     let forgotten = existing_cb("nightly-1", true);
     let not_synced = existing_cb("manual-1", false);
     let lone_volumes = [lone("aaaa1111bbbb", "shop")];
-    let mut recorded = volume_backup(&lone_volumes[0]);
+    let mut recorded = volume_backup(&lone_volumes[0], None);
     recorded.metadata.labels = None;
-    let mut stale_vb = volume_backup(&lone("eeee3333ffff", "shop"));
+    let mut stale_vb = volume_backup(&lone("eeee3333ffff", "shop"), None);
     stale_vb.metadata.name = Some("db-eeee3333".into());
     let namespaces = BTreeSet::from(["shop".to_string()]);
     let cbs = [own, forgotten, not_synced].map(|c| Existing::cluster_backup(&c));
@@ -100,6 +102,8 @@ fn what_exists_is_not_made_twice_and_synced_objects_of_forgotten_snapshots_go() 
         cluster_backups: &cbs,
         volume_backups: &vbs,
         namespaces: &namespaces,
+        cluster: Some("cluster-a"),
+        admin_namespace: "kairn-system",
     };
     let p = plan(&groups, &lone_volumes, have, long_ago());
     assert!(p.cluster_backups.is_empty());
@@ -138,6 +142,8 @@ fn old_snapshots_and_running_backups_are_not_shown() {
         cluster_backups: &[],
         volume_backups: &vbs,
         namespaces: &namespaces,
+        cluster: Some("cluster-a"),
+        admin_namespace: "kairn-system",
     };
     let p = plan(&groups, &lone_volumes, have, long_ago());
     assert_eq!(p.cluster_backups.len(), 1);
@@ -151,4 +157,28 @@ fn old_snapshots_and_running_backups_are_not_shown() {
         p.cluster_backups.is_empty(),
         "older than the TTL: not shown"
     );
+}
+
+#[test]
+fn another_clusters_volume_backups_are_shown_to_the_administrators_only() {
+    let mut theirs = lone("aaaa1111bbbb", "shop");
+    theirs.cluster = Some("cluster-b".into());
+    let namespaces = BTreeSet::from(["shop".to_string(), "kairn-system".to_string()]);
+    let have = InCluster {
+        cluster_backups: &[],
+        volume_backups: &[],
+        namespaces: &namespaces,
+        cluster: Some("cluster-a"),
+        admin_namespace: "kairn-system",
+    };
+    let p = plan(&[], &[theirs], have, long_ago());
+    let vb = &p.volume_backups[0];
+    assert_eq!(
+        vb.namespace().as_deref(),
+        Some("kairn-system"),
+        "never in shop: maybe not the same tenant"
+    );
+    assert_eq!(vb.name_any(), "shop-db-aaaa1111");
+    assert_eq!(vb.annotations()[SOURCE_NAMESPACE], "shop");
+    assert_eq!(vb.annotations()[SOURCE_CLUSTER], "cluster-b");
 }

@@ -65,6 +65,8 @@ pub async fn sync_if_due(ctx: &Arc<Context>) {
         cluster_backups: &cluster_backups,
         volume_backups: &volume_backups,
         namespaces: &namespaces,
+        cluster: ctx.config.cluster.as_deref(),
+        admin_namespace: &ctx.config.admin_namespace,
     };
     // Shown for as long as a finished object is kept (the default TTL).
     let keep = crate::ttl::parse(crate::ttl::DEFAULT_TTL).unwrap_or_default();
