@@ -347,3 +347,48 @@ fn thousands_of_tiny_files_restore_under_a_low_descriptor_limit() {
     );
     assert_same(&scan(&src), &scan(&target));
 }
+
+#[test]
+fn a_tree_of_many_batches_restores_every_entry_and_links_across_batches() {
+    // Restore plans and carries out a few thousand entries at a time: this tree takes several
+    // batches, with a hard link whose first name is in the first batch and its second in the
+    // last, a symlink and directory times in late batches.
+    let cli = Cli::init();
+    let src = cli.dir.path().join("many");
+    for d in 0..20 {
+        let dir = src.join(format!("d{d:02}"));
+        fs::create_dir_all(&dir).unwrap();
+        for f in 0..1000 {
+            fs::write(dir.join(format!("{f:04}")), format!("{d}/{f}\n")).unwrap();
+        }
+    }
+    fs::write(src.join("d00/linked"), b"one inode, two batches").unwrap();
+    fs::hard_link(src.join("d00/linked"), src.join("d19/linked")).unwrap();
+    symlink("../d00/0000", src.join("d19/link")).unwrap();
+    for d in 0..20 {
+        let when = FileTime::from_unix_time(1_600_000_000 + d, 7);
+        filetime::set_file_times(src.join(format!("d{d:02}")), when, when).unwrap();
+    }
+    cli.backup(&src);
+
+    let target = cli.dir.path().join("out");
+    let spec = format!("latest:{}", src.display());
+    let out = cli.ok(&[
+        "restore",
+        &spec,
+        "--target",
+        target.to_str().unwrap(),
+        "--verify",
+    ]);
+    assert!(out.contains("20002 files"), "{out}");
+    assert_same(&scan(&src), &scan(&target));
+    let (a, b) = (
+        fs::metadata(target.join("d00/linked")).unwrap(),
+        fs::metadata(target.join("d19/linked")).unwrap(),
+    );
+    assert_eq!(
+        (a.ino(), a.nlink()),
+        (b.ino(), 2),
+        "the link group is one inode again"
+    );
+}

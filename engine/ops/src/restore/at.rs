@@ -4,11 +4,13 @@
 //! `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS` does it in one call; kernels (or sandboxes) without it
 //! get a walk that opens each component with `O_NOFOLLOW | O_DIRECTORY`.
 
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use rustix::fs::{AtFlags, CWD, Mode, OFlags, ResolveFlags, mkdirat, openat, openat2, renameat};
 use rustix::io::Errno;
@@ -46,18 +48,58 @@ impl Target {
         beneath(self.root.as_fd(), rel)
     }
 
-    /// Opens the directory holding `rel`, and returns it with `rel`'s last name.
-    pub fn parent<'p>(&self, rel: &'p Path) -> io::Result<(OwnedFd, &'p OsStr)> {
+    /// Where file number `file` of the restore is written until it is complete.
+    pub fn temp_name(&self, file: usize) -> OsString {
+        format!("{TEMP_PREFIX}{}-{file}", self.run).into()
+    }
+}
+
+/// Directory handles shared by the entries of one step of a batch, so that a directory is
+/// opened once per step rather than once per entry. Each step starts with none: a directory
+/// swapped or removed between steps is seen by the next, as it was when every entry opened its
+/// own. At most `MAX_OPEN_DIRS` are kept, well inside the default limit of open files.
+pub(crate) struct Dirs<'t> {
+    target: &'t Target,
+    open: Mutex<HashMap<PathBuf, Arc<OwnedFd>>>,
+}
+
+const MAX_OPEN_DIRS: usize = 64;
+
+impl<'t> Dirs<'t> {
+    pub fn new(target: &'t Target) -> Self {
+        Self {
+            target,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn target(&self) -> &'t Target {
+        self.target
+    }
+
+    /// Opens (or reuses) the directory holding `rel`, and returns it with `rel`'s last name.
+    pub fn parent<'p>(&self, rel: &'p Path) -> io::Result<(Arc<OwnedFd>, &'p OsStr)> {
         let name = rel
             .file_name()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "an entry without name"))?;
         let parent = rel.parent().unwrap_or_else(|| Path::new(""));
-        Ok((self.dir(parent)?, name))
+        if let Some(fd) = self.lock().get(parent) {
+            return Ok((Arc::clone(fd), name));
+        }
+        // Opened outside the lock: other threads go on with the directories they have.
+        let fd = Arc::new(self.target.dir(parent)?);
+        let mut open = self.lock();
+        if open.len() >= MAX_OPEN_DIRS {
+            open.clear();
+        }
+        open.insert(parent.to_path_buf(), Arc::clone(&fd));
+        Ok((fd, name))
     }
 
-    /// Where file `file` of the plan is written until it is complete.
-    pub fn temp_name(&self, file: usize) -> OsString {
-        format!("{TEMP_PREFIX}{}-{file}", self.run).into()
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Arc<OwnedFd>>> {
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -16,8 +16,8 @@ use rustix::fs::{
     fchown, fsetxattr, fstat, futimens, openat, utimensat,
 };
 
-use super::at::{Target, why_no_dir};
-use super::plan::Plan;
+use super::at::{Dirs, Target, why_no_dir};
+use super::plan::{DirEntry, Plan};
 use super::report::{RestoreProblem, RestoreReport};
 use kairn_format::tree::{Node, NodeKind, Timestamp};
 
@@ -122,25 +122,35 @@ fn record(report: &mut RestoreReport, rel: &Path, problems: Vec<String>) {
     }
 }
 
-/// Applies metadata to the specials that were created (indexes into `plan.others`), then to
-/// directories, deepest first. Files got theirs before they were renamed into place.
-pub(crate) fn apply_rest(
-    target: &Target,
+/// Sets the metadata of a batch's symlinks, devices and FIFOs (`others`: those created).
+pub(crate) fn apply_others(
+    dirs: &Dirs<'_>,
     plan: &Plan,
     others: &[usize],
     owner: bool,
     report: &mut RestoreReport,
 ) {
     for other in others.iter().map(|&i| &plan.others[i]) {
-        let problems = match target.parent(&other.rel) {
+        let problems = match dirs.parent(&other.rel) {
             Ok((dir, name)) => apply_at(dir.as_fd(), name, &other.node, owner),
             Err(e) => vec![why_no_dir(&e)],
         };
         record(report, &other.rel, problems);
     }
+}
+
+/// Sets the metadata of every directory, deepest first (setting a directory's times before
+/// writing into it would undo them), once everything below them is in place; those that could
+/// not be created (in `report.errors`) are left alone.
+pub(crate) fn apply_dirs(
+    target: &Target,
+    dirs: &[DirEntry],
+    owner: bool,
+    report: &mut RestoreReport,
+) {
     let failed: std::collections::HashSet<PathBuf> =
         report.errors.iter().map(|e| e.path.clone()).collect();
-    for dir in plan.dirs.iter().rev() {
+    for dir in dirs.iter().rev() {
         if failed.contains(&dir.rel) {
             continue;
         }

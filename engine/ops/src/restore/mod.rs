@@ -31,11 +31,15 @@ mod place;
 mod plan;
 mod report;
 mod verify;
+mod walk;
+#[cfg(test)]
+mod walk_tests;
 mod write;
 
 pub use at::write_file_beneath;
 pub use report::{RestoreProblem, RestoreReport};
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use crate::backup::Excludes;
@@ -105,42 +109,120 @@ pub fn restore(
         .owner
         .unwrap_or_else(kairn_repository::sysinfo::is_root);
 
-    // Creating the entries stays in the "plan" stage, where it always was for the user.
     progress.start("plan", None);
-    let mut plan = plan::build(repo, index, start, &filters)?;
-    let mut outcome = report::Outcome::default();
-    create::create_all(repo.keys(), &handle, &mut plan, &mut outcome);
-    progress.finish();
-
-    progress.start("restore", Some(plan.total_bytes()));
-    if let Err(e) = write::execute(repo, index, &handle, &plan, &outcome, progress) {
-        // Canceled: no temporary of this run stays behind.
-        for &i in &outcome.temps {
-            if let Ok((dir, _)) = handle.parent(&plan.files[i].rel) {
-                fs::remove_temp(std::os::fd::AsFd::as_fd(&dir), &handle.temp_name(i));
-            }
-        }
-        return Err(e);
+    let total = walk::content_bytes(repo, index, start, &filters);
+    let mut run = Run {
+        repo,
+        handle: &handle,
+        opts,
+        owner,
+        progress,
+        report: RestoreReport::default(),
+        dirs: Vec::new(),
+        failed_originals: HashSet::new(),
+    };
+    let mut planner = walk::Planner::new(repo, index, start, &filters);
+    let mut first = true;
+    while let Some(batch) = planner.next_batch()? {
+        run.batch(batch, &mut first, total)?;
     }
-    progress.finish();
-
-    // Verify before metadata: reading must not disturb the access times restored afterwards.
-    if opts.verify {
-        let to_check = plan
-            .files
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !outcome.failed(*i));
-        progress.start(
-            "verify",
-            Some(to_check.map(|(_, job)| job.node.size()).sum()),
-        );
-        verify::verify_all(repo, &handle, &plan, &mut outcome, progress);
+    if first {
+        // Nothing to create or write: the stages still start and end for whoever watches.
         progress.finish();
+        progress.start("restore", Some(0));
     }
-    let mut report = place::finish(&handle, &plan, &mut outcome, owner);
-    meta::apply_rest(&handle, &plan, &outcome.others, owner, &mut report);
+    progress.finish();
+    let Run {
+        mut report, dirs, ..
+    } = run;
+    report.dirs = dirs.len() as u64;
+    meta::apply_dirs(&handle, &dirs, owner, &mut report);
     Ok(report)
+}
+
+/// One restore, carried out a batch at a time (`walk.rs`).
+struct Run<'r> {
+    repo: &'r Repository,
+    handle: &'r at::Target,
+    opts: &'r RestoreOptions,
+    owner: bool,
+    progress: &'r dyn Progress,
+    report: RestoreReport,
+    /// Every directory so far, in creation order: their metadata is set at the very end.
+    dirs: Vec<plan::DirEntry>,
+    /// The numbers of hard-linked files that failed, for their names in later batches.
+    failed_originals: HashSet<usize>,
+}
+
+impl Run<'_> {
+    /// Creates a batch's entries, writes its content, verifies it (with `verify`), then puts
+    /// each complete file in place with its metadata. The first batch's creation belongs to
+    /// the "plan" stage (where creating entries always was for the user); the "restore" stage
+    /// then covers the rest, with verification counted in its total.
+    fn batch(&mut self, mut plan: plan::Plan, first: &mut bool, total: u64) -> Result<()> {
+        if self.progress.should_stop() {
+            return Err(Error::canceled());
+        }
+        let mut outcome = report::Outcome::default();
+        if self.report.out_of_space {
+            outcome.set_full();
+        }
+        let dirs = at::Dirs::new(self.handle);
+        create::create_all(
+            self.repo.keys(),
+            &dirs,
+            &mut plan,
+            &mut outcome,
+            self.progress,
+        );
+        drop(dirs);
+        if std::mem::take(first) {
+            self.progress.finish();
+            let verify_bytes = if self.opts.verify { total } else { 0 };
+            self.progress.start("restore", Some(total + verify_bytes));
+        }
+        let dirs = at::Dirs::new(self.handle);
+        if let Err(e) = write::execute(self.repo, &dirs, &plan, &outcome, self.progress) {
+            // Canceled: no temporary of this run stays behind.
+            for &i in &outcome.temps {
+                if let Ok((dir, _)) = dirs.parent(&plan.files[i].rel) {
+                    let temp = self.handle.temp_name(plan.first_file + i);
+                    fs::remove_temp(std::os::fd::AsFd::as_fd(&dir), &temp);
+                }
+            }
+            return Err(e);
+        }
+        drop(dirs);
+        // Verify before metadata: reading must not disturb the access times restored after.
+        if self.opts.verify {
+            let dirs = at::Dirs::new(self.handle);
+            verify::verify_all(self.repo, &dirs, &plan, &mut outcome, self.progress);
+        }
+        let dirs = at::Dirs::new(self.handle);
+        let mut report = place::finish(
+            &dirs,
+            &plan,
+            &mut outcome,
+            self.owner,
+            &mut self.failed_originals,
+        );
+        meta::apply_others(&dirs, &plan, &outcome.others, self.owner, &mut report);
+        self.merge(report);
+        self.dirs.append(&mut plan.dirs);
+        Ok(())
+    }
+
+    fn merge(&mut self, batch: RestoreReport) {
+        let total = &mut self.report;
+        total.files += batch.files;
+        total.unchanged += batch.unchanged;
+        total.others += batch.others;
+        total.bytes += batch.bytes;
+        total.verified += batch.verified;
+        total.out_of_space |= batch.out_of_space;
+        total.errors.extend(batch.errors);
+        total.warnings.extend(batch.warnings);
+    }
 }
 
 /// Fails at once, before anything is read from the repository, when nothing can be created in

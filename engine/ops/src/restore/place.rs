@@ -3,17 +3,17 @@
 //! its name in the same directory, so a name never shows a half-written file; the temporary
 //! of a file that failed is removed. Hard links follow, once the file they name is in place.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::os::fd::AsFd;
 use std::path::Path;
 
 use rayon::prelude::*;
 use rustix::fs::{AtFlags, linkat, renameat};
 
-use super::at::{Target, why_no_dir};
+use super::at::{Dirs, why_no_dir};
 use super::fs::{clear_for_entry, clear_non_dir, open_file, remove_temp};
 use super::meta::apply_fd;
-use super::plan::{FileJob, Plan};
+use super::plan::{FileJob, Original, Plan};
 use super::report::{Outcome, RestoreProblem, RestoreReport};
 
 /// What became of one file that did not fail before.
@@ -27,10 +27,11 @@ enum Placed {
 /// Renames complete files into place, removes failed temporaries, creates hard links, and
 /// counts what was restored.
 pub(crate) fn finish(
-    target: &Target,
+    dirs: &Dirs<'_>,
     plan: &Plan,
     outcome: &mut Outcome,
     owner: bool,
+    failed_originals: &mut HashSet<usize>,
 ) -> RestoreReport {
     let mut failures = outcome.take_failures();
     let placed: Vec<(usize, Placed)> = plan
@@ -42,15 +43,16 @@ pub(crate) fn finish(
             if failures.contains_key(&i) {
                 // Nothing of a failed file stays: neither its temporary nor an older file
                 // under its name, which would pass for the snapshot's.
-                if let Ok((dir, name)) = target.parent(&job.rel) {
+                if let Ok((dir, name)) = dirs.parent(&job.rel) {
                     if temp {
-                        remove_temp(dir.as_fd(), &target.temp_name(i));
+                        let temp = dirs.target().temp_name(plan.first_file + i);
+                        remove_temp(dir.as_fd(), &temp);
                     }
                     let _ = clear_non_dir(dir.as_fd(), name);
                 }
                 return None;
             }
-            Some((i, place(target, i, job, temp, owner)))
+            Some((i, place(dirs, plan.first_file + i, job, temp, owner)))
         })
         .collect();
     let mut report = RestoreReport {
@@ -81,24 +83,27 @@ pub(crate) fn finish(
         }
     }
     for (i, message) in &failures {
+        if plan.files[*i].node.links > 1 {
+            failed_originals.insert(plan.first_file + *i);
+        }
         report.errors.push(RestoreProblem {
             path: plan.files[*i].rel.clone(),
             message: message.clone(),
         });
     }
-    link_all(target, plan, &failures, &mut report);
+    link_all(dirs, plan, &failures, failed_originals, &mut report);
     report.dirs = plan.dirs.len() as u64;
     report.others = outcome.others.len() as u64;
     report
 }
 
 /// Applies file `i`'s metadata and, when it was written into a temporary, renames it into place.
-fn place(target: &Target, i: usize, job: &FileJob, temp: bool, owner: bool) -> Placed {
-    let (dir, name) = match target.parent(&job.rel) {
+fn place(dirs: &Dirs<'_>, number: usize, job: &FileJob, temp: bool, owner: bool) -> Placed {
+    let (dir, name) = match dirs.parent(&job.rel) {
         Ok(found) => found,
         Err(e) => return Placed::Failed(why_no_dir(&e)),
     };
-    let temp_name = target.temp_name(i);
+    let temp_name = dirs.target().temp_name(number);
     let current = if temp { temp_name.as_os_str() } else { name };
     let problems = match open_file(dir.as_fd(), current, false) {
         Ok(file) => apply_fd(file.as_fd(), &job.node, owner),
@@ -116,20 +121,25 @@ fn place(target: &Target, i: usize, job: &FileJob, temp: bool, owner: bool) -> P
 }
 
 fn link_all(
-    target: &Target,
+    dirs: &Dirs<'_>,
     plan: &Plan,
     failures: &BTreeMap<usize, String>,
+    failed_originals: &HashSet<usize>,
     report: &mut RestoreReport,
 ) {
     for link in &plan.links {
-        if failures.contains_key(&link.original) {
+        let (failed, original) = match &link.original {
+            Original::InBatch(i) => (failures.contains_key(i), &plan.files[*i].rel),
+            Original::Earlier { file, rel } => (failed_originals.contains(file), rel),
+        };
+        if failed {
             report.errors.push(RestoreProblem {
                 path: link.rel.clone(),
                 message: "hard link to a file that could not be restored".into(),
             });
             continue;
         }
-        match hard_link(target, &plan.files[link.original].rel, &link.rel) {
+        match hard_link(dirs, original, &link.rel) {
             Ok(()) => report.files += 1,
             Err(message) => report.errors.push(RestoreProblem {
                 path: link.rel.clone(),
@@ -139,9 +149,9 @@ fn link_all(
     }
 }
 
-fn hard_link(target: &Target, original: &Path, link: &Path) -> Result<(), String> {
-    let (from_dir, from_name) = target.parent(original).map_err(|e| why_no_dir(&e))?;
-    let (to_dir, to_name) = target.parent(link).map_err(|e| why_no_dir(&e))?;
+fn hard_link(dirs: &Dirs<'_>, original: &Path, link: &Path) -> Result<(), String> {
+    let (from_dir, from_name) = dirs.parent(original).map_err(|e| why_no_dir(&e))?;
+    let (to_dir, to_name) = dirs.parent(link).map_err(|e| why_no_dir(&e))?;
     clear_for_entry(to_dir.as_fd(), to_name)
         .and_then(|()| {
             Ok(linkat(

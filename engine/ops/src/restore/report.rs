@@ -29,8 +29,6 @@ pub struct RestoreReport {
     pub others: u64,
     /// Bytes of file content written.
     pub bytes: u64,
-    /// Files (plan indexes) written into a temporary, to be renamed into place when complete.
-    pub temps: HashSet<usize>,
     /// Files verified after writing (with `verify`).
     pub verified: u64,
     /// Entries whose content could not be restored (removed, never left wrong).
@@ -55,7 +53,7 @@ pub(crate) struct Outcome {
     pub others: Vec<usize>,
     /// Entries other than files that could not be restored (a directory that vanished).
     pub errors: Vec<RestoreProblem>,
-    /// Files (plan indexes) written into a temporary, to be renamed into place when complete.
+    /// Files (indexes in the batch) written into a temporary, renamed into place when complete.
     pub temps: HashSet<usize>,
     /// Files verified after writing (with `verify`).
     pub verified: u64,

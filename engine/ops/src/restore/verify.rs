@@ -6,7 +6,7 @@ use std::os::unix::fs::FileExt;
 
 use rayon::prelude::*;
 
-use super::at::{Target, why_no_dir};
+use super::at::{Dirs, why_no_dir};
 use super::fs::open_file;
 use super::plan::Plan;
 use super::report::Outcome;
@@ -17,7 +17,7 @@ use kairn_repository::repo::Repository;
 /// Checks every file not failed yet: a written one in its temporary, before it is put in place.
 pub(crate) fn verify_all(
     repo: &Repository,
-    target: &Target,
+    dirs: &Dirs<'_>,
     plan: &Plan,
     outcome: &mut Outcome,
     progress: &dyn Progress,
@@ -31,9 +31,9 @@ pub(crate) fn verify_all(
             let NodeKind::File { size, content } = &job.node.kind else {
                 return None;
             };
-            let opened = target.parent(&job.rel).map_err(|e| why_no_dir(&e));
+            let opened = dirs.parent(&job.rel).map_err(|e| why_no_dir(&e));
             let opened = opened.and_then(|(dir, name)| {
-                let temp = target.temp_name(i);
+                let temp = dirs.target().temp_name(plan.first_file + i);
                 let current = if outcome.temps.contains(&i) {
                     temp.as_os_str()
                 } else {

@@ -1,6 +1,8 @@
 //! Executing a restore plan: each pack is read once (in coalesced ranges), each blob is
 //! decrypted and verified once, then written to every place it goes with positioned writes.
-//! Packs are processed in parallel.
+//! The work is split into ranges of packs (a range of a pack is at most `MAX_READ` bytes and
+//! `MAX_BLOBS` blobs), which run on every core: one huge file, many small files in one pack
+//! and many packs all spread the same way.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -9,7 +11,7 @@ use std::os::unix::fs::FileExt;
 
 use rayon::prelude::*;
 
-use super::at::{Target, why_no_dir};
+use super::at::{Dirs, why_no_dir};
 use super::create::TARGET_FULL;
 use super::fs::open_file;
 use super::plan::{BlobNeed, FileJob, PackWork, Plan};
@@ -18,7 +20,6 @@ use crate::progress::Progress;
 
 use kairn_format::error::{ErrorKind, Result};
 use kairn_format::id::BlobKind;
-use kairn_repository::index::Index;
 use kairn_repository::read::pack::{BlobAt, PackSpan};
 use kairn_repository::repo::Repository;
 
@@ -29,31 +30,43 @@ const COALESCE_GAP: u64 = 256 * 1024;
 const MAX_OPEN_FILES: usize = 64;
 /// No single read is larger than this.
 const MAX_READ: u64 = 64 << 20;
+/// Blobs per range: a pack of small files is spread over several cores.
+const MAX_BLOBS: usize = 512;
 
 /// Writes every blob into the temporaries of its files. Fails only when canceled; a full
 /// target fails the files it could not complete, and those not written yet, without trying.
 pub(crate) fn execute(
     repo: &Repository,
-    _index: &Index,
-    target: &Target,
+    dirs: &Dirs<'_>,
     plan: &Plan,
     outcome: &Outcome,
     progress: &dyn Progress,
 ) -> Result<()> {
     let filling = Filling {
-        target,
+        dirs,
+        first_file: plan.first_file,
         files: &plan.files,
         outcome,
     };
-    plan.packs
-        .par_iter()
-        .try_for_each(|work| restore_pack(repo, &filling, work, progress))
+    let units: Vec<(&PackWork, &[BlobNeed])> = plan
+        .packs
+        .iter()
+        .flat_map(|work| {
+            segments(&work.blobs)
+                .into_iter()
+                .map(move |seg| (work, seg))
+        })
+        .collect();
+    units
+        .into_par_iter()
+        .try_for_each_init(HashMap::new, |open_files, (work, seg)| {
+            restore_range(repo, &filling, work, seg, open_files, progress)
+        })
 }
 
-/// What the pack workers share: the files to fill (from the plan, which stays data) and where
-/// their failures go. The workers call it `plan`: to them it is the plan they carry out.
 struct Filling<'a> {
-    target: &'a Target,
+    dirs: &'a Dirs<'a>,
+    first_file: usize,
     files: &'a [FileJob],
     outcome: &'a Outcome,
 }
@@ -70,11 +83,11 @@ impl Filling<'_> {
     /// Opens file `i`'s temporary through its directory's handle.
     fn open(&self, i: u32) -> std::result::Result<File, String> {
         let (dir, _) = self
-            .target
+            .dirs
             .parent(&self.files[i as usize].rel)
             .map_err(|e| why_no_dir(&e))?;
-        open_file(dir.as_fd(), &self.target.temp_name(i as usize), true)
-            .map_err(|e| format!("cannot open for writing: {e}"))
+        let temp = self.dirs.target().temp_name(self.first_file + i as usize);
+        open_file(dir.as_fd(), &temp, true).map_err(|e| format!("cannot open for writing: {e}"))
     }
 }
 
@@ -89,6 +102,7 @@ fn segments(blobs: &[BlobNeed]) -> Vec<&[BlobNeed]> {
             let next = &blobs[i];
             u64::from(next.offset) > prev_end + COALESCE_GAP
                 || u64::from(next.offset) + u64::from(next.length) - first > MAX_READ
+                || i - start >= MAX_BLOBS
         };
         if split {
             out.push(&blobs[start..i]);
@@ -98,61 +112,60 @@ fn segments(blobs: &[BlobNeed]) -> Vec<&[BlobNeed]> {
     out
 }
 
-fn restore_pack(
+fn restore_range(
     repo: &Repository,
     plan: &Filling<'_>,
     work: &PackWork,
+    seg: &[BlobNeed],
+    open_files: &mut HashMap<u32, File>,
     progress: &dyn Progress,
 ) -> Result<()> {
-    let mut open_files: HashMap<u32, File> = HashMap::new();
-    for seg in segments(&work.blobs) {
-        if progress.should_stop() {
-            return Err(kairn_format::error::Error::canceled());
+    if progress.should_stop() {
+        return Err(kairn_format::error::Error::canceled());
+    }
+    if plan.outcome.is_full() {
+        fail_all(plan, seg, TARGET_FULL);
+        return Ok(());
+    }
+    let start = u64::from(seg[0].offset);
+    let end = seg
+        .iter()
+        .map(|b| u64::from(b.offset) + u64::from(b.length))
+        .max()
+        .unwrap_or(start);
+    let mut span = match PackSpan::read(repo, work.pack, start, end - start) {
+        Ok(b) => b,
+        Err(e) => {
+            let why = match e.kind() {
+                ErrorKind::NotFound => format!("pack {} is missing", work.pack.short()),
+                _ => format!("pack {} cannot be read: {e}", work.pack.short()),
+            };
+            fail_all(plan, seg, &why);
+            return Ok(());
         }
-        if plan.outcome.is_full() {
-            fail_all(plan, seg, TARGET_FULL);
-            continue;
-        }
-        let start = u64::from(seg[0].offset);
-        let end = seg
-            .iter()
-            .map(|b| u64::from(b.offset) + u64::from(b.length))
-            .max()
-            .unwrap_or(start);
-        let mut span = match PackSpan::read(repo, work.pack, start, end - start) {
-            Ok(b) => b,
+    };
+    for need in seg {
+        let at = BlobAt {
+            kind: BlobKind::Data,
+            id: need.id,
+            offset: need.offset,
+            length: need.length,
+            raw_length: need.raw_length,
+        };
+        let data = match span.open(repo.keys(), &at) {
+            Ok(d) => d,
             Err(e) => {
-                let why = match e.kind() {
-                    ErrorKind::NotFound => format!("pack {} is missing", work.pack.short()),
-                    _ => format!("pack {} cannot be read: {e}", work.pack.short()),
-                };
-                fail_all(plan, seg, &why);
+                fail_all(
+                    plan,
+                    std::slice::from_ref(need),
+                    &format!("damaged data in pack {}: {e}", work.pack.short()),
+                );
                 continue;
             }
         };
-        for need in seg {
-            let at = BlobAt {
-                kind: BlobKind::Data,
-                id: need.id,
-                offset: need.offset,
-                length: need.length,
-                raw_length: need.raw_length,
-            };
-            let data = match span.open(repo.keys(), &at) {
-                Ok(d) => d,
-                Err(e) => {
-                    fail_all(
-                        plan,
-                        std::slice::from_ref(need),
-                        &format!("damaged data in pack {}: {e}", work.pack.short()),
-                    );
-                    continue;
-                }
-            };
-            for t in &need.targets {
-                write_one(plan, &mut open_files, t.file, t.offset, &data);
-                progress.bytes(data.len() as u64);
-            }
+        for t in &need.targets {
+            write_one(plan, open_files, t.file, t.offset, &data);
+            progress.bytes(data.len() as u64);
         }
     }
     Ok(())
