@@ -88,12 +88,27 @@ fn bucket_of(id: &BlobId) -> usize {
     usize::from(u16::from_be_bytes([id.0.0[0], id.0.0[1]]))
 }
 
+/// An entry with its bucket, while the index is built: 48 bytes, byte-aligned, so that the
+/// finished index reuses the same allocation for its 46-byte entries.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+struct Wide {
+    bucket: [u8; 2],
+    entry: Entry,
+}
+
+impl Wide {
+    fn order(a: &Self, b: &Self) -> std::cmp::Ordering {
+        (a.bucket, a.entry.tail).cmp(&(b.bucket, b.entry.tail))
+    }
+}
+
 /// Collects index entries, then sorts them once into an [`Index`].
 #[derive(Debug, Default)]
 pub struct IndexBuilder {
     packs: Vec<(PackId, u64)>,
     pack_pos: HashMap<PackId, u32>,
-    entries: Vec<(BlobId, Entry)>,
+    entries: Vec<Wide>,
     files: Vec<IndexId>,
 }
 
@@ -117,10 +132,10 @@ impl IndexBuilder {
                 } else {
                     0
                 };
-                self.entries.push((
-                    b.id,
-                    Entry::new(&b.id, pos | kind_bit, b.offset, b.length, b.raw_length),
-                ));
+                self.entries.push(Wide {
+                    bucket: [b.id.0.0[0], b.id.0.0[1]],
+                    entry: Entry::new(&b.id, pos | kind_bit, b.offset, b.length, b.raw_length),
+                });
             }
         }
     }
@@ -133,17 +148,34 @@ impl IndexBuilder {
     /// Sorts by id; a blob stored in several packs keeps its first location.
     pub fn finish(mut self) -> Index {
         // Stable sort: of duplicates, the first added stays first and is kept.
-        self.entries.par_sort_by(|a, b| a.0.cmp(&b.0));
-        self.entries.dedup_by(|later, earlier| later.0 == earlier.0);
+        self.entries.par_sort_by(Wide::order);
+        self.sorted()
+    }
+
+    /// Sorts by id in place, without the stable sort's buffer (as large as the entries); of a
+    /// blob stored in several packs, any one location is kept. For files added in no
+    /// particular order anyway.
+    fn finish_any_duplicate(mut self) -> Index {
+        self.entries.par_sort_unstable_by(Wide::order);
+        self.sorted()
+    }
+
+    fn sorted(mut self) -> Index {
+        self.entries.dedup_by(|later, earlier| {
+            (later.bucket, later.entry.tail) == (earlier.bucket, earlier.entry.tail)
+        });
         let mut starts = vec![0u32; BUCKETS + 1];
-        for (id, _) in &self.entries {
-            starts[bucket_of(id) + 1] += 1;
+        for wide in &self.entries {
+            starts[usize::from(u16::from_be_bytes(wide.bucket)) + 1] += 1;
         }
         for b in 0..BUCKETS {
             starts[b + 1] += starts[b];
         }
-        let mut entries = Vec::with_capacity(self.entries.len());
-        entries.extend(self.entries.into_iter().map(|(_, e)| e));
+        // Collected in place (same alignment, smaller items), then shrunk: building never holds
+        // a second copy of the entries.
+        let mut entries: Vec<Entry> = self.entries.into_iter().map(|w| w.entry).collect();
+        entries.shrink_to_fit();
+        self.files.sort_unstable();
         Index {
             packs: self.packs,
             starts,
@@ -165,15 +197,19 @@ pub struct Index {
 
 impl Index {
     /// Loads every index file of the repository (in parallel), verifying each, and uses
-    /// those no other file supersedes.
+    /// those no other file supersedes. Each file is added as soon as it is decoded and then
+    /// dropped, so loading holds the entries being built and a few files, not every file.
     pub fn load(repo: &Repository) -> Result<Self> {
-        let files = load_live_files(repo)?.live;
-        let mut builder = IndexBuilder::default();
-        for (id, file) in files {
-            builder.add_file(&file);
-            builder.add_file_id(id);
+        // A file listed and then gone was deleted by a maintenance run, which stores its
+        // replacement first: listing again finds that one.
+        const ATTEMPTS: usize = 3;
+        for attempt in 1..=ATTEMPTS {
+            match load_streaming(repo) {
+                Err(e) if e.kind() == ErrorKind::NotFound && attempt < ATTEMPTS => continue,
+                other => return other,
+            }
         }
-        Ok(builder.finish())
+        Err(Error::internal("index load attempts exhausted"))
     }
 
     /// Builds an index from index files already in memory.
@@ -305,6 +341,51 @@ fn load_listed(repo: &Repository) -> Result<IndexFiles> {
         live.push((id, file?));
     }
     Ok(IndexFiles { live, all: ids })
+}
+
+/// One pass of [`Index::load`]. Files that others supersede exist only briefly (a maintenance
+/// run stores the replacement, then deletes them); when one is met, the index is built again
+/// from the live files alone.
+fn load_streaming(repo: &Repository) -> Result<Index> {
+    let ids = repo.list_ids::<IndexFile>()?;
+    let builder = std::sync::Mutex::new(IndexBuilder::default());
+    let superseded = std::sync::Mutex::new(std::collections::HashSet::new());
+    let failed: Vec<(IndexId, Error)> = ids
+        .par_iter()
+        .filter_map(|id| match repo.load_file::<IndexFile>(id) {
+            Ok(file) => {
+                lock(&superseded).extend(file.supersedes.iter().copied());
+                let mut builder = lock(&builder);
+                builder.add_file(&file);
+                builder.add_file_id(*id);
+                None
+            }
+            Err(e) => Some((*id, e)),
+        })
+        .collect();
+    let superseded = superseded
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // A damaged file that another supersedes does not matter: nothing reads it.
+    if let Some((_, e)) = failed.into_iter().find(|(id, _)| !superseded.contains(id)) {
+        return Err(e);
+    }
+    if ids.iter().any(|id| superseded.contains(id)) {
+        let mut builder = IndexBuilder::default();
+        for (id, file) in load_live_files(repo)?.live {
+            builder.add_file(&file);
+            builder.add_file_id(id);
+        }
+        return Ok(builder.finish());
+    }
+    let builder = builder
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    Ok(builder.finish_any_duplicate())
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -89,7 +89,7 @@ pub struct Repository {
 }
 
 /// Bytes of whole tree packs kept in memory while walking snapshots.
-const TREE_PACK_CACHE_BYTES: usize = 48 << 20;
+const TREE_PACK_CACHE_BYTES: usize = 32 << 20;
 
 impl std::fmt::Debug for Repository {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
