@@ -145,7 +145,14 @@ fn create_one_file(
             return Made::NoContent(i);
         }
     };
-    if already_in_place(keys, dir.as_fd(), name, &job.node) {
+    // One look at what is there: most names are new, and then neither reading back nor
+    // checking for a directory in the way costs a call.
+    let existing = statat(dir.as_fd(), name, AtFlags::SYMLINK_NOFOLLOW)
+        .ok()
+        .map(|st| FileType::from_raw_mode(st.st_mode));
+    if existing == Some(FileType::RegularFile)
+        && already_in_place(keys, dir.as_fd(), name, &job.node)
+    {
         return Made::InPlace(i, job.data_bytes());
     }
     let failed = |message: String| {
@@ -158,22 +165,17 @@ fn create_one_file(
     if outcome.is_full() {
         return failed(TARGET_FULL.into());
     }
-    if is_dir(dir.as_fd(), name) {
+    if existing == Some(FileType::Directory) {
         return failed("cannot create file: a directory is in the way".into());
     }
     let temp = dirs.target().temp_name(first_file + i);
-    if let Err(e) = create_temp(dir.as_fd(), &temp, job.node.size()) {
+    if let Err(e) = create_temp(dir.as_fd(), &temp, job.size_to_set()) {
         if is_no_space(&e) {
             outcome.set_full();
         }
         return failed(format!("cannot create file: {e}"));
     }
     Made::Temp(i)
-}
-
-fn is_dir(dir: BorrowedFd<'_>, name: &OsStr) -> bool {
-    statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
-        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
 }
 
 /// Creates a symlink, device or FIFO, or says why it could not.

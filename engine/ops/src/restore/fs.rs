@@ -53,7 +53,10 @@ pub fn clear_for_entry(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
 pub fn create_temp(dir: BorrowedFd<'_>, temp: &OsStr, size: u64) -> io::Result<()> {
     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let file = File::from(openat(dir, temp, flags, Mode::from_raw_mode(0o600))?);
-    file.set_len(size)
+    if size > 0 {
+        file.set_len(size)?;
+    }
+    Ok(())
 }
 
 /// Opens a file for reading or writing, refusing symlinks, and anything that is not a regular

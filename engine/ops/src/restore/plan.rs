@@ -107,6 +107,19 @@ pub(crate) struct Plan {
 }
 
 impl FileJob {
+    /// The size to give the file when it is created, or 0 when writing its content gives it
+    /// that size anyway (it does not end in a hole): most files then need no `ftruncate`.
+    pub fn size_to_set(&self) -> u64 {
+        match &self.node.kind {
+            NodeKind::File { size, content } => {
+                let written_to_end = matches!(content.last(), Some(Extent::Data { .. }))
+                    && content.iter().map(Extent::len).sum::<u64>() == *size;
+                if written_to_end { 0 } else { *size }
+            }
+            _ => 0,
+        }
+    }
+
     /// The bytes of content to write: the file's size without its holes.
     pub fn data_bytes(&self) -> u64 {
         match &self.node.kind {
