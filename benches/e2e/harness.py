@@ -10,7 +10,10 @@ same change for every tool), re-backup with nothing changed, full restore, and a
 reads all data. Each command runs under GNU time; the table gives wall and CPU seconds, peak
 RSS, repository size, and Kairn's ratio to the best peer. With --repeat N the whole sequence runs
 N times from fresh repositories and every figure is the median of the N runs. The compression bound is
-`tar | zstd -3 -T0` over the same bytes.
+`tar | zstd -3 -T0` over the same bytes; the restore bound is `zstd -d -T0 | tar -x` of the same
+tree into the same kind of target. Every restore (and the bound) writes into a fresh ext4
+filesystem, a loop-mounted image on the same disk (see FreshFilesystem), so that no tool pays for
+the files another one deleted.
 
 Settings are made equivalent: encryption on everywhere; zstd level 3 (restic `auto`, its only
 zstd setting near 3; borg `zstd,3`; rustic level 3; Kairn's default).

@@ -1,10 +1,11 @@
-//! Restore: plan the whole restore first (every entry, and every needed blob grouped by pack:
-//! data only, paths relative to the target, `plan.rs`), create the entries on disk
-//! (`create.rs`), then fetch each pack once and write its blobs with positioned writes
-//! (`write.rs`), then (with `verify`) read back, then put each complete file in place with its
-//! metadata and create hard links (`place.rs`), then set the metadata of the other entries and
-//! of directories, deepest first (`meta.rs`). The steps share the plan and the report types;
-//! only this file calls them.
+//! Restore, in batches of a few thousand entries (`walk.rs`), so that memory does not grow
+//! with the tree. For each batch, a plan (data only, paths relative to the target, every
+//! needed blob grouped by pack: `plan.rs`); then the batch's entries are created on disk
+//! (`create.rs`), each pack range is fetched once and its blobs written with positioned writes
+//! (`write.rs`), (with `verify`) read back, and each complete file is put in place with its
+//! metadata and its hard links made (`place.rs`), and the metadata of the other entries set.
+//! Directories' metadata is set last, deepest first (`meta.rs`). Only this file calls the
+//! steps.
 //!
 //! Safety against a hostile repository: names were validated when trees were decoded, and every
 //! entry is made from such names below the target.
