@@ -5,7 +5,7 @@
 //! batches is `walk.rs`.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::report::RestoreProblem;
 use crate::backup::Excludes;
@@ -15,6 +15,30 @@ use kairn_format::tree::{Extent, Node, NodeKind};
 pub(crate) struct Filters {
     pub include: Excludes,
     pub exclude: Excludes,
+}
+
+impl Filters {
+    /// `None` when the entry at `rel` (relative to the target) is excluded; else whether it is
+    /// included, itself or through its directory (`dir_included`).
+    pub fn admit(&self, rel: &Path, dir_included: bool) -> Option<bool> {
+        let absolute = Path::new("/").join(rel);
+        if self.exclude.matches(&absolute) {
+            return None;
+        }
+        Some(dir_included || self.include.matches(&absolute))
+    }
+}
+
+/// The bytes of content a file's restore writes: its size without its holes.
+pub(crate) fn data_bytes(node: &Node) -> u64 {
+    match &node.kind {
+        NodeKind::File { content, .. } => content
+            .iter()
+            .filter(|e| matches!(e, Extent::Data { .. }))
+            .map(Extent::len)
+            .sum(),
+        _ => 0,
+    }
 }
 
 /// A directory to make, with its metadata when the snapshot has it.
@@ -122,14 +146,7 @@ impl FileJob {
 
     /// The bytes of content to write: the file's size without its holes.
     pub fn data_bytes(&self) -> u64 {
-        match &self.node.kind {
-            NodeKind::File { content, .. } => content
-                .iter()
-                .filter(|e| matches!(e, Extent::Data { .. }))
-                .map(Extent::len)
-                .sum(),
-            _ => 0,
-        }
+        data_bytes(&self.node)
     }
 }
 

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use super::plan::{
     BlobNeed, BlobTarget, DirEntry, FileJob, Filters, HardLink, Original, OtherEntry, PackWork,
-    Plan, Step,
+    Plan, Step, data_bytes,
 };
 use super::report::RestoreProblem;
 use kairn_format::error::{ErrorKind, Result};
@@ -224,11 +224,9 @@ impl<'a> Planner<'a> {
     /// Plans one entry of a listing (entries last to first, each directory where it is met).
     fn node(&mut self, node: Node, rel_dir: &Path, included: bool) {
         let rel = rel_dir.join(OsStr::from_bytes(&node.name));
-        let absolute = Path::new("/").join(&rel);
-        if self.filters.exclude.matches(&absolute) {
+        let Some(included) = self.filters.admit(&rel, included) else {
             return;
-        }
-        let included = included || self.filters.include.matches(&absolute);
+        };
         match node.subtree() {
             Some(sub) => {
                 if included {
@@ -365,21 +363,13 @@ pub(crate) fn content_bytes(
     start: &Located,
     filters: &Filters,
 ) -> u64 {
-    let data = |node: &Node| match &node.kind {
-        NodeKind::File { content, .. } if node.links <= 1 => content
-            .iter()
-            .filter(|e| matches!(e, Extent::Data { .. }))
-            .map(Extent::len)
-            .sum(),
-        _ => 0,
-    };
     let mut linked = HashSet::new();
     let mut total = 0u64;
     let mut stack = match start {
         Located::Root(tree) => vec![(*tree, PathBuf::new(), filters.include.is_empty())],
         Located::Node(node) => match node.subtree() {
             Some(tree) => vec![(tree, PathBuf::new(), filters.include.is_empty())],
-            None => return data(node),
+            None => return data_bytes(node),
         },
     };
     while let Some((tree, rel_dir, included)) = stack.pop() {
@@ -388,21 +378,13 @@ pub(crate) fn content_bytes(
         };
         for node in tree.nodes {
             let rel = rel_dir.join(OsStr::from_bytes(&node.name));
-            let absolute = Path::new("/").join(&rel);
-            if filters.exclude.matches(&absolute) {
+            let Some(included) = filters.admit(&rel, included) else {
                 continue;
-            }
-            let included = included || filters.include.matches(&absolute);
+            };
             if let Some(sub) = node.subtree() {
                 stack.push((sub, rel, included));
-            } else if included && node.links > 1 {
-                if linked.insert((node.device, node.inode)) {
-                    let mut once = node;
-                    once.links = 1;
-                    total += data(&once);
-                }
-            } else if included {
-                total += data(&node);
+            } else if included && (node.links <= 1 || linked.insert((node.device, node.inode))) {
+                total += data_bytes(&node);
             }
         }
     }
