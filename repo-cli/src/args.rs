@@ -95,6 +95,13 @@ pub struct Global {
           default_value = "2G", value_name = "BYTES", hide_short_help = true)]
     pub cache_size: u64,
 
+    /// Index entries held in memory (46 bytes each); past this many blobs the index is kept
+    /// as a sorted file in the cache directory (or a temporary one) and memory holds about
+    /// 1.2 bytes per blob.
+    #[arg(long, env = "KAIRN_INDEX_MEMORY", global = true, default_value_t = engine::index::DEFAULT_BLOBS_IN_MEMORY,
+          value_name = "BLOBS", hide_short_help = true)]
+    pub index_memory: usize,
+
     /// Never delete anything, as if opened with an append-only key: for a storage credential
     /// that may create, read and list, but not delete. Prune and forget refuse to run.
     #[arg(long, env = "KAIRN_APPEND_ONLY", global = true)]
@@ -193,6 +200,7 @@ impl Global {
             )),
         };
         let repo = self.unlock(backend, &password)?;
+        self.bound_index(&repo);
         if let Some(dir) = self.cache_base(Some(location)) {
             repo.use_cache(&dir, self.cache_size)?;
         }
@@ -256,6 +264,7 @@ impl Global {
         if self.append_only {
             repo.set_append_only();
         }
+        self.bound_index(&repo);
         if let Some(dir) = self.cache_base(self.repo.as_deref()) {
             repo.use_cache(&dir, self.cache_size)?;
         }
@@ -311,10 +320,31 @@ impl Global {
         if !remote {
             return None;
         }
+        self.default_cache_base()
+    }
+
+    /// Where a large index keeps its sorted run: the cache directory, for a local repository
+    /// too (its files are local already, but the run saves reading every index file).
+    fn index_run_base(&self) -> Option<PathBuf> {
+        if self.no_cache {
+            return None;
+        }
+        self.cache_dir.clone().or_else(|| self.default_cache_base())
+    }
+
+    fn default_cache_base(&self) -> Option<PathBuf> {
         let base = std::env::var_os("XDG_CACHE_HOME")
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
         Some(base.join("kairn"))
+    }
+
+    /// Applies the index memory bound and where its run is kept.
+    fn bound_index(&self, repo: &Repository) {
+        repo.set_index_memory(self.index_memory);
+        if let Some(base) = self.index_run_base() {
+            repo.keep_index_runs_in(&base);
+        }
     }
 
     /// The session expiry.

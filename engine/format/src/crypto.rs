@@ -61,6 +61,12 @@ impl MasterKeys {
         out
     }
 
+    /// The key of MACs over files kept only in a local cache (the index run), derived so that
+    /// it opens nothing stored in the repository.
+    pub fn local_cache_key(&self) -> [u8; 32] {
+        blake3::derive_key("kairn 2026-12 local index run MAC", &self.encryption)
+    }
+
     /// The chunker key, from which the gear table is derived.
     pub fn chunker_key(&self) -> &[u8; 32] {
         &self.chunker

@@ -86,7 +86,13 @@ pub struct Repository {
     files: Files,
     append_only: Arc<AtomicBool>,
     cache: std::sync::OnceLock<kairn_storage::cache::MetadataCache>,
+    index_blobs_in_memory: std::sync::atomic::AtomicUsize,
+    index_runs: std::sync::OnceLock<std::path::PathBuf>,
 }
+
+/// Blobs the index holds in memory before it spills to a run on disk, unless set otherwise:
+/// about 92 MiB of entries.
+pub const DEFAULT_INDEX_BLOBS_IN_MEMORY: usize = 2_000_000;
 
 /// Bytes of whole tree packs kept in memory while walking snapshots.
 const TREE_PACK_CACHE_BYTES: usize = 32 << 20;
@@ -208,6 +214,8 @@ impl Repository {
             files,
             append_only,
             cache: std::sync::OnceLock::new(),
+            index_blobs_in_memory: DEFAULT_INDEX_BLOBS_IN_MEMORY.into(),
+            index_runs: std::sync::OnceLock::new(),
         })
     }
 
@@ -311,7 +319,37 @@ impl Repository {
     pub fn use_cache(&self, base: &std::path::Path, max_bytes: u64) -> Result<()> {
         let cache = kairn_storage::cache::MetadataCache::open(base, &self.config.id, max_bytes)?;
         let _ = self.cache.set(cache);
+        self.keep_index_runs_in(base);
         Ok(())
+    }
+
+    /// Bounds the blobs the index holds in memory before it spills to a run on disk (in the
+    /// cache directory, else a temporary one); `usize::MAX` never spills.
+    pub fn set_index_memory(&self, blobs: usize) {
+        self.index_blobs_in_memory
+            .store(blobs, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn index_blobs_in_memory(&self) -> usize {
+        self.index_blobs_in_memory
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn local_cache_key(&self) -> [u8; 32] {
+        self.keys.local_cache_key()
+    }
+
+    /// Keeps the index run of a large index under `base`, in this
+    /// repository's directory, for later operations; without it a run is temporary.
+    /// [`Self::use_cache`] does this too.
+    pub fn keep_index_runs_in(&self, base: &std::path::Path) {
+        let _ = self
+            .index_runs
+            .set(base.join(self.config.id.to_hex()).join("index-run"));
+    }
+
+    pub(crate) fn index_run_dir(&self) -> Option<std::path::PathBuf> {
+        self.index_runs.get().cloned()
     }
 
     /// A whole content-addressed file, checked against its name: from the cache when it holds

@@ -1,0 +1,216 @@
+//! Building a run without holding the index: records are appended to 256 partition files by
+//! their id's first byte, then each partition in turn is read, sorted, filtered and written
+//! out as pages. Memory while building: the partition buffers (8 MiB) and one partition
+//! (1/256 of the records, 48 bytes each), not the whole index.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use rayon::slice::ParallelSliceMut;
+use xorf::BinaryFuse8;
+
+use super::layout::{
+    Header, MAC, PAGE, PARTITIONS, PER_PAGE, RECORD, fence_of, filter_key, page_mac, record_id,
+};
+use super::open::Run;
+use kairn_format::error::{Error, Result};
+use kairn_format::id::{IndexId, PackId};
+
+const PARTITION_BUFFER: usize = 32 << 10;
+
+/// Records spilled to partition files, not yet a run.
+pub struct Spill {
+    dir: PathBuf,
+    scratch: PathBuf,
+    parts: Vec<BufWriter<File>>,
+    key: [u8; 32],
+    nonce: [u8; 16],
+}
+
+fn io(what: &str, path: &Path, e: std::io::Error) -> Error {
+    Error::io(format!("index spill: cannot {what} {}", path.display()), e)
+}
+
+impl Spill {
+    /// Starts a spill whose run will be written into `dir`.
+    pub fn new(dir: &Path, key: [u8; 32]) -> Result<Self> {
+        let nonce: [u8; 16] = kairn_format::crypto::random_bytes();
+        let scratch = dir.join(format!("spill-{}.tmp", hex(&nonce)));
+        fs::create_dir_all(&scratch).map_err(|e| io("create", &scratch, e))?;
+        let parts = (0..PARTITIONS)
+            .map(|p| {
+                let path = scratch.join(format!("{p:02x}"));
+                File::create(&path)
+                    .map(|f| BufWriter::with_capacity(PARTITION_BUFFER, f))
+                    .map_err(|e| io("create", &path, e))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            scratch,
+            parts,
+            key,
+            nonce,
+        })
+    }
+
+    /// Appends one record (see [`super::layout::RECORD`]).
+    pub fn push(&mut self, record: &[u8; RECORD]) -> Result<()> {
+        self.parts[usize::from(record[0])]
+            .write_all(record)
+            .map_err(|e| io("write to", &self.scratch, e))
+    }
+
+    /// Sorts every partition into pages and writes the run: to a name of its own in the
+    /// directory when `keep`, else to a file that is unlinked once open.
+    pub fn finish(
+        mut self,
+        packs: Vec<(PackId, u64)>,
+        files: Vec<IndexId>,
+        keep: bool,
+    ) -> Result<Run> {
+        for part in std::mem::take(&mut self.parts) {
+            part.into_inner()
+                .map_err(|e| io("flush", &self.scratch, e.into_error()))?;
+        }
+        let name = format!("run-{}", hex(&self.nonce));
+        let tmp = self.dir.join(format!("{name}.tmp"));
+        let file = File::create(&tmp).map_err(|e| io("create", &tmp, e))?;
+        let mut pages = Pages::new(
+            BufWriter::with_capacity(1 << 20, file),
+            self.key,
+            self.nonce,
+        );
+        let mut filters = Vec::with_capacity(PARTITIONS);
+        for p in 0..PARTITIONS {
+            let records = self.sorted_partition(p)?;
+            filters.push(filter_of(&records)?);
+            for r in &records {
+                pages.push(r).map_err(|e| io("write", &tmp, e))?;
+            }
+        }
+        let (out, blobs, fences) = pages.finish().map_err(|e| io("write", &tmp, e))?;
+        let header = Header {
+            nonce: self.nonce,
+            blobs,
+            packs,
+            files,
+            fences,
+            filters,
+        };
+        let mut out = out;
+        out.write_all(&header.encode(&self.key))
+            .map_err(|e| io("write", &tmp, e))?;
+        let file = out
+            .into_inner()
+            .map_err(|e| io("flush", &tmp, e.into_error()))?;
+        file.sync_all().map_err(|e| io("sync", &tmp, e))?;
+        drop(file);
+        if !keep {
+            let run = Run::open(&tmp, self.key, None);
+            let _ = fs::remove_file(&tmp);
+            let _ = fs::remove_dir_all(&self.scratch);
+            let _ = fs::remove_dir(&self.dir);
+            return run;
+        }
+        let path = self.dir.join(format!("{name}.kidx"));
+        fs::rename(&tmp, &path).map_err(|e| io("rename", &tmp, e))?;
+        Run::open(&path, self.key, Some(path.clone()))
+    }
+
+    fn sorted_partition(&self, p: usize) -> Result<Vec<[u8; RECORD]>> {
+        let path = self.scratch.join(format!("{p:02x}"));
+        let mut file = File::open(&path).map_err(|e| io("open", &path, e))?;
+        let len = file.metadata().map_err(|e| io("stat", &path, e))?.len() as usize;
+        let mut records = vec![[0u8; RECORD]; len / RECORD];
+        file.read_exact(records.as_flattened_mut())
+            .map_err(|e| io("read", &path, e))?;
+        drop(file);
+        let _ = fs::remove_file(&path);
+        records.par_sort_unstable_by(|a, b| a[..32].cmp(&b[..32]));
+        // A blob stored twice (two writers raced) keeps one location; either is valid.
+        records.dedup_by(|a, b| a[..32] == b[..32]);
+        Ok(records)
+    }
+}
+
+impl Drop for Spill {
+    fn drop(&mut self) {
+        self.parts.clear();
+        let _ = fs::remove_dir_all(&self.scratch);
+    }
+}
+
+fn filter_of(records: &[[u8; RECORD]]) -> Result<Option<BinaryFuse8>> {
+    if records.is_empty() {
+        return Ok(None);
+    }
+    let mut keys: Vec<u64> = records.iter().map(|r| filter_key(&record_id(r))).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    BinaryFuse8::try_from(&keys)
+        .map(Some)
+        .map_err(|e| Error::internal(format!("index filter: {e}")))
+}
+
+/// Writes records into MAC'd pages and notes each page's fence.
+struct Pages {
+    out: BufWriter<File>,
+    page: Vec<u8>,
+    number: u64,
+    blobs: u64,
+    fences: Vec<u64>,
+    key: [u8; 32],
+    nonce: [u8; 16],
+}
+
+impl Pages {
+    fn new(out: BufWriter<File>, key: [u8; 32], nonce: [u8; 16]) -> Self {
+        Self {
+            out,
+            page: Vec::with_capacity(PAGE),
+            number: 0,
+            blobs: 0,
+            fences: Vec::new(),
+            key,
+            nonce,
+        }
+    }
+
+    fn push(&mut self, record: &[u8; RECORD]) -> std::io::Result<()> {
+        if self.page.is_empty() {
+            self.fences.push(fence_of(&record_id(record)));
+        }
+        self.page.extend_from_slice(record);
+        self.blobs += 1;
+        if self.page.len() == PER_PAGE * RECORD {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let mac = page_mac(&self.key, &self.nonce, self.number, &self.page);
+        self.page.resize(PER_PAGE * RECORD, 0);
+        self.page.extend_from_slice(&mac);
+        self.page.resize(PAGE, 0);
+        self.out.write_all(&self.page)?;
+        self.page.clear();
+        self.number += 1;
+        Ok(())
+    }
+
+    fn finish(mut self) -> std::io::Result<(BufWriter<File>, u64, Vec<u64>)> {
+        if !self.page.is_empty() {
+            self.flush()?;
+        }
+        debug_assert_eq!(MAC, 32);
+        Ok((self.out, self.blobs, self.fences))
+    }
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
