@@ -92,45 +92,89 @@ pub fn mixed_corpus(len: usize) -> Vec<u8> {
 
 /// An index file with `n` synthetic blobs in packs of 1,000, and the ids, for index benchmarks.
 pub fn synthetic_index(n: usize) -> (IndexFile, Vec<BlobId>) {
-    let mut ids = Vec::with_capacity(n);
-    let mut packs = Vec::with_capacity(n / 1000 + 1);
-    let mut x = 0x0123_4567_89AB_CDEFu64;
-    let mut next = || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    for p in 0..n.div_ceil(1000) {
-        let mut blobs = Vec::with_capacity(1000);
-        for i in 0..1000.min(n - p * 1000) {
-            let mut raw = [0u8; 32];
-            for chunk in raw.chunks_mut(8) {
-                chunk.copy_from_slice(&next().to_le_bytes());
-            }
-            let id = BlobId(Id(raw));
-            ids.push(id);
-            blobs.push(PackEntry {
-                kind: BlobKind::Data,
-                id,
-                offset: i as u32 * 1000,
-                length: 1000,
-                raw_length: 2000,
-            });
-        }
-        let mut pid = [0u8; 32];
-        pid[..8].copy_from_slice(&(p as u64).to_le_bytes());
-        packs.push(IndexPack {
-            id: PackId(Id(pid)),
-            size: 1_000_000,
-            blobs,
-        });
+    let mut synthetic = SyntheticIndex::new(n, 1);
+    let mut packs = Vec::with_capacity(n.div_ceil(1000));
+    while let Some(file) = synthetic.next_file(usize::MAX) {
+        packs.extend(file.packs);
     }
-    (
-        IndexFile {
+    let file = IndexFile {
+        supersedes: Vec::new(),
+        packs,
+    };
+    (file, synthetic.sample)
+}
+
+/// Synthetic index files of `n` blobs in all, in packs of 1,000 with random ids, made one file
+/// at a time so that 100 million blobs do not have to be held; every `sample_every`-th id is
+/// kept for lookups.
+pub struct SyntheticIndex {
+    left: usize,
+    pack: u64,
+    x: u64,
+    sample_every: usize,
+    made: usize,
+    /// The kept ids.
+    pub sample: Vec<BlobId>,
+}
+
+impl SyntheticIndex {
+    /// Makes `n` blobs, keeping every `sample_every`-th id.
+    pub fn new(n: usize, sample_every: usize) -> Self {
+        Self {
+            left: n,
+            pack: 0,
+            x: 0x0123_4567_89AB_CDEF,
+            sample_every: sample_every.max(1),
+            made: 0,
+            sample: Vec::with_capacity(n / sample_every.max(1) + 1),
+        }
+    }
+
+    /// A random id (xorshift64; uniform, as keyed hashes are).
+    pub fn random_id(&mut self) -> BlobId {
+        let mut raw = [0u8; 32];
+        for chunk in raw.chunks_mut(8) {
+            self.x ^= self.x << 13;
+            self.x ^= self.x >> 7;
+            self.x ^= self.x << 17;
+            chunk.copy_from_slice(&self.x.to_le_bytes());
+        }
+        BlobId(Id(raw))
+    }
+
+    /// The next index file, of at most `max_packs` packs; `None` when all blobs are made.
+    pub fn next_file(&mut self, max_packs: usize) -> Option<IndexFile> {
+        let mut packs = Vec::new();
+        while self.left > 0 && packs.len() < max_packs {
+            let count = self.left.min(1000);
+            let mut blobs = Vec::with_capacity(count);
+            for i in 0..count {
+                let id = self.random_id();
+                if self.made % self.sample_every == 0 {
+                    self.sample.push(id);
+                }
+                self.made += 1;
+                blobs.push(PackEntry {
+                    kind: BlobKind::Data,
+                    id,
+                    offset: i as u32 * 1000,
+                    length: 1000,
+                    raw_length: 2000,
+                });
+            }
+            let mut pid = [0u8; 32];
+            pid[..8].copy_from_slice(&self.pack.to_le_bytes());
+            self.pack += 1;
+            packs.push(IndexPack {
+                id: PackId(Id(pid)),
+                size: 1_000_000,
+                blobs,
+            });
+            self.left -= count;
+        }
+        (!packs.is_empty()).then_some(IndexFile {
             supersedes: Vec::new(),
             packs,
-        },
-        ids,
-    )
+        })
+    }
 }

@@ -1,12 +1,19 @@
-//! Measures the index's resident memory per blob: builds an index of N synthetic blobs (default
-//! 10 million) and reports the growth of VmRSS, the peak growth while building (VmHWM: what a
-//! command pays at start-up), and the entry vector's own size.
+//! Measures the index's resident memory and lookup speed at N synthetic blobs (default 10
+//! million), both as the loader builds it for a large repository (spilled to a run on disk,
+//! the default here) and held wholly in memory (`--memory`, the layout below the bound).
 //!
-//! `cargo run --release -p kairn-benches --bin index-memory -- 10000000`
+//! Reports the process's RSS growth and peak (VmHWM) while building, the time to build and
+//! to reopen the cached run, and lookups per second of stored ids and of new ones (what a
+//! backup asks for each chunk).
+//!
+//! `cargo run --release -p kairn-benches --bin index-memory -- 100000000 [--memory] [--dir D]`
 
-fn rss_kib() -> u64 {
-    status_kib("VmRSS:")
-}
+use std::time::Instant;
+
+use engine::crypto::MasterKeys;
+use engine::id::BlobId;
+use engine::index::{Index, IndexBuilder, SpillTo};
+use kairn_benches::SyntheticIndex;
 
 fn status_kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -17,36 +24,119 @@ fn status_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+struct Args {
+    blobs: usize,
+    memory: bool,
+    dir: std::path::PathBuf,
+}
+
+fn args() -> Args {
+    let mut out = Args {
+        blobs: 10_000_000,
+        memory: false,
+        dir: std::env::temp_dir(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--memory" => out.memory = true,
+            "--dir" => out.dir = it.next().map(Into::into).unwrap_or(out.dir),
+            n => out.blobs = n.parse().unwrap_or(out.blobs),
+        }
+    }
+    out
+}
+
+/// Lookups per second of `ids`.
+fn rate(index: &Index, ids: &[BlobId], expect: bool) -> f64 {
+    let start = Instant::now();
+    let found = ids.iter().filter(|id| index.contains(id)).count();
+    let secs = start.elapsed().as_secs_f64();
+    if expect {
+        assert_eq!(found, ids.len(), "every stored id is found");
+    }
+    ids.len() as f64 / secs
+}
+
 fn main() {
-    let n: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(10_000_000);
-    let (file, ids) = kairn_benches::synthetic_index(n);
-    let before = rss_kib();
-    // The high-water mark so far is the synthetic input's; reset it to measure the build's.
+    let args = args();
+    let keys = MasterKeys::generate();
+    let dir = args
+        .dir
+        .join(format!("kairn-index-memory-{}", std::process::id()));
+    let spill = (!args.memory).then(|| SpillTo {
+        dir: dir.clone(),
+        key: keys.local_cache_key(),
+        at: engine::index::DEFAULT_BLOBS_IN_MEMORY,
+        keep: true,
+    });
+    // About 100,000 sampled ids, whatever N is.
+    let mut synthetic = SyntheticIndex::new(args.blobs, (args.blobs / 100_000).max(1));
+    let before = status_kib("VmRSS:");
     let _ = std::fs::write("/proc/self/clear_refs", "5");
-    let start = std::time::Instant::now();
-    let index = engine::index::Index::from_files([&file]);
+    let start = Instant::now();
+    let mut builder = IndexBuilder::spilling(spill);
+    while let Some(file) = synthetic.next_file(100) {
+        builder.add_file(&file);
+    }
+    let index = builder.finish_loaded().expect("index builds");
     let built = start.elapsed();
     let peak = status_kib("VmHWM:");
-    drop(file);
-    let after = rss_kib();
-    let start = std::time::Instant::now();
-    let mut found = 0usize;
-    for id in ids.iter().step_by(10) {
-        found += usize::from(index.contains(id));
-    }
-    let lookups = ids.len().div_ceil(10);
-    let per_lookup = start.elapsed().as_nanos() as f64 / lookups as f64;
-    assert_eq!(found, lookups);
+    let after = status_kib("VmRSS:");
+    let stored = std::mem::take(&mut synthetic.sample);
+    let new: Vec<BlobId> = (0..stored.len()).map(|_| synthetic.random_id()).collect();
+    let (hit, miss) = (rate(&index, &stored, true), rate(&index, &new, false));
+    let per_blob = |kib: u64| kib.saturating_sub(before) as f64 * 1024.0 / args.blobs as f64;
     println!(
-        "blobs {n}: entries {:.1} B/blob; RSS growth {:.1} B/blob (the input file is freed before the \
-         second reading); peak growth while building {:.1} B/blob; build {:.2} s; lookup \
-         {per_lookup:.0} ns",
-        index.entry_bytes() as f64 / n as f64,
-        (after.saturating_sub(before)) as f64 * 1024.0 / n as f64,
-        (peak.saturating_sub(before)) as f64 * 1024.0 / n as f64,
+        "blobs {}: {}; build {:.1} s; RSS growth {:.1} MiB ({:.2} B/blob), peak growth while \
+         building {:.1} MiB ({:.2} B/blob); index memory {:.2} B/blob; lookups: stored {:.0}/s, \
+         new {:.0}/s",
+        args.blobs,
+        if index.spilled() {
+            "spilled to a run"
+        } else {
+            "in memory"
+        },
         built.as_secs_f64(),
+        mib(after.saturating_sub(before)),
+        per_blob(after),
+        mib(peak.saturating_sub(before)),
+        per_blob(peak),
+        index.entry_bytes() as f64 / args.blobs as f64,
+        hit,
+        miss,
     );
+    drop(index);
+    if !args.memory {
+        reopen(&dir, &keys);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What a later operation pays: finding and opening the cached run.
+fn reopen(dir: &std::path::Path, keys: &MasterKeys) {
+    let run_bytes: u64 = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    let before = status_kib("VmRSS:");
+    let start = Instant::now();
+    // The synthetic run names no index files, so any stored set covers it.
+    let run = engine::index::run::find_cached(dir, keys.local_cache_key(), &Default::default());
+    assert!(run.is_some(), "the run is found again");
+    let opened = start.elapsed();
+    println!(
+        "run file {:.0} MiB; reopened in {:.2} s holding {:.1} MiB",
+        run_bytes as f64 / (1 << 20) as f64,
+        opened.as_secs_f64(),
+        mib(status_kib("VmRSS:").saturating_sub(before)),
+    );
+    drop(run);
 }

@@ -10,6 +10,9 @@ use kairn_format::error::{Error, Result};
 use kairn_format::id::{BlobId, IndexId, PackId};
 use kairn_format::index::IndexFile;
 
+/// Entries collected between writes to the partitions once a builder spills.
+const SPILL_BATCH: usize = 65_536;
+
 /// Collects index entries, then sorts them once into an [`Index`].
 #[derive(Debug, Default)]
 pub struct IndexBuilder {
@@ -81,7 +84,14 @@ impl IndexBuilder {
 
     fn bound_memory(&mut self) {
         let Some(to) = &self.spill_to else { return };
-        if self.entries.len() <= to.at || self.failed.is_some() {
+        // Once spilling, entries pass through in small batches: the bound is then held by
+        // nothing but the batch.
+        let at = if self.spill.is_some() {
+            SPILL_BATCH.min(to.at)
+        } else {
+            to.at
+        };
+        if self.entries.len() <= at || self.failed.is_some() {
             return;
         }
         if self.run.is_some() {
@@ -105,7 +115,8 @@ impl IndexBuilder {
         for w in &self.entries {
             spill.push(&w.record())?;
         }
-        self.entries.clear();
+        // Released, not kept: the first spill empties a buffer as large as the bound.
+        self.entries = Vec::new();
         Ok(())
     }
 

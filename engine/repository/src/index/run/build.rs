@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 use rayon::slice::ParallelSliceMut;
 use xorf::BinaryFuse8;
 
+use super::header::Header;
 use super::layout::{
-    Header, MAC, PAGE, PARTITIONS, PER_PAGE, RECORD, fence_of, filter_key, page_mac, record_id,
+    BLOCK, PAGE, PARTITIONS, PER_BLOCK, PER_PAGE, RECORD, TAG, block_tag, fence_of, filter_key,
+    record_id, records_in_block,
 };
 use super::open::Run;
 use kairn_format::error::{Error, Result};
@@ -100,8 +102,10 @@ impl Spill {
             filters,
         };
         let mut out = out;
-        out.write_all(&header.encode(&self.key))
+        header
+            .write(&self.key, &mut out)
             .map_err(|e| io("write", &tmp, e))?;
+        drop(header); // before the run is opened, which reads its own copy
         let file = out
             .into_inner()
             .map_err(|e| io("flush", &tmp, e.into_error()))?;
@@ -154,7 +158,7 @@ fn filter_of(records: &[[u8; RECORD]]) -> Result<Option<BinaryFuse8>> {
         .map_err(|e| Error::internal(format!("index filter: {e}")))
 }
 
-/// Writes records into MAC'd pages and notes each page's fence.
+/// Writes records into pages of tagged blocks and notes each page's fence.
 struct Pages {
     out: BufWriter<File>,
     page: Vec<u8>,
@@ -191,11 +195,16 @@ impl Pages {
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        let mac = page_mac(&self.key, &self.nonce, self.number, &self.page);
-        self.page.resize(PER_PAGE * RECORD, 0);
-        self.page.extend_from_slice(&mac);
-        self.page.resize(PAGE, 0);
-        self.out.write_all(&self.page)?;
+        let records = self.page.len() / RECORD;
+        let mut out = [0u8; PAGE];
+        for (b, block) in out.chunks_exact_mut(BLOCK).enumerate() {
+            let start = (b * PER_BLOCK * RECORD).min(self.page.len());
+            let bytes = &self.page[start..start + records_in_block(records, b) * RECORD];
+            block[..bytes.len()].copy_from_slice(bytes);
+            let tag = block_tag(&self.key, &self.nonce, self.number, b, bytes);
+            block[BLOCK - TAG..].copy_from_slice(&tag);
+        }
+        self.out.write_all(&out)?;
         self.page.clear();
         self.number += 1;
         Ok(())
@@ -205,7 +214,6 @@ impl Pages {
         if !self.page.is_empty() {
             self.flush()?;
         }
-        debug_assert_eq!(MAC, 32);
         Ok((self.out, self.blobs, self.fences))
     }
 }

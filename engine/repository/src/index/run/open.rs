@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use kairn_format::error::{Error, ErrorKind, Result};
 use kairn_format::id::{BlobId, IndexId, PackId};
 
+use super::header::Header;
 use super::layout::{
-    Header, PAGE, PER_PAGE, RECORD, TRAILER, fence_of, page_mac, record_id, record_numbers,
-    records_in_page,
+    BLOCK, PAGE, PER_BLOCK, PER_PAGE, RECORD, TAG, TRAILER, block_tag, fence_of, record_id,
+    record_numbers, records_in_block, records_in_page,
 };
 use crate::index::location::{BlobLocation, location};
 
@@ -60,8 +61,10 @@ impl Run {
         let pages_len = (len - TRAILER as u64)
             .checked_sub(header_len)
             .ok_or_else(|| corrupt(path, "header longer than the file"))?;
-        let section = read(pages_len, usize::try_from(header_len).unwrap_or(usize::MAX))?;
-        let header = Header::decode(&key, &section, &trailer)?;
+        let mut section = std::io::BufReader::with_capacity(1 << 20, &file);
+        std::io::Seek::seek(&mut section, std::io::SeekFrom::Start(pages_len))
+            .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+        let header = Header::read(&key, section, header_len, &trailer)?;
         if header.blobs.div_ceil(PER_PAGE as u64) * PAGE as u64 != pages_len {
             return Err(corrupt(path, "page count does not match its blob count"));
         }
@@ -110,21 +113,40 @@ impl Run {
         Ok(())
     }
 
-    /// Reads and verifies page `number` into `buf`; the records it holds, or `None` (and the
-    /// run is marked damaged and deleted) when it does not verify.
-    fn page<'b>(&self, number: u64, buf: &'b mut [u8; PAGE]) -> Option<&'b [u8]> {
-        let records = records_in_page(self.header.blobs, number) * RECORD;
-        let ok = self.file.read_exact_at(buf, number * PAGE as u64).is_ok()
-            && page_mac(&self.key, &self.header.nonce, number, &buf[..records])[..]
-                == buf[PER_PAGE * RECORD..PER_PAGE * RECORD + 32];
-        if !ok {
-            self.damaged.store(true, Ordering::Relaxed);
-            if let Some(p) = &self.path {
-                let _ = fs::remove_file(p);
-            }
+    /// Reads page `number` into `buf`; the records it holds, or `None` (and the run is marked
+    /// damaged) when it cannot be read.
+    fn read_page(&self, number: u64, buf: &mut [u8; PAGE]) -> Option<usize> {
+        if self.file.read_exact_at(buf, number * PAGE as u64).is_err() {
+            self.mark_damaged();
             return None;
         }
-        Some(&buf[..records])
+        Some(records_in_page(self.header.blobs, number))
+    }
+
+    /// The records of block `block` of page `number` (read into `buf`, holding `records`),
+    /// once its tag verifies; `None` (and the run is marked damaged) when it does not.
+    fn block<'b>(
+        &self,
+        number: u64,
+        buf: &'b [u8; PAGE],
+        records: usize,
+        block: usize,
+    ) -> Option<&'b [u8]> {
+        let bytes = &buf[block * BLOCK..(block + 1) * BLOCK];
+        let held = &bytes[..records_in_block(records, block) * RECORD];
+        let tag = block_tag(&self.key, &self.header.nonce, number, block, held);
+        if tag[..] != bytes[BLOCK - TAG..] {
+            self.mark_damaged();
+            return None;
+        }
+        Some(held)
+    }
+
+    fn mark_damaged(&self) {
+        self.damaged.store(true, Ordering::Relaxed);
+        if let Some(p) = &self.path {
+            let _ = fs::remove_file(p);
+        }
     }
 
     /// Where a blob is, when the run holds it.
@@ -140,8 +162,18 @@ impl Run {
         let mut buf = [0u8; PAGE];
         while page > 0 {
             page -= 1;
-            let records = self.page(page as u64, &mut buf)?;
-            if let Some(r) = search(records, id) {
+            let records = self.read_page(page as u64, &mut buf)?;
+            // The block is chosen by its first id before it is verified: a damaged first id
+            // can only send the search to a block that then fails to verify or lacks the id,
+            // and "not stored" costs a second copy, never a wrong location.
+            let blocks = records.div_ceil(PER_BLOCK);
+            let first = |b: usize| &buf[b * BLOCK..b * BLOCK + 32];
+            let b = (1..blocks)
+                .rev()
+                .find(|&b| first(b) <= &id.0.0[..])
+                .unwrap_or(0);
+            let held = self.block(page as u64, &buf, records, b)?;
+            if let Some(r) = search(held, id) {
                 let [pack_kind, offset, length, raw] = record_numbers(r);
                 return Some(location(pack_kind, offset, length, raw));
             }
@@ -152,25 +184,29 @@ impl Run {
         None
     }
 
-    /// Every record in id order. Stops early, with [`Self::intact`] then failing, at a page
-    /// that does not verify.
+    /// Every record in id order. A page with a block that does not verify is left out, and
+    /// [`Self::intact`] then fails.
     pub fn iter(&self) -> impl Iterator<Item = (BlobId, BlobLocation)> + '_ {
         let pages = self.header.fences.len() as u64;
-        (0..pages).flat_map(move |n| {
-            let mut buf = [0u8; PAGE];
-            let records: Vec<(BlobId, BlobLocation)> = self
-                .page(n, &mut buf)
-                .map(|rs| {
-                    rs.chunks_exact(RECORD)
-                        .map(|r| {
-                            let [pk, off, len, raw] = record_numbers(r);
-                            (record_id(r), location(pk, off, len, raw))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            records
-        })
+        (0..pages).flat_map(move |n| self.page_records(n))
+    }
+
+    fn page_records(&self, number: u64) -> Vec<(BlobId, BlobLocation)> {
+        let mut buf = [0u8; PAGE];
+        let Some(records) = self.read_page(number, &mut buf) else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(records);
+        for b in 0..records.div_ceil(PER_BLOCK) {
+            let Some(held) = self.block(number, &buf, records, b) else {
+                return Vec::new();
+            };
+            out.extend(held.chunks_exact(RECORD).map(|r| {
+                let [pk, off, len, raw] = record_numbers(r);
+                (record_id(r), location(pk, off, len, raw))
+            }));
+        }
+        out
     }
 }
 
