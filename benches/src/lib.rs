@@ -150,7 +150,7 @@ impl SyntheticIndex {
             let mut blobs = Vec::with_capacity(count);
             for i in 0..count {
                 let id = self.random_id();
-                if self.made % self.sample_every == 0 {
+                if self.made.is_multiple_of(self.sample_every) {
                     self.sample.push(id);
                 }
                 self.made += 1;
