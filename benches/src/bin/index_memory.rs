@@ -83,7 +83,13 @@ fn main() {
     while let Some(file) = synthetic.next_file(100) {
         builder.add_file(&file);
     }
-    let index = builder.finish_loaded().expect("index builds");
+    let index = match builder.finish_loaded() {
+        Ok(index) => index,
+        Err(e) => {
+            eprintln!("index-memory: {e}");
+            std::process::exit(1);
+        }
+    };
     let built = start.elapsed();
     let peak = status_kib("VmHWM:");
     let after = status_kib("VmRSS:");
