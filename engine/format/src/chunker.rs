@@ -127,7 +127,8 @@ impl Chunker {
     }
 
     /// Reads `reader` to its end and calls `f` with each chunk in order. Memory use is one buffer
-    /// of twice `max_size`, reused across calls on the same thread. Returns the number of bytes
+    /// of at most twice `max_size` (256 KiB until a file needs more), reused across calls on
+    /// the same thread. Returns the number of bytes
     /// read; a read error is returned as the outer error, an error of `f` as the inner one.
     pub fn for_each_chunk<R: Read>(
         &self,
@@ -160,15 +161,17 @@ impl Chunker {
         mut f: impl FnMut(&[&[u8]]) -> Result<()>,
     ) -> std::io::Result<std::result::Result<u64, Error>> {
         let max = self.params.max_size as usize;
-        if buf.len() < 2 * max {
-            buf.resize(2 * max, 0);
+        // The buffer grows to twice the largest chunk only when a file needs it: a thread that
+        // reads small files keeps a small buffer (its pages are touched, so this is RSS).
+        if buf.is_empty() {
+            buf.resize(SMALL_BUFFER.min(2 * max), 0);
         }
-        let buf = &mut buf[..2 * max];
         let (mut start, mut end, mut eof, mut total) = (0usize, 0usize, false, 0u64);
         let mut cuts: Vec<(usize, usize)> = Vec::new();
         loop {
-            while !eof && end < buf.len() {
-                match reader.read(&mut buf[end..]) {
+            let limit = buf.len().min(2 * max);
+            while !eof && end < limit {
+                match reader.read(&mut buf[end..limit]) {
                     Ok(0) => eof = true,
                     Ok(n) => {
                         end += n;
@@ -177,6 +180,13 @@ impl Chunker {
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(e),
                 }
+            }
+            // Full before the end of the file: grow, so a large file is cut in batches of many
+            // chunks (and a buffer always holds at least one whole chunk).
+            if !eof && end == buf.len() && buf.len() < 2 * max {
+                let grown = (buf.len() * 4).min(2 * max);
+                buf.resize(grown, 0);
+                continue;
             }
             cuts.clear();
             while end - start >= max || (eof && end > start) {
@@ -199,6 +209,9 @@ impl Chunker {
         }
     }
 }
+
+/// The chunking buffer's first size: larger than most small files.
+const SMALL_BUFFER: usize = 256 << 10;
 
 thread_local! {
     /// One chunking buffer per thread, allocated once: a fresh 16 MiB zeroed buffer per file
@@ -278,6 +291,51 @@ mod tests {
         .unwrap();
         assert_eq!(batched, chunks(&c, &data));
         assert!(batches > 1 && batches < batched.len(), "{batches} batches");
+    }
+
+    /// Hands out at most 1,000 bytes per read.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.0.len()).min(1000);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn the_buffer_grows_without_moving_a_boundary() {
+        let c = Chunker::new(ChunkerParams::default(), &[3; 32]).unwrap();
+        let max = ChunkerParams::default().max_size as usize;
+        let data = xorshift(5, 2 * max + 3 * SMALL_BUFFER + 17);
+        let mut expected = Vec::new();
+        let mut pos = 0;
+        while pos < data.len() {
+            let n = c.cut(&data[pos..(pos + max).min(data.len())]);
+            expected.push(data[pos..pos + n].to_vec());
+            pos += n;
+        }
+        let mut got = Vec::new();
+        let mut buf = Vec::new();
+        c.chunk_with(&mut buf, Trickle(&data), |batch| {
+            got.extend(batch.iter().map(|b| b.to_vec()));
+            Ok(())
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(got, expected);
+        assert_eq!(buf.len(), 2 * max, "grown to hold a batch");
+        let mut small = Vec::new();
+        c.chunk_with(&mut small, &b"a small file"[..], |_| Ok(()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            small.len(),
+            SMALL_BUFFER,
+            "a small file keeps the buffer small"
+        );
     }
 
     #[test]

@@ -103,6 +103,11 @@ impl PackBuilder {
         self.bytes.len()
     }
 
+    /// Blobs so far.
+    pub fn blobs(&self) -> usize {
+        self.entries.len()
+    }
+
     /// True when no blob was added.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()

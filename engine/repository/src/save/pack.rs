@@ -1,5 +1,6 @@
 //! Packing: sealed blobs collect in one open pack per blob kind (trees apart from data, so a
-//! walk of trees reads small packs) until a pack reaches the target size.
+//! walk of trees reads small packs) until a pack reaches the target size or
+//! [`MAX_BLOBS_PER_PACK`] blobs (repo-format.md §9).
 
 use std::sync::Mutex;
 
@@ -8,6 +9,10 @@ use kairn_format::error::Result;
 use kairn_format::id::{BlobId, BlobKind};
 use kairn_format::pack::PackBuilder;
 use kairn_format::sync::lock;
+
+/// Blobs in a pack at most: a header's entries (about 48 bytes each, in memory while the pack
+/// is written or its header read) stay under 1 MiB however small the files.
+pub const MAX_BLOBS_PER_PACK: usize = 16_384;
 
 /// The open packs of one operation.
 pub struct OpenPacks {
@@ -40,10 +45,12 @@ impl OpenPacks {
     ) -> Result<Option<PackBuilder>> {
         let mut builder = lock(self.builder(kind));
         if builder.is_empty() {
+            // Reserved, not touched: only what is written becomes resident.
             builder.reserve(self.capacity);
         }
         builder.add_with(kind, id, raw_len, |out| out.extend_from_slice(sealed))?;
-        Ok((builder.len() >= self.target).then(|| std::mem::take(&mut *builder)))
+        let full = builder.len() >= self.target || builder.blobs() >= MAX_BLOBS_PER_PACK;
+        Ok(full.then(|| std::mem::take(&mut *builder)))
     }
 
     /// Takes the open pack of `kind`, however full.
