@@ -50,6 +50,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod allocator;
 pub use kairn_format::{Error, ErrorKind, Result};
 pub use kairn_format::{chunker, compress, crypto, error, id, units};
 

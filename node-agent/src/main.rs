@@ -23,6 +23,7 @@ use node_agent::job::RepoAccess;
 use node_agent::settings::{Args, fail, init_logging};
 
 fn main() -> std::process::ExitCode {
+    engine::allocator::fix_mmap_threshold();
     // A mount pod's process: it only keeps the pod, and so its volume's mount, alive.
     if std::env::args_os()
         .nth(1)

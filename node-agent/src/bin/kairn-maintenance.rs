@@ -24,6 +24,7 @@ use node_agent::settings::{fail, init_logging};
 const GRACE: Duration = Duration::from_secs(20);
 
 fn main() -> std::process::ExitCode {
+    engine::allocator::fix_mmap_threshold();
     let args = MaintenanceArgs::parse();
     init_logging(args.log_text);
     // Opened once at startup, outside the async runtime (the storage backend owns one of its
