@@ -183,7 +183,8 @@ impl Run<'_> {
             self.progress.start("restore", Some(total + verify_bytes));
         }
         let dirs = at::Dirs::new(self.handle);
-        if let Err(e) = write::execute(self.repo, &dirs, &plan, &outcome, self.progress) {
+        let meta = (!self.opts.verify).then_some(self.owner);
+        if let Err(e) = write::execute(self.repo, &dirs, &plan, &outcome, meta, self.progress) {
             // Canceled: no temporary of this run stays behind.
             for &i in &outcome.temps {
                 if let Ok((dir, _)) = dirs.parent(&plan.files[i].rel) {

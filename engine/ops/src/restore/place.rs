@@ -34,6 +34,7 @@ pub(crate) fn finish(
     failed_originals: &mut HashSet<usize>,
 ) -> RestoreReport {
     let mut failures = outcome.take_failures();
+    let applied = outcome.take_meta_applied();
     let placed: Vec<(usize, Placed)> = plan
         .files
         .par_iter()
@@ -52,7 +53,11 @@ pub(crate) fn finish(
                 }
                 return None;
             }
-            Some((i, place(dirs, plan.first_file + i, job, temp, owner)))
+            let meta = match applied.get(&i) {
+                Some(problems) => Meta::Applied(problems.clone()),
+                None => Meta::Apply { owner },
+            };
+            Some((i, place(dirs, plan.first_file + i, job, temp, meta)))
         })
         .collect();
     let mut report = RestoreReport {
@@ -97,21 +102,31 @@ pub(crate) fn finish(
     report
 }
 
-/// Applies file `i`'s metadata and, when it was written into a temporary, renames it into place.
-fn place(dirs: &Dirs<'_>, number: usize, job: &FileJob, temp: bool, owner: bool) -> Placed {
+/// A file's metadata: applied already when its last byte was written, or still to apply.
+enum Meta {
+    Applied(Vec<String>),
+    Apply { owner: bool },
+}
+
+/// Applies file `i`'s metadata (unless done) and, when it was written into a temporary,
+/// renames it into place.
+fn place(dirs: &Dirs<'_>, number: usize, job: &FileJob, temp: bool, meta: Meta) -> Placed {
     let (dir, name) = match dirs.parent(&job.rel) {
         Ok(found) => found,
         Err(e) => return Placed::Failed(why_no_dir(&e)),
     };
     let temp_name = dirs.target().temp_name(number);
     let current = if temp { temp_name.as_os_str() } else { name };
-    let problems = match open_file(dir.as_fd(), current, false) {
-        Ok(file) => apply_fd(file.as_fd(), &job.node, owner),
-        Err(e) if temp => {
-            remove_temp(dir.as_fd(), &temp_name);
-            return Placed::Failed(format!("its temporary file vanished: {e}"));
-        }
-        Err(e) => vec![format!("cannot open to set metadata: {e}")],
+    let problems = match meta {
+        Meta::Applied(problems) => problems,
+        Meta::Apply { owner } => match open_file(dir.as_fd(), current, false) {
+            Ok(file) => apply_fd(file.as_fd(), &job.node, owner),
+            Err(e) if temp => {
+                remove_temp(dir.as_fd(), &temp_name);
+                return Placed::Failed(format!("its temporary file vanished: {e}"));
+            }
+            Err(e) => vec![format!("cannot open to set metadata: {e}")],
+        },
     };
     if temp && let Err(e) = renameat(&dir, &temp_name, &dir, name) {
         remove_temp(dir.as_fd(), &temp_name);

@@ -59,6 +59,9 @@ pub(crate) struct Outcome {
     pub verified: u64,
     /// Set once the target is found full: what is left is failed without being tried.
     full: AtomicBool,
+    /// Files whose metadata the write of their last byte already applied, with what could
+    /// not be applied: putting them in place is then only a rename.
+    early_meta: Mutex<BTreeMap<usize, Vec<String>>>,
 }
 
 impl Outcome {
@@ -84,6 +87,23 @@ impl Outcome {
 
     pub fn is_full(&self) -> bool {
         self.full.load(Ordering::Relaxed)
+    }
+
+    /// Records that file `file`'s metadata is applied, with its problems.
+    pub fn meta_applied(&self, file: usize, problems: Vec<String>) {
+        self.early_meta
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(file, problems);
+    }
+
+    /// Takes the files whose metadata is applied, by file index.
+    pub fn take_meta_applied(&mut self) -> BTreeMap<usize, Vec<String>> {
+        std::mem::take(
+            self.early_meta
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
 
     /// Takes the failures recorded so far, by file index.

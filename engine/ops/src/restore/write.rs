@@ -8,12 +8,14 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use rayon::prelude::*;
 
 use super::at::{Dirs, why_no_dir};
 use super::create::TARGET_FULL;
 use super::fs::open_file;
+use super::meta::apply_fd;
 use super::plan::{BlobNeed, FileJob, PackWork, Plan};
 use super::report::Outcome;
 use crate::progress::Progress;
@@ -35,18 +37,32 @@ const MAX_BLOBS: usize = 512;
 
 /// Writes every blob into the temporaries of its files. Fails only when canceled; a full
 /// target fails the files it could not complete, and those not written yet, without trying.
+///
+/// With `meta` (no verification to come, which must read before times are set; the value
+/// says whether to restore owners), the write that completes a file also applies its
+/// metadata through the descriptor it wrote with: placing it is then only a rename, which
+/// saves an open, a stat and a close per file.
 pub(crate) fn execute(
     repo: &Repository,
     dirs: &Dirs<'_>,
     plan: &Plan,
     outcome: &Outcome,
+    meta: Option<bool>,
     progress: &dyn Progress,
 ) -> Result<()> {
+    let mut remaining = vec![0u32; plan.files.len()];
+    for need in plan.packs.iter().flat_map(|w| &w.blobs) {
+        for t in &need.targets {
+            remaining[t.file as usize] += 1;
+        }
+    }
     let filling = Filling {
         dirs,
         first_file: plan.first_file,
         files: &plan.files,
         outcome,
+        remaining: remaining.into_iter().map(AtomicU32::new).collect(),
+        meta,
     };
     let units: Vec<(&PackWork, &[BlobNeed])> = plan
         .packs
@@ -69,6 +85,9 @@ struct Filling<'a> {
     first_file: usize,
     files: &'a [FileJob],
     outcome: &'a Outcome,
+    /// Placements not yet written, per file.
+    remaining: Vec<AtomicU32>,
+    meta: Option<bool>,
 }
 
 impl Filling<'_> {
@@ -78,6 +97,21 @@ impl Filling<'_> {
 
     fn failed(&self, file: usize) -> bool {
         self.outcome.failed(file)
+    }
+
+    /// Counts a placement of file `file` written through `fd`; the one that completes the file
+    /// applies its metadata (see [`execute`]). Every other write to it returned before its own
+    /// count, so none comes after.
+    fn wrote(&self, file: u32, fd: std::os::fd::BorrowedFd<'_>) -> bool {
+        let Some(owner) = self.meta else {
+            return false;
+        };
+        if self.remaining[file as usize].fetch_sub(1, Ordering::AcqRel) != 1 {
+            return false;
+        }
+        let problems = apply_fd(fd, &self.files[file as usize].node, owner);
+        self.outcome.meta_applied(file as usize, problems);
+        true
     }
 
     /// Opens file `i`'s temporary through its directory's handle.
@@ -204,6 +238,8 @@ fn write_one(
             plan.outcome.set_full();
         }
         plan.fail(file as usize, format!("write failed: {e}"));
+    } else if plan.wrote(file, handle.as_fd()) {
+        open_files.remove(&file); // complete: its descriptor is of no more use
     }
 }
 
