@@ -189,3 +189,44 @@ fn without_a_cache_the_run_is_temporary() {
     let scratch = std::env::temp_dir().join(format!("kairn-index-{}", std::process::id()));
     assert!(!scratch.exists() || std::fs::read_dir(&scratch).unwrap().count() == 0);
 }
+
+#[test]
+fn a_run_that_cannot_be_written_leaves_the_index_in_memory() {
+    let repo = repo();
+    let tmp = tempfile::tempdir().unwrap();
+    repo.set_index_memory(50);
+    let src = tmp.path().join("src");
+    volume(&src, 0, 200);
+    let index = Index::load(&repo).unwrap();
+    let opts = BackupOptions {
+        paths: vec![src.clone()],
+        stored_as: Some("data".into()),
+        ..Default::default()
+    };
+    let session = repo
+        .begin_session("backup", engine::session::DEFAULT_EXPIRY)
+        .unwrap();
+    let one = backup(&repo, &session, &index, &opts, &NoProgress).unwrap();
+    session.end().unwrap();
+    // Where the run would go is a regular file: nothing can be created below it.
+    let blocked = tmp.path().join("blocked");
+    std::fs::write(&blocked, b"").unwrap();
+    repo.keep_index_runs_in(&blocked);
+    let index = Index::load(&repo).unwrap();
+    assert!(!index.spilled());
+    assert!(index.len() > 50);
+    let start = locate(&repo, &index, one.snapshot.tree, "/data").unwrap();
+    restore(
+        &repo,
+        &index,
+        &start,
+        &tmp.path().join("r"),
+        &RestoreOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    assert_eq!(
+        std::fs::read_dir(tmp.path().join("r/d")).unwrap().count(),
+        200
+    );
+}

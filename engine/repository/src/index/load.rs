@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use super::location::SpillTo;
+use super::run::build::is_spill_error;
 use super::run::find_cached;
 use super::table::{Index, IndexBuilder};
 use crate::repo::Repository;
@@ -63,7 +64,12 @@ fn load_once(repo: &Repository) -> Result<Index> {
             return builder.finish_loaded();
         }
     }
-    let index = build(repo, &ids, &stored, spill_to)?;
+    let index = match build(repo, &ids, &stored, spill_to.clone()) {
+        // The local disk cannot hold the run (full, read-only): the index is held in memory,
+        // as below the bound. Slower to start and larger, but the operation goes on.
+        Err(e) if spill_to.is_some() && is_spill_error(&e) => build(repo, &ids, &stored, None)?,
+        other => other?,
+    };
     // Built again: the run it replaces is of no more use to anyone.
     if let Some(path) = stale {
         let _ = std::fs::remove_file(path);

@@ -30,8 +30,16 @@ pub struct Spill {
     nonce: [u8; 16],
 }
 
+/// How every error of writing a run begins, so a loader can tell them from the repository's.
+pub const SPILL_ERROR: &str = "index spill: ";
+
 fn io(what: &str, path: &Path, e: std::io::Error) -> Error {
-    Error::io(format!("index spill: cannot {what} {}", path.display()), e)
+    Error::io(format!("{SPILL_ERROR}cannot {what} {}", path.display()), e)
+}
+
+/// True when `e` came from writing a run (the local disk), not from the repository.
+pub fn is_spill_error(e: &Error) -> bool {
+    e.to_string().contains(SPILL_ERROR)
 }
 
 impl Spill {
