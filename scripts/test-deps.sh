@@ -32,3 +32,7 @@ fi
 # (minutes), then found in its cache outside the work tree in about a second. With
 # KUBEBUILDER_ASSETS set (envtest's binaries), nothing is built.
 bash "$(dirname "$0")/control-plane.sh" build >/dev/null
+
+# helm and kubeconform for the chart's tests (tests/tests/chart.rs): built once from the Go
+# module proxy into the same cache, then found there.
+bash "$(dirname "$0")/chart-tools.sh" build >/dev/null
