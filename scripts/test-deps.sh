@@ -27,6 +27,15 @@ if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null || ! command 
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends etcd-server etcd-client openssl
 fi
 
+# Headless Chromium (Debian's) renders the restore-readiness report in tests/tests/report.rs,
+# which takes a screenshot and reads the DOM back; fonts-dejavu-core gives it text to draw.
+if ! command -v chromium >/dev/null; then
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core
+fi
+
 # A real control plane (kube-apiserver and kubectl of one pinned release, beside the etcd above)
 # for the tests that talk to a real API server: built from the Go module proxy the first time
 # (minutes), then found in its cache outside the work tree in about a second. With
