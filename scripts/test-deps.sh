@@ -36,6 +36,15 @@ if ! command -v chromium >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core
 fi
 
+# promtool (Debian's prometheus package; its server is not started: there is no init here) for
+# the alert rules' tests and the metrics lint in tests/tests/alerts.rs.
+if ! command -v promtool >/dev/null; then
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends prometheus
+fi
+
 # A real control plane (kube-apiserver and kubectl of one pinned release, beside the etcd above)
 # for the tests that talk to a real API server: built from the Go module proxy the first time
 # (minutes), then found in its cache outside the work tree in about a second. With
