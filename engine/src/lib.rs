@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | bytes ↔ types, no I/O | `engine/format` | [`format`], [`chunker`], [`crypto`], [`compress`], [`id`], [`error`], [`units`] |
 //! | storage | `engine/storage` | [`backend`] (the trait and its contract), [`cache`] |
-//! | repository | `engine/repository` | [`repo`], [`session`], [`index`], [`save`], [`read`], [`snapshots`], [`locate`], [`sysinfo`] |
+//! | repository | `engine/repository` | [`repo`], [`session`], [`index`], [`save`], [`read`], [`records`], [`snapshots`], [`locate`], [`sysinfo`] |
 //! | operations | `engine/ops` | [`backup`], [`restore`], [`copy`], [`inspect`], [`check`], [`forget`], [`retention`], [`prune`], [`repair`], [`progress`] |
 //! | sources | `engine/sources` | [`etcd`], [`manifests`] |
 //!
@@ -58,14 +58,16 @@ pub use kairn_format::{chunker, compress, crypto, error, id, units};
 pub mod format {
     pub use kairn_format::{
         FORMAT_VERSION, FileKind, blob, check_version, config, decode_exact, garbage, index,
-        keyfile, pack, repofile, sealed, session, snapshot, tree,
+        keyfile, pack, record, repofile, sealed, session, snapshot, tree,
     };
 }
 
 pub use kairn_storage as backend;
 pub use kairn_storage::cache;
 
-pub use kairn_repository::{garbage, index, locate, read, repo, save, session, snapshots, sysinfo};
+pub use kairn_repository::{
+    garbage, index, locate, read, records, repo, save, session, snapshots, sysinfo,
+};
 
 pub use kairn_ops::maintenance::{check, forget, prune, reachable, repair, retention};
 pub use kairn_ops::{backup, copy, inspect, progress, restore};

@@ -156,6 +156,10 @@ typed_id!(
     GarbageId
 );
 typed_id!(
+    /// A record of a check, prune or verified restore: BLAKE3 of its stored bytes.
+    RecordId
+);
+typed_id!(
     /// A writer's session: 32 random bytes.
     SessionId
 );

@@ -15,6 +15,7 @@ pub mod id;
 pub mod index;
 pub mod keyfile;
 pub mod pack;
+pub mod record;
 pub mod repofile;
 pub mod sealed;
 pub mod session;
@@ -47,11 +48,13 @@ pub enum FileKind {
     Fence,
     /// A prune's pending deletions, `garbage/<id>` (§14.1).
     Garbage,
+    /// What a check, prune or verified restore did, `records/<id>` (§13.1).
+    Record,
 }
 
 impl FileKind {
     /// Every kind, in the order `init` creates their directories.
-    pub const ALL: [FileKind; 8] = [
+    pub const ALL: [FileKind; 9] = [
         Self::Config,
         Self::Key,
         Self::Snapshot,
@@ -60,6 +63,7 @@ impl FileKind {
         Self::Session,
         Self::Fence,
         Self::Garbage,
+        Self::Record,
     ];
 
     /// The directory of this kind, relative to the repository root (`""` for the config).
@@ -73,6 +77,7 @@ impl FileKind {
             Self::Session => "sessions",
             Self::Fence => "fences",
             Self::Garbage => "garbage",
+            Self::Record => "records",
         }
     }
 
@@ -96,6 +101,7 @@ impl FileKind {
             Self::Session => "session heartbeat",
             Self::Fence => "session fence",
             Self::Garbage => "garbage list",
+            Self::Record => "record",
         }
     }
 }

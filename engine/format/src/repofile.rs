@@ -7,8 +7,9 @@ use crate::codec::{to_json, to_postcard};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::garbage::GarbageList;
-use crate::id::{GarbageId, HeartbeatId, Id, IndexId, SnapshotId};
+use crate::id::{GarbageId, HeartbeatId, Id, IndexId, RecordId, SnapshotId};
 use crate::index::IndexFile;
+use crate::record::Record;
 use crate::sealed::SealedType;
 use crate::session::{Fence, Heartbeat};
 use crate::snapshot::Snapshot;
@@ -114,4 +115,19 @@ impl RepoFile for GarbageList {
 
 impl ContentFile for GarbageList {
     type Id = GarbageId;
+}
+
+impl RepoFile for Record {
+    const KIND: FileKind = FileKind::Record;
+    const SEALED: SealedType = SealedType::Record;
+    fn to_payload(&self) -> Result<Vec<u8>> {
+        self.encode()
+    }
+    fn from_payload(bytes: &[u8]) -> Result<Self> {
+        Self::decode(bytes)
+    }
+}
+
+impl ContentFile for Record {
+    type Id = RecordId;
 }

@@ -4,7 +4,7 @@
 //! offset  size  field
 //! 0       4     magic "KRNF"
 //! 4       1     format version (1)
-//! 5       1     file type: 1 config, 2 snapshot, 3 index
+//! 5       1     file type: 1 config, 2 snapshot, 3 index, ... (repo-format.md §6)
 //! 6       24    nonce
 //! 30      n     ciphertext of (compression marker ‖ payload)
 //! 30+n    16    Poly1305 tag
@@ -39,6 +39,8 @@ pub enum SealedType {
     Fence = 5,
     /// A prune's garbage list.
     Garbage = 6,
+    /// A record of a check, prune or verified restore.
+    Record = 7,
 }
 
 fn header(ty: SealedType) -> [u8; HEADER_LEN] {

@@ -8,6 +8,7 @@ mod guard;
 pub mod index;
 pub mod locate;
 pub mod read;
+pub mod records;
 pub mod repo;
 pub mod save;
 pub mod session;
