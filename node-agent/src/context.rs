@@ -37,6 +37,8 @@ pub struct Context {
     /// Each schedule's unfinished runs' members, as last seen: when they change, a run moved
     /// on, and the schedule's status is written at once rather than at the next sweep.
     pub schedule_members: std::sync::Mutex<std::collections::BTreeMap<String, Vec<String>>>,
+    /// The leading agent's cluster-wide series: when last read, and each schedule's interval.
+    pub series: crate::volume_series::SeriesState,
     /// Each schedule's newest run this agent created in full.
     runs: std::sync::Mutex<std::collections::BTreeMap<String, chrono::DateTime<chrono::Utc>>>,
 }
@@ -61,6 +63,7 @@ impl Context {
             last_repo_sync: Default::default(),
             last_history: Default::default(),
             schedule_members: Default::default(),
+            series: Default::default(),
             runs: Default::default(),
         })
     }
@@ -136,6 +139,8 @@ impl Context {
 
 impl crate::http::Probes for Context {
     fn metrics_text(&self) -> Result<String, std::fmt::Error> {
+        // As /readyz would answer now: a stuck loop shows here too.
+        self.metrics.ready.set(i64::from(self.is_ready()));
         self.metrics.encode()
     }
     fn is_alive(&self) -> bool {

@@ -13,7 +13,7 @@ use crate::caches::{Caches, snapshot};
 use crate::context::Context;
 use crate::reconcile::{
     backup_schedule, cluster_backup, expiry, mount_pods, namespace_restore, repo_sync,
-    volume_backup, volume_restore,
+    volume_backup, volume_restore, volume_series,
 };
 
 /// How long the watches may take to list every resource before they are started again.
@@ -81,6 +81,7 @@ pub async fn reconcile(ctx: &Arc<Context>, caches: &Caches) {
     let namespace_restores = snapshot(&caches.namespace_restores);
     let schedules = snapshot(&caches.schedules);
     repo_sync::sync_if_due(ctx).await;
+    volume_series::refresh_if_due(ctx, &schedules).await;
     let moved_on = backup_schedule::moved_on(ctx, &schedules, &backups, &cluster_backups);
     if ctx.leads() {
         if Context::due(&ctx.last_history, ctx.config.history) {

@@ -1,12 +1,13 @@
-//! `/metrics` (Prometheus text format), `/healthz` (the loop turns) and `/readyz` (the last
-//! pass reached the API server), for the node agent and the maintenance workload alike: each
-//! serves what its [`Probes`] say.
+//! `/metrics`, `/healthz` (the loop turns) and `/readyz` (the last pass reached the API
+//! server), for the node agent and the maintenance workload alike: each serves what its
+//! [`Probes`] say. `/metrics` is OpenMetrics for a client that asks for it (Prometheus does),
+//! and the classic Prometheus text format otherwise (curl, `promtool check metrics`).
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
@@ -29,15 +30,28 @@ pub fn router<P: Probes>(state: Arc<P>) -> Router {
         .with_state(state)
 }
 
-async fn metrics<P: Probes>(State(p): State<Arc<P>>) -> impl IntoResponse {
+async fn metrics<P: Probes>(State(p): State<Arc<P>>, headers: HeaderMap) -> impl IntoResponse {
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
     match p.metrics_text() {
-        Ok(text) => (
+        Ok(text) if openmetrics => (
             StatusCode::OK,
             [(
                 header::CONTENT_TYPE,
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
             )],
             text,
+        ),
+        Ok(text) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            crate::exposition::classic_text(&text),
         ),
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -22,7 +22,10 @@
 //!   cluster_backup), called in turn by the loop in [`controller`], which reads the
 //!   resources from watch [`caches`].
 //! - The process: [`settings`] (command line, repository access, logging), [`config`],
-//!   [`metrics`], and [`http`] (metrics and health); `main.rs` only wires them together.
+//!   [`metrics`] (with [`exposition`]: optional gauges, process metrics, the classic text
+//!   format; and [`volume_series`], pure: the leading agent's per-PVC series from the
+//!   repository's snapshots and the schedules), and [`http`] (metrics and health); `main.rs`
+//!   only wires them together.
 //! - The second binary, `kairn-maintenance` (`bin/kairn-maintenance.rs`): [`maintenance`],
 //!   which applies schedules' retention and prunes with the full key the agents do not hold.
 
@@ -36,6 +39,7 @@ pub mod crd;
 pub mod decide;
 pub mod events;
 pub mod export;
+pub mod exposition;
 pub mod freeze;
 pub mod freeze_record;
 pub mod freeze_recovery;
@@ -61,3 +65,4 @@ pub mod settings;
 pub mod status;
 pub mod ttl;
 pub mod volume_path;
+pub mod volume_series;

@@ -11,6 +11,8 @@
 //! - [`mount_pods`]: a pod that mounts a PVC no running pod mounts, for the two above.
 //! - [`repo_sync`]: the leading agent shows the repository's backups as synced objects.
 //! - [`retention`]: a schedule's retention, after a backup completed.
+//! - [`volume_series`]: the leading agent's cluster-wide metrics (last successes from the
+//!   repository, the PVCs schedules select, the repository's size).
 
 pub mod backup_schedule;
 pub mod cluster_backup;
@@ -23,4 +25,5 @@ pub mod retention;
 pub mod schedule_status;
 pub mod volume_backup;
 pub mod volume_restore;
+pub mod volume_series;
 pub mod work;

@@ -27,6 +27,32 @@ pub fn next_after(cron: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Strin
         .map_err(|e| format!("schedule {cron:?} has no next time: {e}"))
 }
 
+/// The most runs [`longest_gap`] looks at: a year of a schedule that runs every minute.
+const MAX_RUNS: usize = 530_000;
+
+/// The longest gap between two consecutive runs of `cron` from `from` on: the most a
+/// volume's newest backup may age while the schedule keeps every run (its recovery point
+/// objective, before the time a backup takes). Runs are followed for a year, and past it
+/// until two were seen (a schedule of 29 February); `None` when the expression has fewer than
+/// two runs, an error when it cannot be read.
+pub fn longest_gap(cron: &str, from: DateTime<Utc>) -> Result<Option<Duration>, String> {
+    let parsed = croner::Cron::from_str(cron).map_err(|e| format!("bad schedule {cron:?}: {e}"))?;
+    let horizon = from + Duration::days(366);
+    let mut last: Option<DateTime<Utc>> = None;
+    let mut longest: Option<Duration> = None;
+    for t in parsed.iter_after(from).take(MAX_RUNS) {
+        if let Some(prev) = last {
+            let gap = t - prev;
+            longest = Some(longest.map_or(gap, |l| l.max(gap)));
+            if t > horizon {
+                break;
+            }
+        }
+        last = Some(t);
+    }
+    Ok(longest)
+}
+
 /// The label a ClusterBackup's member VolumeBackups carry: its name (see [`label_value`]).
 pub const CLUSTER_BACKUP_LABEL: &str = "kairn.dev/cluster-backup";
 
@@ -124,6 +150,40 @@ mod tests {
         assert_eq!(t, Utc.with_ymd_and_hms(2026, 11, 23, 2, 5, 0).unwrap());
         assert_eq!(due("0 3 * * *", now, w).unwrap(), None);
         assert!(due("not cron", now, w).is_err());
+    }
+
+    #[test]
+    fn the_longest_gap_between_runs_is_the_schedules_interval() {
+        let from = Utc.with_ymd_and_hms(2026, 3, 10, 12, 34, 0).unwrap();
+        let gap = |cron: &str| longest_gap(cron, from).unwrap().map(|d| d.num_seconds());
+        assert_eq!(gap("*/5 * * * *"), Some(300));
+        assert_eq!(gap("0 2 * * *"), Some(86_400));
+        // Twice a day, unevenly: the longer gap counts.
+        assert_eq!(gap("0 2,8 * * *"), Some(18 * 3600));
+        // Weekdays at 01:00: Friday to Monday.
+        assert_eq!(gap("0 1 * * 1-5"), Some(3 * 86_400));
+        // Monthly on the 31st: months without one make the gap; over a year from March,
+        // the longest is 31 May to 31 July (61 days) or 31 August to 31 October.
+        assert_eq!(gap("0 0 31 * *"), Some(61 * 86_400));
+        // Every minute, a year of runs.
+        assert_eq!(gap("* * * * *"), Some(60));
+        // Every minute of January only: February to December is the gap.
+        let january_end = Utc.with_ymd_and_hms(2027, 1, 31, 23, 59, 0).unwrap();
+        let next_january = Utc.with_ymd_and_hms(2028, 1, 1, 0, 0, 0).unwrap();
+        assert_eq!(
+            gap("* * * 1 *"),
+            Some((next_january - january_end).num_seconds())
+        );
+        // 29 February: past the year, until a second run.
+        assert_eq!(
+            gap("0 0 29 2 *"),
+            Some(
+                (Utc.with_ymd_and_hms(2032, 2, 29, 0, 0, 0).unwrap()
+                    - Utc.with_ymd_and_hms(2028, 2, 29, 0, 0, 0).unwrap())
+                .num_seconds()
+            )
+        );
+        assert!(longest_gap("not cron", from).is_err());
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub struct ClusterClaims {
     pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
     /// (namespace, PVC) to labels, bound PVCs only: an unbound claim holds no data yet.
     pub pvcs: BTreeMap<(String, String), BTreeMap<String, String>>,
+    /// (namespace, PVC) to its creation time (Unix seconds), for the bound PVCs.
+    pub created: BTreeMap<(String, String), i64>,
 }
 
 impl ClusterClaims {
@@ -50,37 +52,45 @@ pub async fn selected_in_cluster(
     selectors: Selectors<'_>,
     cache: &mut LabelCache,
 ) -> kube::Result<Vec<(String, String)>> {
+    Ok(claims(client, cache).await?.select(selectors))
+}
+
+/// The cluster's namespaces and bound PVCs, listed at the first call of a pass.
+pub async fn claims<'a>(
+    client: &Client,
+    cache: &'a mut LabelCache,
+) -> kube::Result<&'a ClusterClaims> {
     if cache.cluster.is_none() {
-        let params = kube::api::ListParams::default();
-        let namespaces = Api::<Namespace>::all(client.clone()).list(&params).await?;
-        let claims = Api::<PersistentVolumeClaim>::all(client.clone())
-            .list(&params)
-            .await?;
-        let bound = |c: &PersistentVolumeClaim| {
-            c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
-        };
-        cache.cluster = Some(ClusterClaims {
-            namespaces: namespaces
-                .items
-                .into_iter()
-                .map(|n| (n.name_any(), n.metadata.labels.unwrap_or_default()))
-                .collect(),
-            pvcs: claims
-                .items
-                .into_iter()
-                .filter(bound)
-                .map(|c| {
-                    let key = (c.namespace().unwrap_or_default(), c.name_any());
-                    (key, c.metadata.labels.unwrap_or_default())
-                })
-                .collect(),
-        });
+        cache.cluster = Some(list_claims(client).await?);
     }
-    Ok(cache
-        .cluster
-        .as_ref()
-        .map(|c| c.select(selectors))
-        .unwrap_or_default())
+    Ok(cache.cluster.get_or_insert_default())
+}
+
+async fn list_claims(client: &Client) -> kube::Result<ClusterClaims> {
+    let params = kube::api::ListParams::default();
+    let namespaces = Api::<Namespace>::all(client.clone()).list(&params).await?;
+    let claims = Api::<PersistentVolumeClaim>::all(client.clone())
+        .list(&params)
+        .await?;
+    let bound = |c: &PersistentVolumeClaim| {
+        c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
+    };
+    let mut out = ClusterClaims {
+        namespaces: namespaces
+            .items
+            .into_iter()
+            .map(|n| (n.name_any(), n.metadata.labels.unwrap_or_default()))
+            .collect(),
+        ..Default::default()
+    };
+    for c in claims.items.into_iter().filter(bound) {
+        let key = (c.namespace().unwrap_or_default(), c.name_any());
+        if let Some(t) = &c.metadata.creation_timestamp {
+            out.created.insert(key.clone(), t.0.as_second());
+        }
+        out.pvcs.insert(key, c.metadata.labels.unwrap_or_default());
+    }
+    Ok(out)
 }
 
 /// The PVCs a selector pair picks.

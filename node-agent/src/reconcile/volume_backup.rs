@@ -126,6 +126,8 @@ async fn execute(
         pvc: vb.spec.pvc.clone(),
     };
     let uid = vb.uid().unwrap_or_default();
+    // At 0 from the start, so that a failure is an increase a rule can see.
+    let _ = ctx.metrics.errors.get_or_create(&labels);
     let run = Run {
         name: vb.name_any(),
         ctx,
@@ -295,7 +297,10 @@ async fn failed(run: &Run, e: &engine::Error, hook_errors: &[String]) {
         why.push_str(h);
     }
     if settle_error(&run.ctx, &run.api, &run.name, "backup", why, canceled).await {
-        run.ctx.metrics.errors.get_or_create(&run.labels).inc();
+        // A cancel is what someone asked for, not an error.
+        if !canceled {
+            run.ctx.metrics.errors.get_or_create(&run.labels).inc();
+        }
         let (kind, reason) = if canceled {
             (EventKind::Normal, "BackupCanceled")
         } else {
