@@ -1,5 +1,6 @@
 //! The maintenance loop: every interval, one pass: list the BackupSchedules, apply each one's
-//! retention to the snapshots it made, then prune when [`super::plan::prune_due`] says so.
+//! retention to the snapshots it made, check the repository when [`super::plan::check_due`]
+//! says so, then prune when [`super::plan::prune_due`] says so.
 //! Repository work runs on blocking threads, with one repository handle per pass.
 
 use std::sync::Arc;
@@ -10,16 +11,20 @@ use engine::repo::Repository;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, ListParams};
 
-use super::plan::{PruneClock, Runs, ScheduleWork, Scope, cluster_runs, plan, prune_due};
+use super::plan::{
+    PruneClock, Runs, ScheduleWork, Scope, check_due, cluster_runs, plan, prune_due,
+};
 use super::state::Maintenance;
 use crate::crd::{BackupSchedule, ClusterBackup};
 use crate::events::{CLUSTER_EVENTS_NAMESPACE, EventKind, Happened, Reporter};
 
-/// When this process last pruned, and whether that prune left deletions waiting.
+/// When this process last pruned, and whether that prune left deletions waiting; when it last
+/// checked.
 #[derive(Debug, Default)]
 struct Clock {
     last: Option<Instant>,
     pending: bool,
+    last_check: Option<Instant>,
 }
 
 /// Runs passes until the shutdown switch is set.
@@ -93,6 +98,13 @@ async fn pass(m: &Arc<Maintenance>, clock: &mut Clock) -> bool {
         let (n, done) = schedule_retention(m, &repo, &work).await;
         forgotten += n;
         ok &= done;
+    }
+    if check_due(
+        clock.last_check.map(|t| t.elapsed()),
+        m.config.check_interval,
+    ) && !m.shutting_down()
+    {
+        ok &= check(m, repo.clone(), clock).await;
     }
     let due = prune_due(
         PruneClock {
@@ -222,6 +234,50 @@ async fn event(m: &Maintenance, work: &ScheduleWork, kind: EventKind, reason: &s
     .await;
 }
 
+/// Checks the repository's structure (and the subset of packs configured), as `repo check`
+/// does. True when it found nothing wrong. One that could not run is tried again at the next
+/// pass; one that found problems waits for the next interval, the problems in the log and
+/// the metrics meanwhile.
+async fn check(m: &Maintenance, repo: Arc<Repository>, clock: &mut Clock) -> bool {
+    let opts = engine::check::CheckOptions {
+        read_data: false,
+        subset: m.config.check_subset,
+    };
+    let result =
+        blocking(move || engine::check::check(&repo, &opts, &engine::progress::NoProgress)).await;
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            m.metrics.failed("check");
+            m.metrics.last_check_success.set(0.0);
+            tracing::warn!("the check could not run: {e}");
+            return false;
+        }
+    };
+    clock.last_check = Some(Instant::now());
+    let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
+    m.metrics.last_check.set(now);
+    m.metrics.check_problems.set(report.problems.len() as f64);
+    let sound = report.problems.is_empty();
+    m.metrics
+        .last_check_success
+        .set(if sound { 1.0 } else { 0.0 });
+    if !sound {
+        m.metrics.failed("check");
+        for p in report.problems.iter().take(20) {
+            tracing::error!(snapshots = ?p.snapshots, "check: {}", p.message);
+        }
+    }
+    tracing::info!(
+        snapshots = report.snapshots,
+        trees = report.trees,
+        packs_read = report.packs_read,
+        problems = report.problems.len(),
+        "check done"
+    );
+    sound
+}
+
 /// Prunes in a session of its own, without waiting for running backups: packs they might
 /// still need are marked now and deleted by a later prune, after those sessions ended
 /// (repo-format.md §14.1). True when it ran to its end.
@@ -249,6 +305,7 @@ async fn prune(m: &Maintenance, repo: Arc<Repository>, clock: &mut Clock) -> boo
             // Tried again at the next pass, not after a whole prune interval.
             clock.pending = true;
             m.metrics.failed("prune");
+            m.metrics.last_prune_success.set(0.0);
             tracing::warn!("prune failed: {e}");
             return false;
         }
@@ -257,6 +314,7 @@ async fn prune(m: &Maintenance, repo: Arc<Repository>, clock: &mut Clock) -> boo
     m.metrics.bytes_freed.inc_by(r.deleted_bytes);
     let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
     m.metrics.last_prune.set(now);
+    m.metrics.last_prune_success.set(1.0);
     if r.held_back_until.is_some() {
         tracing::warn!(
             unreadable_sessions = r.unreadable_sessions.len(),

@@ -1,4 +1,7 @@
-//! The maintenance workload's metrics, in the OpenMetrics text format.
+//! The maintenance workload's metrics, in the OpenMetrics text format. What has not happened
+//! yet in this process (a prune, a check) has no series rather than a 0: its first pass
+//! prunes and checks, and rules that ask how long ago it happened join on
+//! `process_start_time_seconds` for the time before.
 
 use std::sync::atomic::AtomicU64;
 
@@ -7,6 +10,8 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+
+use crate::exposition::{OptionalGauge, ProcessCollector};
 
 /// A schedule's label.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -18,7 +23,7 @@ pub struct ScheduleLabels {
 /// What failed.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StageLabels {
-    /// `list` (the schedules or the snapshots), `retention` or `prune`.
+    /// `list` (the schedules or the snapshots), `retention`, `prune` or `check`.
     pub stage: String,
 }
 
@@ -32,7 +37,18 @@ pub struct MaintenanceMetrics {
     /// retention and prune have not run.
     pub last_success: FloatGauge,
     /// Unix time of the last prune that ran to its end.
-    pub last_prune: FloatGauge,
+    pub last_prune: OptionalGauge,
+    /// 1 when the last prune ran to its end, 0 when it failed.
+    pub last_prune_success: OptionalGauge,
+    /// Unix time the last check ran to its end (whatever it found).
+    pub last_check: OptionalGauge,
+    /// 1 when the last check found nothing wrong, 0 when it found a problem or failed.
+    pub last_check_success: OptionalGauge,
+    /// Problems the last check that ran to its end found.
+    pub check_problems: OptionalGauge,
+    /// The settings: seconds between checks, and at most between prunes.
+    pub check_interval: FloatGauge,
+    pub prune_interval: FloatGauge,
     /// Snapshots forgotten by schedules' retention.
     pub forgotten: Family<ScheduleLabels, Counter>,
     /// Bytes of packs deleted by prunes.
@@ -57,6 +73,36 @@ impl MaintenanceMetrics {
             m.last_prune.clone(),
         );
         r.register(
+            "kairn_maintenance_last_prune_success",
+            "1 when the last prune ran to its end, 0 when it failed",
+            m.last_prune_success.clone(),
+        );
+        r.register(
+            "kairn_maintenance_last_check_timestamp_seconds",
+            "Unix time the last check of the repository ran to its end",
+            m.last_check.clone(),
+        );
+        r.register(
+            "kairn_maintenance_last_check_success",
+            "1 when the last check found the repository sound, 0 when it found a problem or failed",
+            m.last_check_success.clone(),
+        );
+        r.register(
+            "kairn_maintenance_check_problems",
+            "Problems the last check of the repository found",
+            m.check_problems.clone(),
+        );
+        r.register(
+            "kairn_maintenance_check_interval_seconds",
+            "Seconds between checks of the repository (KAIRN_CHECK_INTERVAL_SECONDS)",
+            m.check_interval.clone(),
+        );
+        r.register(
+            "kairn_maintenance_prune_interval_seconds",
+            "The most seconds between prunes (KAIRN_PRUNE_INTERVAL_SECONDS)",
+            m.prune_interval.clone(),
+        );
+        r.register(
             "kairn_maintenance_snapshots_forgotten",
             "Snapshots forgotten by the schedule's retention",
             m.forgotten.clone(),
@@ -68,9 +114,15 @@ impl MaintenanceMetrics {
         );
         r.register(
             "kairn_maintenance_failures",
-            "Failed maintenance steps, by stage (list, retention, prune)",
+            "Failed maintenance steps, by stage (list, retention, prune, check)",
             m.failures.clone(),
         );
+        r.register_collector(Box::new(ProcessCollector::new()));
+        for stage in ["list", "retention", "prune", "check"] {
+            let _ = m.failures.get_or_create(&StageLabels {
+                stage: stage.into(),
+            });
+        }
         m
     }
 
@@ -107,7 +159,17 @@ mod tests {
         m.last_success.set(1.5e9);
         m.failed("prune");
         let text = m.encode().unwrap();
+        // Not yet happened: no series.
+        for absent in ["last_prune_timestamp", "last_check", "check_problems"] {
+            assert!(!text.contains(absent), "{absent} in:\n{text}");
+        }
+        m.last_check.set(1.6e9);
+        m.last_check_success.set(0.0);
+        let text = m.encode().unwrap();
         for want in [
+            "kairn_maintenance_last_check_timestamp_seconds 1600000000.0",
+            "kairn_maintenance_last_check_success 0.0",
+            r#"kairn_maintenance_failures_total{stage="check"} 0"#,
             r#"kairn_maintenance_snapshots_forgotten_total{schedule="nightly"} 3"#,
             "kairn_maintenance_bytes_freed_total 4096",
             "kairn_maintenance_last_success_timestamp_seconds 1500000000",

@@ -139,6 +139,12 @@ pub fn prune_due(clock: PruneClock, forgotten: usize, interval: Duration) -> boo
     forgotten > 0 || clock.pending || clock.since_last.is_none_or(|d| d >= interval)
 }
 
+/// Check when this process has not yet (it cannot know when a previous one did), and then
+/// every `interval`.
+pub fn check_due(since_last: Option<Duration>, interval: Duration) -> bool {
+    since_last.is_none_or(|d| d >= interval)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,5 +335,13 @@ mod tests {
             0,
             day
         ));
+    }
+
+    #[test]
+    fn a_check_comes_at_the_first_pass_then_every_interval() {
+        let day = Duration::from_secs(86_400);
+        assert!(check_due(None, day), "the first pass checks");
+        assert!(!check_due(Some(Duration::from_secs(60)), day));
+        assert!(check_due(Some(day), day));
     }
 }

@@ -25,6 +25,14 @@ pub struct MaintenanceArgs {
     /// Seconds between prunes when no pass forgot anything (a pass that forgets prunes).
     #[arg(long, env = "KAIRN_PRUNE_INTERVAL_SECONDS", default_value_t = 86_400.0)]
     pub prune_interval_seconds: f64,
+    /// Seconds between checks of the repository's structure (`repo check`); a process's first
+    /// pass checks.
+    #[arg(long, env = "KAIRN_CHECK_INTERVAL_SECONDS", default_value_t = 86_400.0)]
+    pub check_interval_seconds: f64,
+    /// With each check, also read and verify this subset of the packs, as `repo check
+    /// --read-data-subset` takes it: N/M, P% or a size such as 500M. None by default.
+    #[arg(long, env = "KAIRN_CHECK_READ_DATA_SUBSET")]
+    pub check_read_data_subset: Option<engine::check::Subset>,
     /// Repack partly used packs until at most this percent of the stored bytes is unused.
     #[arg(long, env = "KAIRN_PRUNE_MAX_UNUSED_PERCENT", default_value_t = 5.0)]
     pub max_unused_percent: f64,
@@ -45,6 +53,10 @@ pub struct MaintenanceConfig {
     pub interval: Duration,
     /// The longest time between prunes.
     pub prune_interval: Duration,
+    /// Time between checks.
+    pub check_interval: Duration,
+    /// The packs each check also reads, if any.
+    pub check_subset: Option<engine::check::Subset>,
     /// Prune's repack threshold, percent.
     pub max_unused_percent: f64,
 }
@@ -61,6 +73,8 @@ impl MaintenanceArgs {
             instance: format!("{pod}-{started:x}"),
             interval: Duration::from_secs_f64(self.interval_seconds.max(0.1)),
             prune_interval: Duration::from_secs_f64(self.prune_interval_seconds.max(0.1)),
+            check_interval: Duration::from_secs_f64(self.check_interval_seconds.max(0.1)),
+            check_subset: self.check_read_data_subset,
             max_unused_percent: self.max_unused_percent.clamp(0.0, 100.0),
         }
     }

@@ -31,11 +31,18 @@ pub struct Maintenance {
 impl Maintenance {
     /// A new state.
     pub fn new(client: Client, access: RepoAccess, config: MaintenanceConfig) -> Arc<Self> {
+        let metrics = MaintenanceMetrics::new();
+        metrics
+            .check_interval
+            .set(config.check_interval.as_secs_f64());
+        metrics
+            .prune_interval
+            .set(config.prune_interval.as_secs_f64());
         Arc::new(Self {
             client,
             access,
             config,
-            metrics: MaintenanceMetrics::new(),
+            metrics,
             health: Health::default(),
             busy: AtomicBool::new(false),
         })
