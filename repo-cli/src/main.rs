@@ -6,6 +6,7 @@ mod exit;
 mod interrupt;
 mod output;
 mod progress;
+mod record;
 
 use std::process::ExitCode;
 
@@ -53,6 +54,9 @@ enum Command {
     Check(cmd::check::CheckArgs),
     /// Show sizes, deduplication and compression.
     Stats(cmd::stats::StatsArgs),
+    /// The restore-readiness report: per volume the newest snapshot against its schedule, per
+    /// cluster backup whether it is whole, and the newest check and prune (--html, --json).
+    Report(cmd::report::ReportArgs),
     /// Manage the passwords (key files) of the repository.
     #[command(subcommand)]
     Key(cmd::key::KeyCommand),
@@ -81,6 +85,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Diff(a) => cmd::diff::run(g, a),
         Command::Cat(a) => cmd::cat::run(g, a),
         Command::Stats(a) => cmd::stats::run(g, a),
+        Command::Report(a) => cmd::report::run(g, a),
         Command::Check(a) => cmd::check::run(g, a),
         Command::Copy(a) => cmd::copy::run(g, a),
         Command::Key(a) => cmd::key::run(g, a),

@@ -1,11 +1,12 @@
 use anyhow::Result;
 use clap::Args;
-use engine::check::{CheckOptions, check};
+use engine::check::{CheckOptions, Subset, check};
+use engine::format::record::{CheckRecord, RecordKind};
 
 use crate::args::Global;
 use crate::exit::Partial;
 use crate::progress::CliProgress;
-use crate::{exit, output};
+use crate::{exit, output, record};
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -18,17 +19,46 @@ pub struct CheckArgs {
     read_data_subset: Option<engine::check::Subset>,
 }
 
+/// What `--read-data` / `--read-data-subset` asked for, as the record says it.
+fn read_data_words(a: &CheckArgs) -> String {
+    match (a.read_data, a.read_data_subset) {
+        (true, _) => "all".into(),
+        (false, None) => "none".into(),
+        (false, Some(Subset::Group { n, m })) => format!("{n}/{m}"),
+        (false, Some(Subset::Percent(p))) => format!("{p}%"),
+        (false, Some(Subset::Bytes(b))) => output::bytes(b),
+    }
+}
+
 pub fn run(g: &Global, a: CheckArgs) -> Result<()> {
     let repo = g.open()?;
     let progress = CliProgress::new(g.quiet || g.json, false);
-    let report = check(
+    let started = chrono::Utc::now();
+    let checked = check(
         &repo,
         &CheckOptions {
             read_data: a.read_data,
             subset: a.read_data_subset,
         },
         &progress,
-    )?;
+    );
+    let outcome = match &checked {
+        Ok(r) => record::Outcome::problems_if(
+            !r.problems.is_empty(),
+            format!("{} problem(s) found", r.problems.len()),
+        ),
+        Err(e) => record::Outcome::failed(&anyhow::anyhow!("{e}")),
+    };
+    let mut rec = record::record(RecordKind::Check, started, outcome);
+    rec.check = Some(CheckRecord {
+        read_data: read_data_words(&a),
+        snapshots: checked.as_ref().map_or(0, |r| r.snapshots),
+        packs_read: checked.as_ref().map_or(0, |r| r.packs_read),
+        blobs_verified: checked.as_ref().map_or(0, |r| r.blobs_verified),
+        problems: checked.as_ref().map_or(0, |r| r.problems.len() as u64),
+    });
+    record::store(&repo, &rec);
+    let report = checked?;
     if g.json {
         output::json(&report)?;
     } else {

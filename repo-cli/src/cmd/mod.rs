@@ -13,6 +13,7 @@ pub mod ls;
 pub mod manifests;
 pub mod prune;
 pub mod repair;
+pub mod report;
 pub mod restore;
 pub mod snapshots;
 pub mod stats;

@@ -2,12 +2,13 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
+use engine::format::record::{PruneRecord, RecordKind};
 use engine::prune::{PruneOptions, PruneReport, prune};
 use engine::repo::Repository;
 
 use crate::args::Global;
-use crate::output;
 use crate::progress::CliProgress;
+use crate::{output, record};
 
 #[derive(Debug, Args)]
 pub struct PruneArgs {
@@ -61,9 +62,39 @@ pub fn prune_with(g: &Global, repo: &Repository, a: &PruneArgs) -> Result<PruneR
         dry_run: a.dry_run_prune,
     };
     let progress = CliProgress::new(g.quiet || g.json, !g.json);
-    let report = prune(repo, &session, &opts, &progress)?;
+    let started = chrono::Utc::now();
+    let pruned = prune(repo, &session, &opts, &progress);
+    if !a.dry_run_prune {
+        record_prune(repo, started, &pruned);
+    }
+    let report = pruned?;
     session.end()?;
     Ok(report)
+}
+
+/// Leaves the prune's record for `repo report`: what it freed, or why it failed.
+fn record_prune(
+    repo: &Repository,
+    started: chrono::DateTime<chrono::Utc>,
+    pruned: &engine::Result<PruneReport>,
+) {
+    let outcome = match pruned {
+        Ok(r) => record::Outcome::problems_if(
+            r.held_back_until.is_some(),
+            "deleted nothing: an unreadable session file may be a running writer's",
+        ),
+        Err(e) => record::Outcome::failed(&anyhow::anyhow!("{e}")),
+    };
+    let mut rec = record::record(RecordKind::Prune, started, outcome);
+    if let Ok(r) = pruned {
+        rec.prune = Some(PruneRecord {
+            deleted_packs: r.deleted_packs,
+            deleted_bytes: r.deleted_bytes,
+            pending_packs: r.pending.iter().map(|p| p.packs as u64).sum(),
+            snapshots: r.snapshots,
+        });
+    }
+    record::store(repo, &rec);
 }
 
 pub fn print_report(r: &PruneReport) -> Result<()> {

@@ -2,6 +2,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
+use engine::format::record::{RecordKind, RestoreRecord};
 use engine::locate::locate;
 use engine::restore::{RestoreOptions, restore};
 
@@ -9,7 +10,7 @@ use crate::args::Global;
 use crate::cmd::resolve;
 use crate::exit::Partial;
 use crate::progress::CliProgress;
-use crate::{exit, output};
+use crate::{exit, output, record};
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
@@ -40,7 +41,18 @@ pub fn run(g: &Global, a: RestoreArgs) -> Result<()> {
         owner: None,
     };
     let progress = CliProgress::new(g.quiet || g.json, false);
-    let report = restore(&repo, &index, &start, &a.target, &opts, &progress)?;
+    let started = chrono::Utc::now();
+    let restored = restore(&repo, &index, &start, &a.target, &opts, &progress);
+    if a.verify {
+        let scope = Scope {
+            id,
+            snap: &snap,
+            path: &path,
+            filtered: !opts.include.is_empty() || !opts.exclude.is_empty(),
+        };
+        record_verified(&repo, started, &scope, &restored);
+    }
+    let report = restored?;
     if g.json {
         output::json(&serde_json::json!({
             "snapshot": id.to_hex(),
@@ -100,6 +112,53 @@ pub fn run(g: &Global, a: RestoreArgs) -> Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// What a verified restore restored.
+struct Scope<'a> {
+    id: engine::id::SnapshotId,
+    snap: &'a engine::format::snapshot::Snapshot,
+    path: &'a str,
+    filtered: bool,
+}
+
+/// Leaves the verified restore's record for `repo report`.
+fn record_verified(
+    repo: &engine::repo::Repository,
+    started: chrono::DateTime<chrono::Utc>,
+    scope: &Scope<'_>,
+    restored: &engine::Result<engine::restore::RestoreReport>,
+) {
+    let outcome = match restored {
+        Ok(r) => record::Outcome::problems_if(
+            !r.errors.is_empty() || r.out_of_space,
+            format!(
+                "{} file(s) could not be restored or verified",
+                r.errors.len()
+            ),
+        ),
+        Err(e) => record::Outcome::failed(&anyhow::anyhow!("{e}")),
+    };
+    let mut rec = record::record(RecordKind::RestoreVerify, started, outcome);
+    let report = restored.as_ref().ok();
+    rec.restore = Some(RestoreRecord {
+        snapshot: scope.id,
+        snapshot_time: scope.snap.time.clone(),
+        host: scope.snap.host.clone(),
+        paths: scope.snap.paths.clone(),
+        source: scope.snap.source.clone(),
+        path: if scope.path.is_empty() {
+            "/".into()
+        } else {
+            scope.path.to_string()
+        },
+        filtered: scope.filtered,
+        files: report.map_or(0, |r| r.files),
+        bytes: report.map_or(0, |r| r.bytes),
+        verified: report.map_or(0, |r| r.verified),
+        errors: report.map_or(0, |r| r.errors.len() as u64),
+    });
+    record::store(repo, &rec);
 }
 
 /// A path inside the target as shown in messages: the target itself is ".".
