@@ -6,6 +6,7 @@
 //! its integration tests), so it is always fresh when these tests run.
 
 pub mod agent;
+pub mod chart;
 pub mod control_plane;
 pub mod etcd;
 pub mod fake_kube;
