@@ -34,10 +34,10 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
-/// An age for people: `3 d 4 h`, `25 min`, `just now`.
+/// An age for people: `3 d 4 h`, `25 min`, `<1 min`.
 pub fn age(secs: u64) -> String {
     match secs {
-        0..60 => "just now".to_string(),
+        0..60 => "<1 min".to_string(),
         60..3_600 => format!("{} min", secs / 60),
         3_600..86_400 => format!("{} h {} min", secs / 3_600, secs % 3_600 / 60),
         _ => format!("{} d {} h", secs / 86_400, secs % 86_400 / 3_600),
@@ -90,7 +90,7 @@ mod tests {
         assert_eq!(bytes(512), "512 B");
         assert_eq!(bytes(1536), "1.50 KiB");
         assert_eq!(bytes(3 << 30), "3.00 GiB");
-        assert_eq!(age(30), "just now");
+        assert_eq!(age(30), "<1 min");
         assert_eq!(age(25 * 60), "25 min");
         assert_eq!(age(3 * 86_400 + 4 * 3_600 + 5), "3 d 4 h");
         let plus_one = FixedOffset::east_opt(3_600).unwrap();
