@@ -65,10 +65,8 @@ fn source_name(s: &SourceFacts) -> String {
     if let Some(c) = &s.cluster {
         extra.push(format!("cluster {}", esc(c)));
     }
-    if s.kind == "volume" || s.kind == "etcd" || s.kind == "manifests" {
-        if !s.host.is_empty() {
-            extra.push(format!("last on {}", esc(&s.host)));
-        }
+    if matches!(s.kind.as_str(), "volume" | "etcd" | "manifests") && !s.host.is_empty() {
+        extra.push(format!("last on {}", esc(&s.host)));
     }
     if !s.schedules.is_empty() {
         extra.push(format!("schedule {}", esc(&s.schedules.join(", "))));

@@ -105,7 +105,7 @@ fn record(n: u8, kind: RecordKind, hours_ago: i64, outcome: RecordOutcome) -> (R
             outcome,
             message: String::new(),
             check: (kind == RecordKind::Check).then(|| CheckRecord {
-                read_data: if n % 2 == 0 {
+                read_data: if n.is_multiple_of(2) {
                     "all".into()
                 } else {
                     "none".into()
