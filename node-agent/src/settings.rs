@@ -258,22 +258,43 @@ pub fn redacted_location(repo: &str) -> String {
     }
 }
 
+/// Storage options, one `key=value` per line; blank lines and `#` comments are skipped.
+/// `origin` names the text in errors (never a value: values may be credentials).
+pub fn parse_storage_options(
+    text: &str,
+    origin: &str,
+) -> Result<std::collections::BTreeMap<String, String>> {
+    let mut options = std::collections::BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=') else {
+            bail!("{origin} line {}: expected key=value", n + 1);
+        };
+        options.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    Ok(options)
+}
+
+/// The password on the first line of `text`, without its line ending; refused when empty.
+pub fn first_line_password(text: &[u8], origin: &str) -> Result<Vec<u8>> {
+    let first = text.split(|&b| b == b'\n').next().unwrap_or_default();
+    let password = first.strip_suffix(b"\r").unwrap_or(first).to_vec();
+    if password.is_empty() {
+        bail!("the password in {origin} is empty");
+    }
+    Ok(password)
+}
+
 fn repo_access(args: &RepoArgs) -> Result<RepoAccess> {
     let location: Location = args.repo.parse().context("bad repository location")?;
     let mut options = std::collections::BTreeMap::new();
     if let Some(file) = &args.storage_options_file {
         let text = std::fs::read_to_string(file)
             .with_context(|| format!("cannot read storage options from {}", file.display()))?;
-        for (n, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let Some((k, v)) = line.split_once('=') else {
-                bail!("{} line {}: expected key=value", file.display(), n + 1);
-            };
-            options.insert(k.trim().to_string(), v.trim().to_string());
-        }
+        options = parse_storage_options(&text, &file.display().to_string())?;
     }
     let opts = StorageOptions {
         options,
@@ -293,14 +314,10 @@ fn repo_access(args: &RepoArgs) -> Result<RepoAccess> {
             args.password_file.display()
         )
     })?;
-    let first = text.split(|&b| b == b'\n').next().unwrap_or_default();
-    let password = first.strip_suffix(b"\r").unwrap_or(first).to_vec();
-    if password.is_empty() {
-        bail!(
-            "the password file {} is empty",
-            args.password_file.display()
-        );
-    }
+    let password = first_line_password(
+        &text,
+        &format!("the password file {}", args.password_file.display()),
+    )?;
     Ok(RepoAccess {
         backend,
         password: Arc::new(password),
