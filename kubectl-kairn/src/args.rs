@@ -72,6 +72,20 @@ pub enum Command {
     Logs(LogsArgs),
     /// The snapshots in the repository, as the agents see them.
     Snapshots(SnapshotsArgs),
+    /// The restore-readiness report (as `repo report`), with each schedule's interval and
+    /// every PVC a schedule selects taken from the cluster.
+    Report(ReportArgs),
+}
+
+/// `report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Write the page to this file: one HTML file with everything inline, that opens offline.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// The recovery point objective of a volume no schedule covers.
+    #[arg(long, value_parser = parse_duration, default_value = "24h")]
+    pub expect_interval: Duration,
 }
 
 /// Waiting for the work to finish.

@@ -8,6 +8,7 @@ mod format;
 mod get;
 mod logs;
 mod lookup;
+mod report;
 mod repository;
 mod snapshots;
 mod submit;
@@ -58,6 +59,7 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Describe(a) => describe::run(&ctx, a).await,
         Command::Logs(a) => logs::run(&ctx, a).await,
         Command::Snapshots(a) => snapshots::run(&ctx, a).await,
+        Command::Report(a) => report::run(&ctx, a).await,
     }
 }
 

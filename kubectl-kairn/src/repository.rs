@@ -32,6 +32,8 @@ pub struct AgentAccess {
     pub password: SecretFile,
     /// Where `KAIRN_STORAGE_OPTIONS_FILE` comes from, if set.
     pub storage_options: Option<SecretFile>,
+    /// `KAIRN_CLUSTER`, the name the agents record in snapshots.
+    pub cluster: Option<String>,
 }
 
 fn env<'a>(c: &'a Container, name: &str) -> Option<&'a str> {
@@ -98,6 +100,7 @@ pub fn agent_access(ds: &DaemonSet) -> Result<AgentAccess> {
         location,
         password,
         storage_options,
+        cluster: env(c, "KAIRN_CLUSTER").map(String::from),
     })
 }
 
@@ -115,6 +118,11 @@ async fn secret_value(api: &Api<Secret>, file: &SecretFile) -> Result<Vec<u8>> {
 
 /// Opens the repository the agents write, append-only (this plugin never deletes).
 pub async fn open(ctx: &Ctx) -> Result<Arc<Repository>> {
+    Ok(open_with_access(ctx).await?.0)
+}
+
+/// [`open`], with what the agents' pod template said.
+pub async fn open_with_access(ctx: &Ctx) -> Result<(Arc<Repository>, AgentAccess)> {
     let ns = &ctx.global.kairn_namespace;
     let sets: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), ns);
     let params = ListParams::default().labels(node_agent::node_lease::LEASE_SELECTOR);
@@ -142,7 +150,7 @@ pub async fn open(ctx: &Ctx) -> Result<Arc<Repository>> {
         .location
         .parse()
         .context("the agents' KAIRN_REPOSITORY is not a repository location")?;
-    tokio::task::spawn_blocking(move || -> Result<Arc<Repository>> {
+    let repo = tokio::task::spawn_blocking(move || -> Result<Arc<Repository>> {
         let opts = StorageOptions {
             options,
             ..Default::default()
@@ -153,7 +161,8 @@ pub async fn open(ctx: &Ctx) -> Result<Arc<Repository>> {
         Ok(Arc::new(repo))
     })
     .await
-    .context("opening the repository stopped")?
+    .context("opening the repository stopped")??;
+    Ok((repo, access))
 }
 
 #[cfg(test)]
@@ -173,5 +182,6 @@ mod tests {
         };
         assert_eq!(access.password, file("password"));
         assert_eq!(access.storage_options, Some(file("storage-options")));
+        assert_eq!(access.cluster.as_deref(), Some("cluster-a"));
     }
 }

@@ -88,6 +88,10 @@ fn agent_namespace(c: &Cluster) -> String {
         if var["name"] == "KAIRN_REPOSITORY" {
             var["value"] = json!(c.cli.repo.to_str().unwrap());
         }
+        // As the test agents record it (tests/src/agent.rs).
+        if var["name"] == "KAIRN_CLUSTER" {
+            var["value"] = json!("test");
+        }
     }
     ds["spec"]["template"]["spec"]
         .as_object_mut()
