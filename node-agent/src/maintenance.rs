@@ -12,5 +12,6 @@
 pub mod cycle;
 pub mod metrics;
 pub mod plan;
+pub mod record;
 pub mod settings;
 pub mod state;

@@ -41,20 +41,8 @@ impl Outcome {
 
 /// An empty record of `kind` that started at `started` and ends now.
 pub fn record(kind: RecordKind, started: DateTime<Utc>, outcome: Outcome) -> Record {
-    let rfc = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-    Record {
-        kind,
-        started: rfc(started),
-        finished: rfc(Utc::now()),
-        host: engine::sysinfo::hostname(),
-        username: engine::sysinfo::username(),
-        program: format!("kairn {}", env!("CARGO_PKG_VERSION")),
-        outcome: outcome.outcome,
-        message: outcome.message,
-        check: None,
-        prune: None,
-        restore: None,
-    }
+    let program = format!("kairn {}", env!("CARGO_PKG_VERSION"));
+    engine::records::new_record(kind, started, outcome.outcome, outcome.message, program)
 }
 
 /// Stores the record; says on stderr when it cannot.

@@ -637,6 +637,14 @@ fn a_restarted_agent_and_the_maintenance_workload_export_what_the_rules_and_dash
     );
     promtool_ok(&promtool, &["check", "metrics"], Some(&mtext));
 
+    // It also left a record of each in the repository, as `repo check` and `repo prune` do,
+    // for the restore-readiness report (no `repo check` or `repo prune` ran here).
+    let report: Value = serde_json::from_str(&c.cli.ok(&["report", "--json"])).unwrap();
+    let ops = &report["operations"];
+    assert_eq!(ops["last_check"]["outcome"], "ok", "{ops}");
+    assert_eq!(ops["last_check"]["check"]["problems"], 0, "{ops}");
+    assert_eq!(ops["last_prune"]["outcome"], "ok", "{ops}");
+
     // Every metric a rule or a dashboard query reads is exported by one of them.
     let mut exported = sample_names(&ran);
     exported.extend(sample_names(&text));

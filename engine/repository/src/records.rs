@@ -10,7 +10,33 @@ use crate::unreadable::UnreadableFile;
 use kairn_format::FileKind;
 use kairn_format::error::{ErrorKind, Result};
 use kairn_format::id::{Id, RecordId};
-use kairn_format::record::Record;
+use kairn_format::record::{Record, RecordKind, RecordOutcome};
+
+/// A record of `kind` that started at `started` and ends now, on this host, by this user,
+/// with no figures yet: the caller adds its kind's own.
+pub fn new_record(
+    kind: RecordKind,
+    started: chrono::DateTime<chrono::Utc>,
+    outcome: RecordOutcome,
+    message: String,
+    program: String,
+) -> Record {
+    let rfc =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    Record {
+        kind,
+        started: rfc(started),
+        finished: rfc(chrono::Utc::now()),
+        host: crate::sysinfo::hostname(),
+        username: crate::sysinfo::username(),
+        program,
+        outcome,
+        message,
+        check: None,
+        prune: None,
+        restore: None,
+    }
+}
 
 /// Stores a record. It references no blob, so it needs no writer session: an append-only key
 /// (which may only create) writes it as well as a full one.

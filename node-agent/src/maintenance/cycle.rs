@@ -243,8 +243,13 @@ async fn check(m: &Maintenance, repo: Arc<Repository>, clock: &mut Clock) -> boo
         read_data: false,
         subset: m.config.check_subset,
     };
-    let result =
-        blocking(move || engine::check::check(&repo, &opts, &engine::progress::NoProgress)).await;
+    let started = chrono::Utc::now();
+    let result = blocking(move || {
+        let checked = engine::check::check(&repo, &opts, &engine::progress::NoProgress);
+        super::record::store(&repo, super::record::check(started, &opts, &checked));
+        checked
+    })
+    .await;
     let report = match result {
         Ok(r) => r,
         Err(e) => {
@@ -289,13 +294,14 @@ async fn prune(m: &Maintenance, repo: Arc<Repository>, clock: &mut Clock) -> boo
         ..Default::default()
     };
     let expiry = m.access.session_expiry;
+    let started = chrono::Utc::now();
     let result = blocking(move || {
         let session = repo.begin_session("prune", expiry)?;
         let result = engine::prune::prune(&repo, &session, &opts, &engine::progress::NoProgress);
         let ended = session.end();
-        let report = result?;
-        ended?;
-        Ok(report)
+        let result = result.and_then(|r| ended.map(|()| r));
+        super::record::store(&repo, super::record::prune(started, &result));
+        result
     })
     .await;
     clock.last = Some(Instant::now());
