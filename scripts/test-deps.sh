@@ -45,6 +45,16 @@ if ! command -v promtool >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends prometheus
 fi
 
+# Debian's docker-registry (the CNCF distribution registry), skopeo to push the test images to
+# it and read them back, and htpasswd (apache2-utils) for the registry's basic-auth file, for
+# the container image tests in tests/tests/images.rs. The registries are started by the tests.
+if ! command -v docker-registry >/dev/null || ! command -v skopeo >/dev/null || ! command -v htpasswd >/dev/null; then
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends docker-registry skopeo apache2-utils
+fi
+
 # A real control plane (kube-apiserver and kubectl of one pinned release, beside the etcd above)
 # for the tests that talk to a real API server: built from the Go module proxy the first time
 # (minutes), then found in its cache outside the work tree in about a second. With

@@ -10,7 +10,7 @@
 //! | storage | `engine/storage` | [`backend`] (the trait and its contract), [`cache`] |
 //! | repository | `engine/repository` | [`repo`], [`session`], [`index`], [`save`], [`read`], [`records`], [`snapshots`], [`locate`], [`sysinfo`] |
 //! | operations | `engine/ops` | [`backup`], [`restore`], [`copy`], [`inspect`], [`check`], [`forget`], [`retention`], [`prune`], [`repair`], [`progress`] |
-//! | sources | `engine/sources` | [`etcd`], [`manifests`] |
+//! | sources | `engine/sources` | [`etcd`], [`manifests`], [`images`] |
 //!
 //! The engine never prints; it reports through [`progress::Progress`].
 //!
@@ -72,4 +72,4 @@ pub use kairn_repository::{
 pub use kairn_ops::maintenance::{check, forget, prune, reachable, repair, retention};
 pub use kairn_ops::{backup, copy, inspect, progress, restore};
 
-pub use kairn_sources::{etcd, manifests};
+pub use kairn_sources::{etcd, images, manifests};

@@ -8,6 +8,7 @@ fn group(id: &str, incomplete: bool) -> BackupGroup {
         time: "2026-11-01T02:00:00Z".into(),
         manifests: Some("m1".into()),
         etcd: None,
+        images: None,
         volumes: vec![VolumeSnapshot {
             id: "v1".into(),
             namespace: "shop".into(),

@@ -33,6 +33,8 @@ pub struct BackupGroup {
     pub manifests: Option<String>,
     /// The etcd snapshot, if one was taken.
     pub etcd: Option<String>,
+    /// The images snapshot, if one was taken.
+    pub images: Option<String>,
     /// The volume snapshots.
     pub volumes: Vec<VolumeSnapshot>,
     /// Some snapshot of it is marked incomplete (files unreadable while read).
@@ -64,6 +66,7 @@ pub fn groups(snapshots: &[(String, Snapshot)]) -> Vec<BackupGroup> {
                 time: String::new(),
                 manifests: None,
                 etcd: None,
+                images: None,
                 volumes: Vec::new(),
                 incomplete: false,
             });
@@ -73,6 +76,7 @@ pub fn groups(snapshots: &[(String, Snapshot)]) -> Vec<BackupGroup> {
         match source.kind {
             SourceKind::Manifests => g.manifests = Some(id.clone()),
             SourceKind::Etcd => g.etcd = Some(id.clone()),
+            SourceKind::Images => g.images = Some(id.clone()),
             SourceKind::Filesystem | SourceKind::BlockDevice => {
                 if let (Some(ns), Some(pvc)) = (&source.namespace, &source.pvc) {
                     let volume = VolumeSnapshot {

@@ -64,6 +64,8 @@ pub const APPEND_ONLY: u8 = 18;
 pub const SOURCE_CORRUPT: u8 = 19;
 /// `backup --etcd`: etcd could not be reached, refused, or broke off; a retry may work.
 pub const SOURCE_UNAVAILABLE: u8 = 20;
+/// `backup --images`, `images push`: the registry refused the credentials (or gave none).
+pub const SOURCE_DENIED: u8 = 21;
 
 /// The exit code for an engine error.
 pub fn for_kind(kind: ErrorKind) -> u8 {
@@ -79,6 +81,7 @@ pub fn for_kind(kind: ErrorKind) -> u8 {
         ErrorKind::AppendOnly => APPEND_ONLY,
         ErrorKind::SourceCorrupt => SOURCE_CORRUPT,
         ErrorKind::SourceUnavailable => SOURCE_UNAVAILABLE,
+        ErrorKind::SourceDenied => SOURCE_DENIED,
         _ => ERROR,
     }
 }

@@ -44,6 +44,9 @@ enum Command {
     Dump(cmd::dump::DumpArgs),
     /// Print a manifests snapshot as YAML for `kubectl apply`, in dependency order.
     Manifests(cmd::manifests::ManifestsArgs),
+    /// The container images of an images snapshot: list them, or push them to a registry.
+    #[command(subcommand)]
+    Images(cmd::images::ImagesCommand),
     /// Show what changed between two snapshots.
     Diff(cmd::diff::DiffArgs),
     /// Print a repository object, decrypted, as JSON.
@@ -71,7 +74,12 @@ enum Command {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let g = &cli.global;
-    if matches!(cli.command, Command::Backup(_) | Command::Restore(_)) {
+    if matches!(
+        cli.command,
+        Command::Backup(_)
+            | Command::Restore(_)
+            | Command::Images(cmd::images::ImagesCommand::Push(_))
+    ) {
         interrupt::stoppable();
     }
     match cli.command {
@@ -82,6 +90,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Restore(a) => cmd::restore::run(g, a),
         Command::Dump(a) => cmd::dump::run(g, a),
         Command::Manifests(a) => cmd::manifests::run(g, a),
+        Command::Images(c) => cmd::images::run(g, c),
         Command::Diff(a) => cmd::diff::run(g, a),
         Command::Cat(a) => cmd::cat::run(g, a),
         Command::Stats(a) => cmd::stats::run(g, a),

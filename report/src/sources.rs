@@ -15,12 +15,13 @@ use crate::text::age_secs;
 type Entry = (SnapshotId, Snapshot);
 
 /// What a snapshot holds, in a word: `volume`, `files`, `stdin`, `block-device`, `etcd`,
-/// `manifests`.
+/// `manifests`, `images`.
 pub(crate) fn kind_of(s: &Snapshot) -> &'static str {
     let volume = s.source.pvc.is_some();
     match s.source.kind {
         SourceKind::Etcd => "etcd",
         SourceKind::Manifests => "manifests",
+        SourceKind::Images => "images",
         _ if volume => "volume",
         SourceKind::Filesystem => "files",
         SourceKind::Stdin => "stdin",
@@ -39,6 +40,7 @@ pub(crate) fn label_of(s: &Snapshot) -> String {
     match (s.source.kind, &src.namespace, &src.pvc) {
         (SourceKind::Etcd, _, _) => format!("etcd{cluster}"),
         (SourceKind::Manifests, _, _) => format!("manifests{cluster}"),
+        (SourceKind::Images, _, _) => format!("images{cluster}"),
         (_, Some(ns), Some(pvc)) => format!("{ns}/{pvc}"),
         (_, None, Some(pvc)) => pvc.clone(),
         _ => format!("{}:{}", s.host, s.paths.join(",")),

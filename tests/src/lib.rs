@@ -11,6 +11,7 @@ pub mod control_plane;
 pub mod etcd;
 pub mod fake_kube;
 pub mod kubelet;
+pub mod registry;
 pub mod s3;
 
 use std::collections::BTreeMap;

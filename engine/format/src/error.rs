@@ -46,6 +46,9 @@ pub enum ErrorKind {
     SourceCorrupt,
     /// A source outside the repository (etcd) could not be reached, refused, or broke off.
     SourceUnavailable,
+    /// A source outside the repository (a registry) refused the credentials, or gave them no
+    /// right to what was asked. Retrying with the same credentials cannot help.
+    SourceDenied,
     /// An invariant of the engine itself was broken: a bug.
     Internal,
 }
@@ -69,6 +72,7 @@ impl ErrorKind {
             Self::Canceled => "canceled",
             Self::SourceCorrupt => "source failed its integrity check",
             Self::SourceUnavailable => "source unavailable",
+            Self::SourceDenied => "source denied access",
             Self::Internal => "internal error",
         }
     }

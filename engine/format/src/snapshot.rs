@@ -20,6 +20,8 @@ pub enum SourceKind {
     Etcd,
     /// A set of Kubernetes resource manifests.
     Manifests,
+    /// Container images, as an OCI image layout.
+    Images,
 }
 
 /// Where the data came from: the host, and for Kubernetes volumes their identity.

@@ -74,7 +74,21 @@ pub struct BackupArgs {
     /// With --manifests: keep each object's status.
     #[arg(long, requires = "manifests")]
     keep_status: bool,
-    /// Kubernetes cluster name to record on an etcd or manifests snapshot.
+    /// Store these container images (`registry/repository:tag` or `@sha256:...`) as an images
+    /// snapshot: an OCI image layout of each image's manifests, config and layers, fetched
+    /// by digest and checked. `repo restore` gives a directory `skopeo copy oci:DIR:REF` reads.
+    #[arg(long, value_name = "REF", num_args = 1.., conflicts_with_all = ["stdin", "paths", "etcd", "manifests"])]
+    images: Vec<String>,
+    /// Like --images, with the references read from a file (one a line; `-` for standard input).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["stdin", "paths", "etcd", "manifests"])]
+    images_from: Option<PathBuf>,
+    /// With --images: of a multi-platform image keep only this platform (`linux/amd64`),
+    /// stored as that platform's manifest. Every platform by default.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Option<String>,
+    #[command(flatten)]
+    registry: super::images::RegistryArgs,
+    /// Kubernetes cluster name to record on an etcd, manifests or images snapshot.
     #[arg(long, value_name = "NAME")]
     cluster: Option<String>,
 }
@@ -103,9 +117,19 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<()> {
     if let Some(file) = &a.manifests {
         return run_manifests(g, &a, file);
     }
+    if !a.images.is_empty() || a.images_from.is_some() {
+        let refs = super::images::references(&a.images, a.images_from.as_ref())?;
+        let opts = cluster_source_options(&a);
+        return super::images::backup(g, refs, &a.registry, a.platform.clone(), opts, a.force);
+    }
+    if a.platform.is_some() {
+        bail!(crate::exit::UsageError(
+            "--platform is for an --images backup".into()
+        ));
+    }
     if a.cluster.is_some() {
         bail!(crate::exit::UsageError(
-            "--cluster names the cluster of an --etcd or --manifests backup".into()
+            "--cluster names the cluster of an --etcd, --manifests or --images backup".into()
         ));
     }
     if a.stdin != a.paths.is_empty() {
@@ -219,7 +243,7 @@ fn group_of(a: &BackupArgs) -> Option<Group> {
     })
 }
 
-fn open_resuming(g: &Global) -> Result<(engine::repo::Repository, Session, Index)> {
+pub(crate) fn open_resuming(g: &Global) -> Result<(engine::repo::Repository, Session, Index)> {
     let (repo, session, mut index) = g.open_for_writing("backup")?;
     let adopted = adopt_interrupted_packs(&repo, &session, &index, g.expiry())?;
     if adopted.packs > 0 {

@@ -1,8 +1,9 @@
-//! Backup of files that exist only in memory (Kubernetes manifests fetched from the API
-//! server): the same chunking, deduplication and write ordering as a file-system backup, with
-//! the tree built from the given paths.
+//! Backup of content that does not come from a file tree (Kubernetes manifests fetched from
+//! the API server, image blobs streamed from a registry): the same chunking, deduplication and
+//! write ordering as a file-system backup, with the tree built from the given paths.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -24,7 +25,7 @@ pub struct MemoryFile {
     /// Path components below the root, each a valid file name.
     pub path: Vec<String>,
     /// Content.
-    pub content: Vec<u8>,
+    pub content: FileData,
     /// Permission bits.
     pub mode: u32,
     /// Modification time, seconds since the epoch. A stable time (the object's creation)
@@ -32,13 +33,139 @@ pub struct MemoryFile {
     pub mtime: i64,
 }
 
+/// What a [`MemoryFile`] holds.
+#[derive(Debug, Clone)]
+pub enum FileData {
+    /// Bytes in memory, chunked and stored when the tree is built.
+    Bytes(Vec<u8>),
+    /// Content streamed in already by [`MemoryBackup::store`].
+    Stored(StoredData),
+    /// Content taken unchanged from an earlier snapshot (checked by [`MemoryBackup::reuse`]).
+    Reused(StoredData),
+}
+
+/// Content stored in the repository: its size and the blobs that hold it, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredData {
+    /// Size in bytes.
+    pub size: u64,
+    /// The data blobs and holes.
+    pub extents: Vec<Extent>,
+}
+
 enum Entry {
     File(usize),
     Dir(BTreeMap<String, Entry>),
 }
 
-/// Stores `files` as one snapshot whose root holds them at their paths; directories are made
-/// as needed (mode 0755, the newest mtime below them). `opts.source.kind` says what they are.
+/// A backup of content that does not come from a file tree: streams and bytes are stored
+/// first ([`MemoryBackup::store`]), then [`MemoryBackup::finish`] builds the tree and writes
+/// the snapshot, with the same chunking, deduplication and write ordering as any backup.
+pub struct MemoryBackup<'a> {
+    archiver: Archiver<'a>,
+    started: chrono::DateTime<chrono::Utc>,
+    clock: Instant,
+}
+
+impl<'a> MemoryBackup<'a> {
+    /// Starts a backup; `total` is the number of bytes expected, when known.
+    pub fn start(
+        repo: &'a Repository,
+        session: &'a Session,
+        index: &'a Index,
+        total: Option<u64>,
+        progress: &'a dyn Progress,
+    ) -> Result<Self> {
+        let archiver = Archiver::new(repo, session, index, Excludes::none(), false, progress)?;
+        progress.start("backup", total);
+        Ok(Self {
+            archiver,
+            started: chrono::Utc::now(),
+            clock: Instant::now(),
+        })
+    }
+
+    /// Chunks and stores what `reader` gives until its end. A read error is
+    /// [`kairn_format::error::ErrorKind::Io`] with the reader's error as its source; what was
+    /// stored before it is only packs (adopted by the next backup, or pruned).
+    pub fn store(&self, reader: &mut dyn Read) -> Result<StoredData> {
+        let mut extents = Vec::new();
+        let archiver = &self.archiver;
+        let result = archiver.repo.chunker().for_each_chunk(reader, |chunk| {
+            if archiver.progress.should_stop() {
+                return Err(Error::canceled());
+            }
+            let (id, _) = archiver.saver.save(BlobKind::Data, chunk)?;
+            extents.push(Extent::Data {
+                id,
+                len: chunk.len() as u32,
+            });
+            archiver.progress.bytes(chunk.len() as u64);
+            Ok(())
+        });
+        match result {
+            Err(e) => Err(Error::io("cannot read the content to store", e)),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(size)) => Ok(StoredData { size, extents }),
+        }
+    }
+
+    /// `data` as [`FileData::Reused`] when every blob it names is in the repository (an
+    /// earlier snapshot's content may have been pruned since), else `None`.
+    pub fn reuse(&self, data: &StoredData) -> Option<FileData> {
+        let all_stored = data.extents.iter().all(|e| match e {
+            Extent::Data { id, .. } => self.archiver.saver.known(id),
+            Extent::Hole { .. } => true,
+        });
+        all_stored.then(|| FileData::Reused(data.clone()))
+    }
+
+    /// Builds the tree of `files` (directories made as needed, mode 0755, the newest mtime
+    /// below them) and writes the snapshot. `opts.source.kind` says what they are.
+    pub fn finish(self, files: &[MemoryFile], opts: &BackupOptions) -> Result<BackupOutcome> {
+        if let Some(group) = &opts.group {
+            group.validate()?;
+        }
+        let mut root = BTreeMap::new();
+        for (i, file) in files.iter().enumerate() {
+            insert(&mut root, &file.path, i)?;
+        }
+        let writer = Writer {
+            archiver: &self.archiver,
+            files,
+            uid: nix::unistd::getuid().as_raw(),
+            gid: nix::unistd::getgid().as_raw(),
+            user: kairn_repository::sysinfo::username(),
+        };
+        let (root_id, _) = writer.save_dir(&root)?;
+        self.archiver.progress.finish();
+        let host = opts
+            .host
+            .clone()
+            .unwrap_or_else(kairn_repository::sysinfo::hostname);
+        let source = Source {
+            kind: match opts.source.kind {
+                SourceKind::Filesystem => SourceKind::Manifests,
+                kind => kind,
+            },
+            ..opts.source.clone()
+        };
+        finish(
+            &self.archiver,
+            root_id,
+            self.started,
+            self.clock,
+            host,
+            vec!["/".into()],
+            opts,
+            source,
+            None,
+            Vec::new(),
+        )
+    }
+}
+
+/// Stores `files` as one snapshot whose root holds them at their paths.
 pub fn backup_memory(
     repo: &Repository,
     session: &Session,
@@ -47,52 +174,14 @@ pub fn backup_memory(
     opts: &BackupOptions,
     progress: &dyn Progress,
 ) -> Result<BackupOutcome> {
-    if let Some(group) = &opts.group {
-        group.validate()?;
-    }
-    let started = chrono::Utc::now();
-    let clock = Instant::now();
-    let mut root = BTreeMap::new();
-    for (i, file) in files.iter().enumerate() {
-        insert(&mut root, &file.path, i)?;
-    }
-    let archiver = Archiver::new(repo, session, index, Excludes::none(), false, progress)?;
-    progress.start(
-        "backup",
-        Some(files.iter().map(|f| f.content.len() as u64).sum()),
-    );
-    let writer = Writer {
-        archiver: &archiver,
-        files,
-        uid: nix::unistd::getuid().as_raw(),
-        gid: nix::unistd::getgid().as_raw(),
-        user: kairn_repository::sysinfo::username(),
-    };
-    let (root_id, _) = writer.save_dir(&root)?;
-    progress.finish();
-    let host = opts
-        .host
-        .clone()
-        .unwrap_or_else(kairn_repository::sysinfo::hostname);
-    let source = Source {
-        kind: match opts.source.kind {
-            SourceKind::Filesystem => SourceKind::Manifests,
-            kind => kind,
-        },
-        ..opts.source.clone()
-    };
-    finish(
-        &archiver,
-        root_id,
-        started,
-        clock,
-        host,
-        vec!["/".into()],
-        opts,
-        source,
-        None,
-        Vec::new(),
-    )
+    let total = files
+        .iter()
+        .map(|f| match &f.content {
+            FileData::Bytes(b) => b.len() as u64,
+            FileData::Stored(d) | FileData::Reused(d) => d.size,
+        })
+        .sum();
+    MemoryBackup::start(repo, session, index, Some(total), progress)?.finish(files, opts)
 }
 
 fn insert(dir: &mut BTreeMap<String, Entry>, path: &[String], index: usize) -> Result<()> {
@@ -161,9 +250,20 @@ impl Writer<'_> {
             let node = match entry {
                 Entry::File(i) => {
                     let file = &self.files[*i];
-                    let content = self.save_content(&file.content)?;
-                    let size = file.content.len() as u64;
-                    self.count_file(size);
+                    let (size, content) = match &file.content {
+                        FileData::Bytes(bytes) => {
+                            self.count_file(bytes.len() as u64, false);
+                            (bytes.len() as u64, self.save_content(bytes)?)
+                        }
+                        FileData::Stored(data) => {
+                            self.count_file(data.size, false);
+                            (data.size, data.extents.clone())
+                        }
+                        FileData::Reused(data) => {
+                            self.count_file(data.size, true);
+                            (data.size, data.extents.clone())
+                        }
+                    };
                     newest = newest.max(file.mtime);
                     self.node(
                         name,
@@ -184,11 +284,15 @@ impl Writer<'_> {
         Ok((self.archiver.save_tree(Tree { nodes })?, newest))
     }
 
-    fn count_file(&self, size: u64) {
+    fn count_file(&self, size: u64, unchanged: bool) {
         let c = &self.archiver.counters;
-        c.files_new.fetch_add(1, Ordering::Relaxed);
+        if unchanged {
+            c.files_unmodified.fetch_add(1, Ordering::Relaxed);
+        } else {
+            c.files_new.fetch_add(1, Ordering::Relaxed);
+            c.bytes_read.fetch_add(size, Ordering::Relaxed);
+        }
         c.total_bytes.fetch_add(size, Ordering::Relaxed);
-        c.bytes_read.fetch_add(size, Ordering::Relaxed);
     }
 
     fn save_content(&self, bytes: &[u8]) -> Result<Vec<Extent>> {

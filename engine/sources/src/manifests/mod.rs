@@ -15,7 +15,7 @@ use kairn_format::error::{Error, Result};
 use kairn_format::id::BlobId;
 use kairn_format::snapshot::{Snapshot, Source, SourceKind};
 use kairn_format::tree::{NodeKind, validate_name};
-use kairn_ops::backup::memory::{MemoryFile, backup_memory};
+use kairn_ops::backup::memory::{FileData, MemoryFile, backup_memory};
 use kairn_ops::backup::{BackupOptions, BackupOutcome};
 use kairn_ops::inspect::dump::dump_file;
 use kairn_ops::progress::Progress;
@@ -120,7 +120,7 @@ pub fn object_file(
     };
     Ok(MemoryFile {
         path,
-        content,
+        content: FileData::Bytes(content),
         mode,
         mtime,
     })
@@ -324,10 +324,13 @@ mod tests {
             object_file(a, &opts).unwrap(),
             object_file(b, &opts).unwrap(),
         );
-        assert_eq!(fa.content, fb.content);
+        let (FileData::Bytes(a), FileData::Bytes(b)) = (&fa.content, &fb.content) else {
+            panic!("manifests are held in memory");
+        };
+        assert_eq!(a, b);
         assert_eq!(fa.mode, 0o600);
         assert_eq!(fa.mtime, 1_767_323_045);
-        let text = String::from_utf8(fa.content).unwrap();
+        let text = String::from_utf8(a.clone()).unwrap();
         assert!(
             !text.contains("resourceVersion") && text.contains("c2VjcmV0"),
             "{text}"
