@@ -1,4 +1,4 @@
-//! The OCI image layout an `images` snapshot's tree holds (repo-format.md §12.4), and the parts
+//! The OCI image layout an `images` snapshot's tree holds (repo-format.md §13, "images"), and the parts
 //! of manifests that say which blobs an image needs. Pure: bytes in, bytes or lists out.
 
 use serde_json::{Value, json};

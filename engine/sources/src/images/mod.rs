@@ -1,4 +1,4 @@
-//! Container images as repository snapshots of kind `images` (repo-format.md §12.4).
+//! Container images as repository snapshots of kind `images` (repo-format.md §13, "images").
 //!
 //! Each image is fetched by digest through the OCI distribution API ([`registry`], over
 //! `oci-client`): its index or manifest, its config and every layer, each checked against its
