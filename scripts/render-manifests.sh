@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 CHART=deploy/chart
 OUT=${1:-deploy}
 HELM=${KAIRN_HELM:-$(bash scripts/chart-tools.sh build)/helm}
-FILES=(rbac daemonset maintenance rbac-manifests rbac-restore tenant-roles admission)
+FILES=(rbac daemonset maintenance rbac-manifests rbac-restore rbac-images tenant-roles admission)
 
 [ "$OUT" != deploy ] || cp deploy/crds.yaml "$CHART/files/crds.yaml"
 mkdir -p "$OUT"
@@ -27,6 +27,7 @@ for file in "${FILES[@]}"; do
     "$HELM" template kairn "$CHART" --namespace kairn-system \
       --set repository.url=s3://kairn-backups/cluster-a,cluster.name=cluster-a \
       --set namespace.create=true,manifestsExport.enabled=true,restore.enabled=true \
+      --set images.enabled=true,images.pullSecrets=true \
       --show-only "templates/$file.yaml" |
       # Helm starts every document with `---` and a `# Source:` line: keep the separators
       # between documents only.

@@ -29,6 +29,8 @@ pub enum Part {
     Etcd,
     /// The resource manifests.
     Manifests,
+    /// The container images.
+    Images,
 }
 
 impl Part {
@@ -37,6 +39,7 @@ impl Part {
         match self {
             Self::Etcd => "etcd",
             Self::Manifests => "manifests",
+            Self::Images => "images",
         }
     }
 }
@@ -95,6 +98,7 @@ pub fn settled_phase(
     status: &ClusterBackupStatus,
     wants_etcd: bool,
     wants_manifests: bool,
+    wants_images: bool,
     volumes_settled: bool,
 ) -> Option<Phase> {
     let part = |p: &Option<PartStatus>| p.as_ref().map_or(Phase::New, |p| p.phase);
@@ -104,6 +108,9 @@ pub fn settled_phase(
     }
     if wants_manifests {
         outcomes.push(part(&status.manifests));
+    }
+    if wants_images {
+        outcomes.push(part(&status.images));
     }
     if !volumes_settled || outcomes.iter().any(|p| !p.is_final()) {
         return None;
@@ -175,15 +182,15 @@ mod tests {
             },
             ..Default::default()
         };
-        assert_eq!(settled_phase(&st, true, true, true), None);
+        assert_eq!(settled_phase(&st, true, true, false, true), None);
         assert_eq!(
-            settled_phase(&st, true, false, true),
+            settled_phase(&st, true, false, false, true),
             Some(Phase::Completed)
         );
-        assert_eq!(settled_phase(&st, true, false, false), None);
+        assert_eq!(settled_phase(&st, true, false, false, false), None);
         st.manifests = part(Phase::Failed);
         assert_eq!(
-            settled_phase(&st, true, true, true),
+            settled_phase(&st, true, true, false, true),
             Some(Phase::PartiallyFailed)
         );
         st.etcd = part(Phase::Failed);
@@ -192,10 +199,13 @@ mod tests {
             completed: 0,
             failed: 1,
         };
-        assert_eq!(settled_phase(&st, true, true, true), Some(Phase::Failed));
+        assert_eq!(
+            settled_phase(&st, true, true, false, true),
+            Some(Phase::Failed)
+        );
         // Asked for etcd, nobody has taken it yet.
         let fresh = ClusterBackupStatus::default();
-        assert_eq!(settled_phase(&fresh, true, false, true), None);
+        assert_eq!(settled_phase(&fresh, true, false, false, true), None);
     }
 
     #[test]

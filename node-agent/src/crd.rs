@@ -23,7 +23,7 @@ pub use backup_schedule::{
 pub use cluster_backup::{
     ClusterBackup, ClusterBackupSpec, ClusterBackupStatus, PartStatus, VolumesStatus,
 };
-pub use common::{EtcdSpec, ExecHook, GroupRef, Hooks, OnError, Phase, Progress};
+pub use common::{EtcdSpec, ExecHook, GroupRef, Hooks, ImagesSpec, OnError, Phase, Progress};
 pub use namespace_restore::{
     ExistingResourcePolicy, NamespaceRestore, NamespaceRestoreSpec, NamespaceRestoreStatus,
     ObjectCounts, RestoreStage, VolumeProgress,

@@ -18,6 +18,8 @@ pub enum JobKey {
     ClusterEtcd(String),
     /// The manifests part of a ClusterBackup.
     ClusterManifests(String),
+    /// A ClusterBackup's images, by its uid.
+    ClusterImages(String),
 }
 
 impl JobKey {
@@ -28,6 +30,7 @@ impl JobKey {
             Self::Restore(_) => "restore",
             Self::ClusterEtcd(_) => "cluster-etcd",
             Self::ClusterManifests(_) => "cluster-manifests",
+            Self::ClusterImages(_) => "cluster-images",
         }
     }
 }

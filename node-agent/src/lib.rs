@@ -47,6 +47,7 @@ pub mod freeze_state;
 pub mod history;
 pub mod hooks;
 pub mod http;
+pub mod images;
 pub mod job;
 pub mod jobs;
 pub mod maintenance;

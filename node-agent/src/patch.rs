@@ -219,6 +219,9 @@ pub struct ClusterStatusPatch {
     /// The manifests part.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manifests: Option<PartPatch>,
+    /// The images part.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub images: Option<PartPatch>,
     /// When it started.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub started: Option<String>,

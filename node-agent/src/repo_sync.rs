@@ -210,6 +210,7 @@ fn cluster_backup(g: &BackupGroup) -> ClusterBackup {
         hooks: None,
         etcd: None,
         manifests: None,
+        images: g.images.as_ref().map(|_| Default::default()),
         tags: Vec::new(),
         ttl: None,
     };
@@ -234,6 +235,7 @@ fn cluster_backup(g: &BackupGroup) -> ClusterBackup {
         },
         etcd: part(&g.etcd),
         manifests: part(&g.manifests),
+        images: part(&g.images),
         started: Some(g.time.clone()),
         finished: Some(g.time.clone()),
     };

@@ -216,11 +216,11 @@ fn no_kubelet_no_scheduler_a_schedule_backs_up_a_pvc_no_pod_mounts() {
         &schedule,
         json!({"schedule": "* * * * *", "namespaceSelector": {"matchLabels": {"env": env}}}),
     ));
+    let path = format!(
+        "{}/namespaces/{ns}/volumebackups?labelSelector=kairn.dev%2Fschedule%3D{schedule}",
+        kairn_e2e::agent::KAIRN_API
+    );
     kubelet.during(|| {
-        let path = format!(
-            "{}/namespaces/{ns}/volumebackups?labelSelector=kairn.dev%2Fschedule%3D{schedule}",
-            kairn_e2e::agent::KAIRN_API
-        );
         let mut name = String::new();
         wait_until("no scheduled backup of the unmounted PVC", || {
             let made = c.list(&path);
@@ -234,5 +234,13 @@ fn no_kubelet_no_scheduler_a_schedule_backs_up_a_pvc_no_pod_mounts() {
         assert_eq!(st["progress"]["filesDone"], 7, "{st}");
         wait_until("mount pods left behind", || mount_pods(&c, &ns).is_empty());
     });
-    assert_eq!(kubelet.seen.into_inner().unwrap().len(), 1);
+    // One mount pod per scheduled backup, never two: on a loaded machine the next minute's
+    // run may have started too, with a mount pod of its own (or not yet).
+    agent.terminate();
+    let runs = c.list(&path).len();
+    let seen = kubelet.seen.into_inner().unwrap().len();
+    assert!(
+        (1..=runs).contains(&seen),
+        "{seen} mount pods for {runs} backups"
+    );
 }

@@ -86,6 +86,10 @@ pub struct BackupScheduleSpec {
     /// Also export the resource manifests: each run is then a ClusterBackup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifests: Option<crate::export::ExportFilter>,
+    /// Also store the container images the chosen namespaces run: each run is then a
+    /// ClusterBackup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<crate::crd::ImagesSpec>,
     /// Back up the selected volumes (with `etcd` or `manifests`, set false for cluster state
     /// alone).
     #[serde(default = "yes")]

@@ -5,7 +5,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{EtcdSpec, Hooks, Phase, yes};
+use super::common::{EtcdSpec, Hooks, ImagesSpec, Phase, yes};
 
 /// Back up the cluster at one point in time: the volumes the selectors pick (each node's
 /// agent backs up its own), one etcd snapshot and one manifests export, all recorded under
@@ -22,6 +22,7 @@ use super::common::{EtcdSpec, Hooks, Phase, yes};
     printcolumn = r#"{"name":"Volumes","type":"integer","jsonPath":".status.volumes.completed"}"#,
     printcolumn = r#"{"name":"Etcd","type":"string","jsonPath":".status.etcd.phase"}"#,
     printcolumn = r#"{"name":"Manifests","type":"string","jsonPath":".status.manifests.phase"}"#,
+    printcolumn = r#"{"name":"Images","type":"string","jsonPath":".status.images.phase"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -47,6 +48,9 @@ pub struct ClusterBackupSpec {
     /// Export the resource manifests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifests: Option<crate::export::ExportFilter>,
+    /// Store the container images the chosen namespaces run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<ImagesSpec>,
     /// Tags recorded in every snapshot.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
@@ -57,7 +61,7 @@ pub struct ClusterBackupSpec {
     pub ttl: Option<String>,
 }
 
-/// One part of a cluster backup: the etcd snapshot or the manifests.
+/// One part of a cluster backup: the etcd snapshot, the manifests or the images.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PartStatus {
@@ -109,6 +113,9 @@ pub struct ClusterBackupStatus {
     /// The manifests, when asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifests: Option<PartStatus>,
+    /// The images, when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<PartStatus>,
     /// When it started and ended (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started: Option<String>,

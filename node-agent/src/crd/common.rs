@@ -4,6 +4,25 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// The container images a cluster backup stores beside its volumes: those its namespaces'
+/// pods run (by the digest each container runs, from `status.containerStatuses[].imageID`),
+/// and those of workloads scaled to zero (by their templates' references).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImagesSpec {
+    /// Log in to registries with the pods' `imagePullSecrets`. The agent reads those Secrets
+    /// only when this is set, and needs the chart's `images.pullSecrets` permission for it.
+    #[serde(default)]
+    pub pull_secrets: bool,
+    /// Of multi-platform images, keep only this platform (`linux/amd64`); every one when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    /// Registries (`host[:port]`) reached over plain HTTP. Loopback ones always are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub insecure_registries: Vec<String>,
+}
+
 /// Where a backup or restore is in its life. `Completed`, `PartiallyFailed`, `Failed` and
 /// `Canceled` are final.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -99,7 +99,10 @@ pub async fn reconcile_all(ctx: &Context, schedules: &[BackupSchedule], backups:
         if ctx.created_run(&name) == Some(t) {
             continue;
         }
-        if schedule.spec.etcd.is_some() || schedule.spec.manifests.is_some() {
+        if schedule.spec.etcd.is_some()
+            || schedule.spec.manifests.is_some()
+            || schedule.spec.images.is_some()
+        {
             if create_cluster_backup(ctx, schedule, t).await {
                 ctx.remember_run(&name, t);
             }
@@ -201,6 +204,7 @@ async fn create_cluster_backup(ctx: &Context, schedule: &BackupSchedule, t: Date
         hooks: spec.hooks.clone(),
         etcd: spec.etcd.clone(),
         manifests: spec.manifests.clone(),
+        images: spec.images.clone(),
         tags: vec![format!("schedule:{name}")],
         ttl: spec.ttl.clone(),
     };

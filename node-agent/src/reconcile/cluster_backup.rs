@@ -106,6 +106,13 @@ async fn reconcile(
         cluster_parts::spawn(ctx, cb, Part::Manifests);
         return;
     }
+    if cb.spec.images.is_some()
+        && should_claim(st.images.as_ref(), node, instance, running(Part::Images))
+        && claim(ctx, api, cb, Part::Images).await
+    {
+        cluster_parts::spawn(ctx, cb, Part::Images);
+        return;
+    }
     if leads {
         settle(ctx, api, cb, backups).await;
     }
@@ -233,6 +240,7 @@ async fn settle(
         &st,
         cb.spec.etcd.is_some(),
         cb.spec.manifests.is_some(),
+        cb.spec.images.is_some(),
         volumes_settled,
     );
     if phase.is_none() && !unclaimed && old.volumes == volumes && old.phase != Phase::New {

@@ -22,6 +22,7 @@ pub fn key(part: Part, uid: &str) -> JobKey {
     match part {
         Part::Etcd => JobKey::ClusterEtcd(uid.to_string()),
         Part::Manifests => JobKey::ClusterManifests(uid.to_string()),
+        Part::Images => JobKey::ClusterImages(uid.to_string()),
     }
 }
 
@@ -34,6 +35,10 @@ pub fn part_patch(part: Part, patch: PartPatch) -> ClusterStatusPatch {
         },
         Part::Manifests => ClusterStatusPatch {
             manifests: Some(patch),
+            ..Default::default()
+        },
+        Part::Images => ClusterStatusPatch {
+            images: Some(patch),
             ..Default::default()
         },
     }
@@ -51,6 +56,7 @@ pub fn spawn(ctx: &Arc<Context>, cb: &ClusterBackup, part: Part) {
         let outcome = match part {
             Part::Etcd => run_etcd(&ctx, &cb).await,
             Part::Manifests => run_manifests(&ctx, &cb).await,
+            Part::Images => crate::images::run(&ctx, &cb, part_options(&ctx, &cb)).await,
         };
         let done = match outcome {
             Ok((id, messages)) => PartPatch {
@@ -160,7 +166,7 @@ async fn run_manifests(ctx: &Context, cb: &ClusterBackup) -> Result<(String, Vec
 }
 
 /// The snapshot options of a part: the cluster backup's tags and group, this node.
-fn part_options(ctx: &Context, cb: &ClusterBackup) -> engine::backup::BackupOptions {
+pub(crate) fn part_options(ctx: &Context, cb: &ClusterBackup) -> engine::backup::BackupOptions {
     let group = group_of(cb);
     let mut tags = cb.spec.tags.clone();
     tags.push(format!("cluster-backup:{}", group.id));

@@ -200,6 +200,7 @@ pub fn backup(
     let image_opts = ImageOptions {
         registry: registry.options()?,
         platform,
+        ..Default::default()
     };
     let (repo, session, index) = super::backup::open_resuming(g)?;
     let opts = engine::backup::BackupOptions {

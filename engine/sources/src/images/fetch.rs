@@ -24,6 +24,10 @@ use kairn_repository::snapshots::{SnapshotFilter, latest_matching};
 pub struct ImageOptions {
     /// Registries and their logins.
     pub registry: RegistryOptions,
+    /// Logins for particular images, by normalised reference (`Reference::whole`): such an
+    /// image is fetched with these and no other (in a cluster, its namespace's pull secrets,
+    /// so that one tenant's logins never fetch another's images).
+    pub logins: BTreeMap<String, super::auth::Credentials>,
     /// Of a multi-platform image, keep only this platform (`os/arch[/variant]`), stored as the
     /// image: its manifest's digest is the one a node of that platform pulls. All when `None`.
     pub platform: Option<String>,
@@ -111,13 +115,34 @@ pub fn backup_images(
         Some(snap) => read_layout(repo, index, &snap)?.blobs,
         None => HashMap::new(),
     };
-    let registry = Registry::new(
-        &image_opts.registry,
-        references.iter().map(Reference::registry),
-    )?;
+    let hosts: Vec<&str> = references.iter().map(Reference::registry).collect();
+    // One client per distinct set of logins: a client keeps the first login it used for a
+    // registry, so images with other logins need their own.
+    let mut sets = vec![image_opts.registry.credentials.clone()];
+    let mut login_of = HashMap::new();
+    for (reference, credentials) in &image_opts.logins {
+        let at = match sets.iter().position(|s| s == credentials) {
+            Some(at) => at,
+            None => {
+                sets.push(credentials.clone());
+                sets.len() - 1
+            }
+        };
+        login_of.insert(reference.clone(), at);
+    }
+    let registries = sets
+        .into_iter()
+        .map(|credentials| {
+            let options = RegistryOptions {
+                credentials,
+                ..image_opts.registry.clone()
+            };
+            Registry::new(&options, hosts.iter().copied())
+        })
+        .collect::<Result<Vec<_>>>()?;
     let memory = MemoryBackup::start(repo, session, index, None, progress)?;
     let mut run = Fetch {
-        registry: &registry,
+        registry: &registries[0],
         memory: &memory,
         parent: &parent_blobs,
         done: HashMap::new(),
@@ -128,6 +153,7 @@ pub fn backup_images(
     let mut failed = Vec::new();
     let mut kept: BTreeMap<String, FileData> = BTreeMap::new();
     for reference in references {
+        run.registry = &registries[login_of.get(&reference.whole()).copied().unwrap_or(0)];
         match run.image(reference) {
             Ok((top, blobs, stored)) => {
                 for hex in blobs {
