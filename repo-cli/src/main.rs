@@ -33,7 +33,7 @@ enum Command {
     /// Create a new repository.
     Init(cmd::init::InitArgs),
     /// Back up files and directories (or standard input) into a new snapshot.
-    Backup(cmd::backup::BackupArgs),
+    Backup(Box<cmd::backup::BackupArgs>),
     /// List snapshots.
     Snapshots(cmd::snapshots::SnapshotsArgs),
     /// List the files of a snapshot.
@@ -84,7 +84,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     match cli.command {
         Command::Init(a) => cmd::init::run(g, a),
-        Command::Backup(a) => cmd::backup::run(g, a),
+        Command::Backup(a) => cmd::backup::run(g, *a),
         Command::Snapshots(a) => cmd::snapshots::run(g, a),
         Command::Ls(a) => cmd::ls::run(g, a),
         Command::Restore(a) => cmd::restore::run(g, a),

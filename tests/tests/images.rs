@@ -32,7 +32,7 @@ fn build_images(dir: &std::path::Path) -> (Layout, Images) {
     let v1 = layout.manifest(&[base_layer.clone(), v1_layer], "amd64");
     let v2 = layout.manifest(&[base_layer.clone(), v2_layer.clone()], "amd64");
     let arm_layer = layout.layer(&[("bin/app", &noise(4, 200_000))]);
-    let amd = layout.manifest(&[base_layer.clone()], "amd64");
+    let amd = layout.manifest(std::slice::from_ref(&base_layer), "amd64");
     let arm = layout.manifest(&[base_layer.clone(), arm_layer], "arm64");
     let multi = layout.index(&[(amd, "amd64"), (arm, "arm64")]);
     layout.tag(&v1, "app-v1", MANIFEST);

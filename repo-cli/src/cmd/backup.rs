@@ -120,7 +120,8 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<()> {
     if !a.images.is_empty() || a.images_from.is_some() {
         let refs = super::images::references(&a.images, a.images_from.as_ref())?;
         let opts = cluster_source_options(&a);
-        return super::images::backup(g, refs, &a.registry, a.platform.clone(), opts, a.force);
+        let (registry, platform) = (&a.registry, a.platform.clone());
+        return super::images::backup(g, refs, registry, platform, opts, a.force, open_resuming);
     }
     if a.platform.is_some() {
         bail!(crate::exit::UsageError(
@@ -243,7 +244,7 @@ fn group_of(a: &BackupArgs) -> Option<Group> {
     })
 }
 
-pub(crate) fn open_resuming(g: &Global) -> Result<(engine::repo::Repository, Session, Index)> {
+fn open_resuming(g: &Global) -> Result<(engine::repo::Repository, Session, Index)> {
     let (repo, session, mut index) = g.open_for_writing("backup")?;
     let adopted = adopt_interrupted_packs(&repo, &session, &index, g.expiry())?;
     if adopted.packs > 0 {

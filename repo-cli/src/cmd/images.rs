@@ -190,6 +190,13 @@ pub fn backup(
     platform: Option<String>,
     opts: engine::backup::BackupOptions,
     force: bool,
+    open: impl FnOnce(
+        &Global,
+    ) -> Result<(
+        engine::repo::Repository,
+        engine::session::Session,
+        engine::index::Index,
+    )>,
 ) -> Result<()> {
     let references = engine::images::parse_references(&references)
         .map_err(|e| crate::exit::UsageError(e.to_string()))?;
@@ -202,7 +209,7 @@ pub fn backup(
         platform,
         ..Default::default()
     };
-    let (repo, session, index) = super::backup::open_resuming(g)?;
+    let (repo, session, index) = open(g)?;
     let opts = engine::backup::BackupOptions {
         parent: if force {
             engine::backup::ParentChoice::None
