@@ -26,7 +26,7 @@ pub use cluster_backup::{
 pub use common::{EtcdSpec, ExecHook, GroupRef, Hooks, ImagesSpec, OnError, Phase, Progress};
 pub use namespace_restore::{
     ExistingResourcePolicy, NamespaceRestore, NamespaceRestoreSpec, NamespaceRestoreStatus,
-    ObjectCounts, RestoreStage, VolumeProgress,
+    ObjectCounts, RestoreImages, RestoreStage, VolumeProgress,
 };
 pub use volume_backup::{VolumeBackup, VolumeBackupSpec, VolumeBackupStatus};
 pub use volume_restore::{RestoreTarget, VolumeRestore, VolumeRestoreSpec, VolumeRestoreStatus};

@@ -24,6 +24,8 @@ pub struct NamespaceImages {
     pub references: BTreeSet<String>,
     /// Names of the Secrets its pods pull with.
     pub pull_secrets: BTreeSet<String>,
+    /// For a reference by digest, the references the pods' specs name it by (`app:v1`).
+    pub aliases: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// The reference a container status names: its `imageID` when that is a repository digest
@@ -53,6 +55,12 @@ pub fn add_pod(pod: &Pod, into: &mut NamespaceImages) {
     ];
     for s in all.into_iter().flatten().flatten() {
         if let Some(r) = running_reference(&s.image_id, &s.image) {
+            if r != s.image && !s.image.is_empty() {
+                into.aliases
+                    .entry(r.clone())
+                    .or_default()
+                    .insert(s.image.clone());
+            }
             into.references.insert(r);
         }
     }
@@ -228,8 +236,15 @@ pub async fn run(
                 && !image_opts.logins.contains_key(&whole)
                 && !references.contains(r)
             {
-                image_opts.logins.insert(whole, c.clone());
+                image_opts.logins.insert(whole.clone(), c.clone());
             }
+            let aliases = images.aliases.get(r).into_iter().flatten();
+            let normalised = aliases.filter_map(|a| engine::images::normalise(a));
+            image_opts
+                .aliases
+                .entry(whole)
+                .or_default()
+                .extend(normalised);
             references.push(r.clone());
         }
     }

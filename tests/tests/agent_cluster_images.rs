@@ -41,8 +41,14 @@ fn pull_secret(c: &Cluster, ns: &str, host: &str, creds: &str) {
 #[test]
 fn no_kubelet_cluster_backup_stores_the_digests_its_pods_run_with_their_pull_secrets() {
     let Some(c) = Cluster::new() else { return };
-    let rbac = kairn_e2e::agent::deploy_file("rbac-images.yaml");
-    c.plane.kubectl_ok(&["apply", "-f", rbac.to_str().unwrap()]);
+    for file in [
+        "rbac-images.yaml",
+        "rbac-manifests.yaml",
+        "rbac-restore.yaml",
+    ] {
+        let rbac = kairn_e2e::agent::deploy_file(file);
+        c.plane.kubectl_ok(&["apply", "-f", rbac.to_str().unwrap()]);
+    }
     let work = tempfile::tempdir().unwrap();
     let mut layout = Layout::new(&work.path().join("layout"));
     let base = layout.layer(&[("lib/base", &noise(21, 1 << 20))]);
@@ -100,6 +106,7 @@ fn no_kubelet_cluster_backup_stores_the_digests_its_pods_run_with_their_pull_sec
         "with-images",
         json!({"volumes": false,
                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": shop}},
+               "manifests": {"namespaces": [shop]},
                "images": {"pullSecrets": true}}),
     ));
     let mut agent = c.agent(&[]);

@@ -63,10 +63,28 @@ pub struct NamespaceRestoreSpec {
     /// whole cluster); the status then names it and points to the operator's procedure.
     #[serde(default)]
     pub etcd: bool,
+    /// Push the cluster backup's images to another registry first, and point the restored
+    /// workloads at them there, by digest: the namespace then runs without its old registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<RestoreImages>,
     /// How long this object is kept once it finished (`720h` when absent). Only the object
     /// goes; what it restored stays.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<String>,
+}
+
+/// Where a namespace restore pushes its images.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreImages {
+    /// `host[:port][/prefix]`: each image keeps its repository path below the prefix.
+    pub push_to: String,
+    /// A Secret in the agents' namespace whose `.dockerconfigjson` logs in to that registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<String>,
+    /// Registries reached over plain HTTP. Loopback ones always are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub insecure_registries: Vec<String>,
 }
 
 /// What to do with an object that already exists in the cluster.

@@ -73,7 +73,7 @@ async fn start(ctx: &Arc<Context>, nsr: &NamespaceRestore) -> Result<(), kube::E
         started: Some(now()),
         ..Default::default()
     };
-    match load(ctx, nsr.spec.clone(), not_complete).await {
+    match load(ctx, nsr.spec.clone(), not_complete, true).await {
         Err(why) => {
             st.phase = Phase::Failed;
             st.stage = RestoreStage::Done;
@@ -167,7 +167,7 @@ async fn reload(
         series: None,
         ..nsr.spec.clone()
     };
-    match load(ctx, spec, BTreeSet::new()).await {
+    match load(ctx, spec, BTreeSet::new(), false).await {
         Ok(found) => Ok(Some(found)),
         Err(why) => {
             end(ctx, nsr, st, Phase::Failed, why).await?;
@@ -296,6 +296,8 @@ async fn start_volume(
     })
 }
 
+#[path = "namespace_restore_images.rs"]
+mod restore_images;
 #[path = "namespace_restore_stages.rs"]
 mod stages;
 use stages::{end, event, finish, follow_volumes, load};

@@ -21,11 +21,19 @@ use crate::restore_plan::{BackupGroup, Plan, choose, groups, plan};
 use crate::status::{self, now};
 
 /// Reads the repository (on a blocking thread): the cluster backup `spec` names, and the plan.
+/// With `spec.images`, the workloads are pointed at the images' new registry, and with `push`
+/// (the first load) the images are pushed there first: a push that fails fails the restore
+/// before anything is applied.
 pub(super) async fn load(
     ctx: &Arc<Context>,
     spec: NamespaceRestoreSpec,
     not_complete: BTreeSet<String>,
+    push: bool,
 ) -> Result<(BackupGroup, Plan), String> {
+    let credentials = match &spec.images {
+        Some(images) if push => super::restore_images::credentials(ctx, images).await?,
+        _ => Default::default(),
+    };
     let access = ctx.access.clone();
     let work = move || -> Result<(BackupGroup, Plan), String> {
         let fail = |e: engine::Error| format!("cannot read the repository: {e}");
@@ -47,8 +55,19 @@ pub(super) async fn load(
             .find(|(id, _)| id == manifests)
             .ok_or_else(|| format!("manifests snapshot {manifests} is gone"))?;
         let index = engine::index::Index::load(&repo).map_err(fail)?;
-        let objects = engine::manifests::read_manifests(&repo, &index, snap).map_err(fail)?;
-        let plan = plan(objects, &group, &spec);
+        let mut objects = engine::manifests::read_manifests(&repo, &index, snap).map_err(fail)?;
+        let mut notes = Vec::new();
+        if let Some(images) = &spec.images {
+            let found = super::restore_images::Found {
+                repo: &repo,
+                index: &index,
+                snapshots: &snapshots,
+                group: &group,
+            };
+            notes = found.push_and_rewrite(images, credentials, push, &mut objects)?;
+        }
+        let mut plan = plan(objects, &group, &spec);
+        plan.left_out.extend(notes);
         Ok((group, plan))
     };
     tokio::task::spawn_blocking(work)

@@ -28,6 +28,9 @@ pub struct ImageOptions {
     /// image is fetched with these and no other (in a cluster, its namespace's pull secrets,
     /// so that one tenant's logins never fetch another's images).
     pub logins: BTreeMap<String, super::auth::Credentials>,
+    /// Other references an image ran under, by normalised reference: recorded in
+    /// `index.json` for a namespace restore to rewrite.
+    pub aliases: BTreeMap<String, std::collections::BTreeSet<String>>,
     /// Of a multi-platform image, keep only this platform (`os/arch[/variant]`), stored as the
     /// image: its manifest's digest is the one a node of that platform pulls. All when `None`.
     pub platform: Option<String>,
@@ -176,7 +179,17 @@ pub fn backup_images(
         let first = failed.into_iter().next().map(|f| f.error);
         return Err(first.unwrap_or_else(|| Error::invalid("no image reference given")));
     }
-    let tops: Vec<TopLevel> = images.iter().map(|(t, _)| t.clone()).collect();
+    let tops: Vec<TopLevel> = images
+        .iter()
+        .map(|(t, _)| TopLevel {
+            aliases: image_opts
+                .aliases
+                .get(&t.reference)
+                .map(|a| a.iter().filter(|x| **x != t.reference).cloned().collect())
+                .unwrap_or_default(),
+            ..t.clone()
+        })
+        .collect();
     let files = layout_files(&tops, kept);
     let opts = BackupOptions {
         paths: Vec::new(),
@@ -252,6 +265,7 @@ impl Fetch<'_> {
                     reference: reference.whole(),
                     descriptor,
                     from_index: None,
+                    aliases: Vec::new(),
                 }
             }
             Parsed::Index(entries) => match self.platform {
@@ -271,6 +285,7 @@ impl Fetch<'_> {
                         reference: reference.whole(),
                         descriptor: entry.clone(),
                         from_index: Some(digest.clone()),
+                        aliases: Vec::new(),
                     }
                 }
                 None => {
@@ -289,6 +304,7 @@ impl Fetch<'_> {
                         reference: reference.whole(),
                         descriptor,
                         from_index: None,
+                        aliases: Vec::new(),
                     }
                 }
             },

@@ -8,8 +8,11 @@ use sha2::{Digest as _, Sha256};
 pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 /// The annotation that names an image in `index.json`; `skopeo copy oci:DIR:NAME` looks it up.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
-/// Set when `--platform` picked one manifest of an index: the index's own digest.
+/// Set when `--platform` picked one manifest of an index: the index's digest.
 pub const FROM_INDEX: &str = "dev.kairn.image.index";
+/// Other references the image ran under (a pod's `image` for the digest it ran), as a
+/// comma-separated list: what a namespace restore rewrites.
+pub const ALIASES: &str = "dev.kairn.image.aliases";
 
 /// OCI image index.
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -160,6 +163,8 @@ pub struct TopLevel {
     pub descriptor: Descriptor,
     /// When `--platform` picked this manifest out of an index: the index's digest.
     pub from_index: Option<String>,
+    /// Other normalised references that named it, sorted.
+    pub aliases: Vec<String>,
 }
 
 /// `index.json` for these images, sorted by reference so the same images give the same bytes.
@@ -174,6 +179,9 @@ pub fn index_json(images: &[TopLevel]) -> Vec<u8> {
             annotations.insert(REF_NAME.into(), json!(image.reference));
             if let Some(index) = &image.from_index {
                 annotations.insert(FROM_INDEX.into(), json!(index));
+            }
+            if !image.aliases.is_empty() {
+                annotations.insert(ALIASES.into(), json!(image.aliases.join(",")));
             }
             let mut entry = json!({
                 "mediaType": d.media_type,
@@ -224,6 +232,15 @@ pub fn read_index_json(bytes: &[u8]) -> Result<Vec<TopLevel>, String> {
                     .to_string(),
                 descriptor,
                 from_index: annotations[FROM_INDEX].as_str().map(str::to_string),
+                aliases: annotations[ALIASES]
+                    .as_str()
+                    .map(|a| {
+                        a.split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(String::from)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             })
         })
         .collect()
@@ -289,6 +306,7 @@ mod tests {
                 platform: Some("linux/amd64".into()),
             },
             from_index: Some(D2.into()),
+            aliases: vec!["127.0.0.1:5000/b:latest".into()],
         };
         let b = TopLevel {
             reference: "127.0.0.1:5000/a:v1".into(),
@@ -297,6 +315,7 @@ mod tests {
                 ..a.descriptor.clone()
             },
             from_index: None,
+            aliases: Vec::new(),
         };
         let one = index_json(&[a.clone(), b.clone()]);
         assert_eq!(one, index_json(&[b.clone(), a.clone()]));

@@ -14,6 +14,7 @@ pub mod fetch;
 pub mod layout;
 pub mod push;
 pub mod registry;
+pub mod rewrite;
 pub mod tree;
 
 pub use auth::{Credential, Credentials};
@@ -22,6 +23,7 @@ pub use fetch::{
 };
 pub use push::{PushOptions, PushReport, PushedImage, push_images, retarget};
 pub use registry::RegistryOptions;
+pub use rewrite::{image_map, normalise, rewrite_images};
 pub use tree::{StoredLayout, read_layout};
 
 /// One image a snapshot holds, for `repo images list`.
