@@ -118,31 +118,7 @@ pub fn backup_images(
         Some(snap) => read_layout(repo, index, &snap)?.blobs,
         None => HashMap::new(),
     };
-    let hosts: Vec<&str> = references.iter().map(Reference::registry).collect();
-    // One client per distinct set of logins: a client keeps the first login it used for a
-    // registry, so images with other logins need their own.
-    let mut sets = vec![image_opts.registry.credentials.clone()];
-    let mut login_of = HashMap::new();
-    for (reference, credentials) in &image_opts.logins {
-        let at = match sets.iter().position(|s| s == credentials) {
-            Some(at) => at,
-            None => {
-                sets.push(credentials.clone());
-                sets.len() - 1
-            }
-        };
-        login_of.insert(reference.clone(), at);
-    }
-    let registries = sets
-        .into_iter()
-        .map(|credentials| {
-            let options = RegistryOptions {
-                credentials,
-                ..image_opts.registry.clone()
-            };
-            Registry::new(&options, hosts.iter().copied())
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let (registries, login_of) = registries_for(image_opts, references)?;
     let memory = MemoryBackup::start(repo, session, index, None, progress)?;
     let mut run = Fetch {
         registry: &registries[0],
@@ -203,6 +179,38 @@ pub fn backup_images(
         failed,
         downloaded,
     })
+}
+
+/// One registry client per distinct set of logins (a client keeps the first login it used
+/// for a registry, so images with other logins need their own), and which one each image uses.
+fn registries_for(
+    image_opts: &ImageOptions,
+    references: &[Reference],
+) -> Result<(Vec<Registry>, HashMap<String, usize>)> {
+    let hosts: Vec<&str> = references.iter().map(Reference::registry).collect();
+    let mut sets = vec![image_opts.registry.credentials.clone()];
+    let mut login_of = HashMap::new();
+    for (reference, credentials) in &image_opts.logins {
+        let at = match sets.iter().position(|s| s == credentials) {
+            Some(at) => at,
+            None => {
+                sets.push(credentials.clone());
+                sets.len() - 1
+            }
+        };
+        login_of.insert(reference.clone(), at);
+    }
+    let registries = sets
+        .into_iter()
+        .map(|credentials| {
+            let options = RegistryOptions {
+                credentials,
+                ..image_opts.registry.clone()
+            };
+            Registry::new(&options, hosts.iter().copied())
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((registries, login_of))
 }
 
 /// Checks a `--platform` value: `os/architecture[/variant]`.
