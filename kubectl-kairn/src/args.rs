@@ -152,6 +152,14 @@ pub struct RestoreNamespaceArgs {
     /// What happens to an object that already exists: `Skip` (keep it) or `Update`.
     #[arg(long, default_value = "Skip")]
     pub existing_resource_policy: String,
+    /// Push the cluster backup's images to this registry (`host[:port][/prefix]`) first, and
+    /// point the restored workloads there by digest (for when the old registry is gone).
+    #[arg(long, value_name = "REGISTRY[/PREFIX]")]
+    pub push_images_to: Option<String>,
+    /// With --push-images-to: a dockerconfigjson Secret in the agents' namespace that logs in
+    /// to that registry.
+    #[arg(long, value_name = "SECRET", requires = "push_images_to")]
+    pub registry_secret: Option<String>,
     #[command(flatten)]
     pub wait: WaitArgs,
 }

@@ -127,6 +127,14 @@ pub fn namespace_restore(a: &RestoreNamespaceArgs) -> Result<NamespaceRestore> {
         existing_resource_policy: policy,
         volumes: !a.no_volumes,
         etcd: false,
+        images: a
+            .push_images_to
+            .clone()
+            .map(|push_to| node_agent::crd::RestoreImages {
+                push_to,
+                credentials_secret: a.registry_secret.clone(),
+                insecure_registries: Vec::new(),
+            }),
         ttl: None,
     };
     let base = a
