@@ -17,7 +17,7 @@ use kairn_ops::progress::Progress;
 use kairn_repository::index::Index;
 use kairn_repository::repo::Repository;
 use kairn_repository::session::Session;
-use kairn_repository::snapshots::{SnapshotFilter, latest_matching};
+use kairn_repository::snapshots::{SnapshotFilter, list_readable};
 
 /// What to fetch, and how.
 #[derive(Debug, Clone, Default)]
@@ -226,17 +226,17 @@ pub fn check_platform(p: &str) -> Result<()> {
 }
 
 /// The earlier `images` snapshot to take unchanged blobs from: the one asked for, or the
-/// newest of the same source (cluster).
+/// newest of the same cluster, whichever node's agent took it.
 fn parent(repo: &Repository, opts: &BackupOptions, source: &Source) -> Result<Option<Snapshot>> {
     match &opts.parent {
         ParentChoice::None => Ok(None),
         ParentChoice::Snapshot(id) => Ok(Some(repo.load_file::<Snapshot>(id)?)),
         ParentChoice::Latest => {
-            let filter = SnapshotFilter {
-                source: Some(source.clone()),
-                ..Default::default()
-            };
-            Ok(latest_matching(repo, &filter)?.0.map(|(_, s)| s))
+            // A damaged snapshot file is skipped here: it only costs downloads.
+            let all = list_readable(repo, &SnapshotFilter::default())?.snapshots;
+            Ok(all.into_iter().rev().map(|(_, s)| s).find(|s| {
+                s.source.kind == SourceKind::Images && s.source.cluster == source.cluster
+            }))
         }
     }
 }
