@@ -123,6 +123,7 @@ fn cluster(cb: &ClusterBackup, members: &[VolumeBackup]) -> String {
     );
     s.field("Etcd", part(status.etcd.as_ref()));
     s.field("Manifests", part(status.manifests.as_ref()));
+    s.field("Images", part(status.images.as_ref()));
     let mut table = Table::new(&[
         "namespace",
         "pvc",

@@ -24,7 +24,8 @@ pub fn nodes_and_names(found: &Found) -> (BTreeSet<String>, BTreeSet<String>) {
         Found::Cluster(cb, members) => {
             names.insert(cb.name_any());
             if let Some(st) = &cb.status {
-                for part in st.etcd.iter().chain(st.manifests.iter()) {
+                let parts = st.etcd.iter().chain(&st.manifests).chain(&st.images);
+                for part in parts {
                     nodes.extend(part.node.clone());
                 }
             }

@@ -111,7 +111,9 @@ impl Followed for ClusterBackup {
     fn errors(&self) -> Vec<String> {
         let parts = self.status.as_ref().into_iter().flat_map(|s| {
             let etcd = s.etcd.iter().map(|p| ("etcd", p));
-            etcd.chain(s.manifests.iter().map(|p| ("manifests", p)))
+            let manifests = s.manifests.iter().map(|p| ("manifests", p));
+            etcd.chain(manifests)
+                .chain(s.images.iter().map(|p| ("images", p)))
         });
         parts
             .flat_map(|(what, p)| p.messages.iter().map(move |m| format!("{what}: {m}")))
