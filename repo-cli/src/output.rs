@@ -9,6 +9,15 @@ pub fn line(text: impl AsRef<str>) -> std::io::Result<()> {
     out.write_all(b"\n")
 }
 
+/// Says that a backup wrote its snapshot, and how long it took.
+pub fn saved(outcome: &engine::backup::BackupOutcome) -> std::io::Result<()> {
+    line(format!(
+        "snapshot {} saved in {:.2}s",
+        outcome.id.short(),
+        outcome.snapshot.summary.duration_secs
+    ))
+}
+
 /// Writes a JSON value as one line.
 pub fn json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     line(serde_json::to_string(value)?)?;

@@ -217,11 +217,7 @@ fn report(g: &Global, outcome: &BackupOutcome) -> Result<()> {
             output::bytes(s.new_bytes_stored),
             output::bytes(s.new_bytes_raw)
         ))?;
-        output::line(format!(
-            "snapshot {} saved in {:.2}s",
-            outcome.id.short(),
-            s.duration_secs
-        ))?;
+        output::saved(outcome)?;
     }
     if !outcome.warnings.is_empty() {
         return Err(Partial {
@@ -274,15 +270,6 @@ fn cluster_source_options(a: &BackupArgs) -> BackupOptions {
     }
 }
 
-fn print_saved(outcome: &engine::backup::BackupOutcome) -> Result<()> {
-    output::line(format!(
-        "snapshot {} saved in {:.2}s",
-        outcome.id.short(),
-        outcome.snapshot.summary.duration_secs
-    ))?;
-    Ok(())
-}
-
 fn run_etcd(g: &Global, a: &BackupArgs) -> Result<()> {
     let source = EtcdSource {
         endpoints: a.etcd.clone(),
@@ -319,7 +306,7 @@ fn run_etcd(g: &Global, a: &BackupArgs) -> Result<()> {
             output::bytes(s.new_bytes_stored),
             output::bytes(s.new_bytes_raw)
         ))?;
-        print_saved(&taken.outcome)?;
+        output::saved(&taken.outcome)?;
     }
     Ok(())
 }
@@ -365,7 +352,7 @@ fn run_manifests(g: &Global, a: &BackupArgs, file: &PathBuf) -> Result<()> {
             taken.skipped.len(),
             output::bytes(s.new_bytes_stored)
         ))?;
-        print_saved(&taken.outcome)?;
+        output::saved(&taken.outcome)?;
     }
     Ok(())
 }

@@ -259,11 +259,7 @@ pub fn backup(
                 output::bytes(taken.downloaded),
                 output::bytes(s.new_bytes_stored)
             ))?;
-            output::line(format!(
-                "snapshot {} saved in {:.2}s",
-                outcome.id.short(),
-                s.duration_secs
-            ))?;
+            output::saved(outcome)?;
         }
     }
     partial(

@@ -114,8 +114,13 @@ pub fn backup_images(
         kind: SourceKind::Images,
         ..opts.source.clone()
     };
-    let parent_blobs = match parent(repo, opts, &source)? {
-        Some(snap) => read_layout(repo, index, &snap)?.blobs,
+    // A parent that cannot be read (a damaged tree) only costs downloads, never the backup.
+    let parent_blobs = match parent(repo, opts, &source)?.map(|s| read_layout(repo, index, &s)) {
+        Some(Ok(layout)) => layout.blobs,
+        Some(Err(e)) => {
+            tracing::warn!("the parent images snapshot is unreadable, fetching every blob: {e}");
+            HashMap::new()
+        }
         None => HashMap::new(),
     };
     let (registries, login_of) = registries_for(image_opts, references)?;
@@ -259,22 +264,24 @@ impl Fetch<'_> {
         let (media_type, parsed) = layout::parse(&bytes).map_err(|e| bad(reference, e))?;
         let mut blobs = Vec::new();
         let mut platforms = Vec::new();
+        let top_level = |descriptor, from_index| TopLevel {
+            reference: reference.whole(),
+            descriptor,
+            from_index,
+            aliases: Vec::new(),
+        };
+        // The document itself, as index.json names it when it is stored whole.
+        let whole = Descriptor {
+            media_type,
+            size: bytes.len() as u64,
+            digest: digest.clone(),
+            platform: None,
+        };
         let top = match parsed {
             Parsed::Manifest(parts) => {
-                let descriptor = Descriptor {
-                    media_type,
-                    size: bytes.len() as u64,
-                    digest: digest.clone(),
-                    platform: None,
-                };
                 self.keep_manifest(&digest, bytes, &mut blobs)?;
                 self.blobs(reference, &parts, &mut blobs)?;
-                TopLevel {
-                    reference: reference.whole(),
-                    descriptor,
-                    from_index: None,
-                    aliases: Vec::new(),
-                }
+                top_level(whole, None)
             }
             Parsed::Index(entries) => match self.platform {
                 Some(wanted) => {
@@ -289,31 +296,15 @@ impl Fetch<'_> {
                         })?;
                     platforms.extend(entry.platform.clone());
                     self.platform_manifest(reference, entry, &mut blobs)?;
-                    TopLevel {
-                        reference: reference.whole(),
-                        descriptor: entry.clone(),
-                        from_index: Some(digest.clone()),
-                        aliases: Vec::new(),
-                    }
+                    top_level(entry.clone(), Some(digest.clone()))
                 }
                 None => {
                     for entry in &entries {
                         platforms.extend(entry.platform.clone());
                         self.platform_manifest(reference, entry, &mut blobs)?;
                     }
-                    let descriptor = Descriptor {
-                        media_type,
-                        size: bytes.len() as u64,
-                        digest: digest.clone(),
-                        platform: None,
-                    };
                     self.keep_manifest(&digest, bytes, &mut blobs)?;
-                    TopLevel {
-                        reference: reference.whole(),
-                        descriptor,
-                        from_index: None,
-                        aliases: Vec::new(),
-                    }
+                    top_level(whole, None)
                 }
             },
         };
