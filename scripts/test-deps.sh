@@ -55,6 +55,15 @@ if ! command -v docker-registry >/dev/null || ! command -v skopeo >/dev/null || 
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends docker-registry skopeo apache2-utils
 fi
 
+# fusermount3 (Debian's fuse3), which the fuser crate calls to mount `repo mount`'s filesystem
+# on /dev/fuse, for tests/tests/mount.rs.
+if ! command -v fusermount3 >/dev/null; then
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends fuse3
+fi
+
 # A real control plane (kube-apiserver and kubectl of one pinned release, beside the etcd above)
 # for the tests that talk to a real API server: built from the Go module proxy the first time
 # (minutes), then found in its cache outside the work tree in about a second. With

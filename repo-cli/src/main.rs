@@ -49,6 +49,15 @@ enum Command {
     Images(cmd::images::ImagesCommand),
     /// Show what changed between two snapshots.
     Diff(cmd::diff::DiffArgs),
+    /// Find files and directories by name or path pattern across snapshots, or the files that
+    /// use a blob or pack.
+    Find(cmd::find::FindArgs),
+    /// Add, remove or set the tags of existing snapshots (each is rewritten under a new id).
+    Tag(cmd::tag::TagArgs),
+    /// Remove files from existing snapshots: a secret backed up by mistake.
+    Rewrite(cmd::rewrite::RewriteArgs),
+    /// Browse the snapshots as a read-only filesystem (FUSE) until Ctrl-C.
+    Mount(cmd::mount::MountArgs),
     /// Print a repository object, decrypted, as JSON.
     Cat(cmd::cat::CatArgs),
     /// Copy snapshots from another repository, re-chunked with this one's keys and deduplicated.
@@ -92,6 +101,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Manifests(a) => cmd::manifests::run(g, a),
         Command::Images(c) => cmd::images::run(g, c),
         Command::Diff(a) => cmd::diff::run(g, a),
+        Command::Find(a) => cmd::find::run(g, a),
+        Command::Tag(a) => cmd::tag::run(g, a),
+        Command::Rewrite(a) => cmd::rewrite::run(g, a),
+        Command::Mount(a) => cmd::mount::run(g, a),
         Command::Cat(a) => cmd::cat::run(g, a),
         Command::Stats(a) => cmd::stats::run(g, a),
         Command::Report(a) => cmd::report::run(g, a),

@@ -6,7 +6,7 @@ pub use crate::unreadable::UnreadableFile;
 use crate::repo::Repository;
 use kairn_format::error::{Error, ErrorKind, Result};
 use kairn_format::id::SnapshotId;
-use kairn_format::snapshot::{Snapshot, Source};
+use kairn_format::snapshot::{Snapshot, Source, SourceKind};
 
 /// Loads every snapshot, skipping damaged files (see [`Repository::scan_snapshots`]).
 pub fn scan(repo: &Repository) -> Result<SnapshotScan> {
@@ -14,7 +14,7 @@ pub fn scan(repo: &Repository) -> Result<SnapshotScan> {
 }
 
 /// Which snapshots to consider.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SnapshotFilter {
     /// Any of these hosts (all when empty).
     pub hosts: Vec<String>,
@@ -28,6 +28,12 @@ pub struct SnapshotFilter {
     pub source: Option<Source>,
     /// Only snapshots that belong to a cluster backup, or to this one.
     pub group: Option<GroupMatch>,
+    /// Volumes of any of these namespaces (all when empty).
+    pub namespaces: Vec<String>,
+    /// Volumes of any of these PVCs, each `NAME` or `NAMESPACE/NAME` (all when empty).
+    pub pvcs: Vec<String>,
+    /// Snapshots of any of these kinds of source (all when empty).
+    pub kinds: Vec<SourceKind>,
 }
 
 /// Which cluster backups a filter lets through.
@@ -53,6 +59,7 @@ impl SnapshotFilter {
             })
             && self.tags.iter().all(|t| snap.tags.contains(t))
             && self.source.as_ref().is_none_or(|s| *s == snap.source)
+            && self.matches_kubernetes(&snap.source)
             && self
                 .group
                 .as_ref()
@@ -61,6 +68,31 @@ impl SnapshotFilter {
                     (GroupMatch::Any, Some(_)) => true,
                     (GroupMatch::Id(id), Some(g)) => g.id == *id,
                 })
+    }
+}
+
+impl SnapshotFilter {
+    /// True when no field narrows the selection.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    fn matches_kubernetes(&self, source: &Source) -> bool {
+        let namespace = source.namespace.as_deref();
+        (self.namespaces.is_empty() || self.namespaces.iter().any(|n| Some(n.as_str()) == namespace))
+            && (self.pvcs.is_empty() || self.pvcs.iter().any(|want| pvc_matches(want, source)))
+            && (self.kinds.is_empty() || self.kinds.contains(&source.kind))
+    }
+}
+
+/// `NAME` matches a PVC of that name in any namespace; `NAMESPACE/NAME` only that one.
+fn pvc_matches(want: &str, source: &Source) -> bool {
+    let Some(pvc) = source.pvc.as_deref() else {
+        return false;
+    };
+    match want.split_once('/') {
+        Some((ns, name)) => source.namespace.as_deref() == Some(ns) && pvc == name,
+        None => pvc == want,
     }
 }
 
@@ -139,7 +171,19 @@ pub fn find(
     }
     let ids = ids_with_prefix(repo, name)?;
     let id = one_match(&ids, name)?;
-    Ok((*id, repo.load_file::<Snapshot>(id)?))
+    let snap = repo.load_file::<Snapshot>(id)?;
+    // Filters given beside an id are a claim about it: a mismatch is a mistake, not a choice.
+    if !filter.matches(&snap) {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            format!(
+                "snapshot {} does not match the filters given (host, path, tag, namespace, pvc, \
+                 kind, group)",
+                id.short()
+            ),
+        ));
+    }
+    Ok((*id, snap))
 }
 
 /// Resolves `latest` or a hex prefix of an id among the snapshots `visible` lets through, for

@@ -25,6 +25,8 @@ pub struct CatArgs {
     what: What,
     /// The object's id (a snapshot may be `latest` or an id prefix).
     id: Option<String>,
+    #[command(flatten)]
+    filter: crate::cmd::select::FilterArgs,
 }
 
 fn full_id(id: Option<&str>) -> Result<Id> {
@@ -40,7 +42,7 @@ pub fn run(g: &Global, a: CatArgs) -> Result<()> {
         What::Config => cat::config(&repo),
         What::Snapshot => {
             let name = a.id.as_deref().unwrap_or("latest");
-            let (id, _) = engine::snapshots::find(&repo, name, &Default::default())?;
+            let (id, _) = a.filter.find(&repo, name)?;
             cat::snapshot(&repo, &id)?
         }
         What::Index => cat::index_file(&repo, &IndexId(full_id(a.id.as_deref())?))?,

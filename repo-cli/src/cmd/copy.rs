@@ -7,7 +7,7 @@ use engine::index::Index;
 use engine::snapshots::find;
 
 use crate::args::{Global, parse_storage_option};
-use crate::cmd::snapshots::FilterArgs;
+use crate::cmd::select::FilterArgs;
 use crate::output;
 use crate::progress::CliProgress;
 

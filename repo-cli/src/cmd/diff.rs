@@ -3,6 +3,7 @@ use clap::Args;
 use engine::inspect::diff::{ChangeKind, diff};
 
 use crate::args::Global;
+use crate::cmd::select::FilterArgs;
 use crate::output;
 
 #[derive(Debug, Args)]
@@ -11,12 +12,14 @@ pub struct DiffArgs {
     first: String,
     /// The newer snapshot.
     second: String,
+    #[command(flatten)]
+    filter: FilterArgs,
 }
 
 pub fn run(g: &Global, a: DiffArgs) -> Result<()> {
     let (repo, index) = g.open_indexed()?;
-    let (ida, sa) = engine::snapshots::find(&repo, &a.first, &Default::default())?;
-    let (idb, sb) = engine::snapshots::find(&repo, &a.second, &Default::default())?;
+    let (ida, sa) = a.filter.find(&repo, &a.first)?;
+    let (idb, sb) = a.filter.find(&repo, &a.second)?;
     let changes = diff(&repo, &index, sa.tree, sb.tree)?;
     if g.json {
         return output::json(&serde_json::json!({

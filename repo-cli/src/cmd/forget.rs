@@ -46,6 +46,19 @@ pub struct ForgetArgs {
     /// Only consider snapshots with this tag (repeatable; all must match).
     #[arg(long = "tag")]
     tags: Vec<String>,
+    /// Only consider snapshots that include this path (repeatable).
+    #[arg(long = "path")]
+    paths: Vec<String>,
+    /// Only consider volume snapshots of this namespace (repeatable).
+    #[arg(long = "namespace", value_name = "NS")]
+    namespaces: Vec<String>,
+    /// Only consider snapshots of this PVC, NAME or NAMESPACE/NAME (repeatable).
+    #[arg(long = "pvc", value_name = "PVC")]
+    pvcs: Vec<String>,
+    /// Only consider snapshots of this kind (repeatable): filesystem, stdin, block-device,
+    /// etcd, manifests, images.
+    #[arg(long = "kind", value_name = "KIND", value_parser = crate::cmd::select::parse_kind)]
+    kinds: Vec<engine::format::snapshot::SourceKind>,
     /// Show what would be forgotten; change nothing.
     #[arg(short = 'n', long)]
     dry_run: bool,
@@ -76,6 +89,10 @@ pub fn run(g: &Global, a: ForgetArgs) -> Result<()> {
         filter: SnapshotFilter {
             hosts: a.hosts.clone(),
             tags: a.tags.clone(),
+            paths: a.paths.clone(),
+            namespaces: a.namespaces.clone(),
+            pvcs: a.pvcs.clone(),
+            kinds: a.kinds.clone(),
             ..Default::default()
         },
         ids,

@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use engine::images::{Credentials, ImageOptions, PushOptions, RegistryOptions};
 
 use crate::args::Global;
+use crate::cmd::select::FilterArgs;
 use crate::exit::{Partial, for_kind};
 use crate::output;
 use crate::progress::CliProgress;
@@ -57,6 +58,8 @@ pub enum ImagesCommand {
     List {
         /// The snapshot (`latest` is the newest images snapshot).
         snapshot: String,
+        #[command(flatten)]
+        filter: FilterArgs,
     },
     /// Push the images of a snapshot to a registry, digests unchanged.
     Push(PushArgs),
@@ -76,40 +79,34 @@ pub struct PushArgs {
     only: Vec<String>,
     #[command(flatten)]
     registry: RegistryArgs,
+    #[command(flatten)]
+    filter: FilterArgs,
 }
 
 pub fn run(g: &Global, c: ImagesCommand) -> Result<()> {
     match c {
-        ImagesCommand::List { snapshot } => list(g, &snapshot),
+        ImagesCommand::List { snapshot, filter } => list(g, &snapshot, &filter),
         ImagesCommand::Push(a) => push(g, a),
     }
 }
 
+/// The snapshot named: `latest` is the newest images snapshot passing the filters.
 fn images_snapshot(
     repo: &engine::repo::Repository,
     name: &str,
+    filter: &FilterArgs,
 ) -> Result<engine::format::snapshot::Snapshot> {
     use engine::format::snapshot::SourceKind;
-    if name != "latest" {
-        return Ok(super::resolve(repo, name)?.1);
+    let mut filter = filter.filter();
+    if name == "latest" && filter.kinds.is_empty() {
+        filter.kinds = vec![SourceKind::Images];
     }
-    let found = engine::snapshots::list(repo, &Default::default())?
-        .into_iter()
-        .rev()
-        .find(|(_, s)| s.source.kind == SourceKind::Images);
-    Ok(found
-        .ok_or_else(|| {
-            engine::Error::new(
-                engine::ErrorKind::NotFound,
-                "there is no images snapshot yet",
-            )
-        })?
-        .1)
+    Ok(engine::snapshots::find(repo, name, &filter)?.1)
 }
 
-fn list(g: &Global, name: &str) -> Result<()> {
+fn list(g: &Global, name: &str, filter: &FilterArgs) -> Result<()> {
     let (repo, index) = g.open_indexed()?;
-    let snap = images_snapshot(&repo, name)?;
+    let snap = images_snapshot(&repo, name, filter)?;
     let images = engine::images::list_images(&repo, &index, &snap)?;
     if g.json {
         return output::json(&images);
@@ -132,7 +129,7 @@ fn list(g: &Global, name: &str) -> Result<()> {
 
 fn push(g: &Global, a: PushArgs) -> Result<()> {
     let (repo, index) = g.open_indexed()?;
-    let snap = images_snapshot(&repo, &a.snapshot)?;
+    let snap = images_snapshot(&repo, &a.snapshot, &a.filter)?;
     let opts = PushOptions {
         registry: a.registry.options()?,
         to: a.to,

@@ -4,7 +4,7 @@ use engine::format::tree::Node;
 use engine::locate::locate;
 
 use crate::args::Global;
-use crate::cmd::resolve;
+use crate::cmd::select::FilterArgs;
 use crate::output;
 
 #[derive(Debug, Args)]
@@ -17,6 +17,8 @@ pub struct LsArgs {
     /// Only the entries directly inside PATH.
     #[arg(long)]
     no_recursive: bool,
+    #[command(flatten)]
+    filter: FilterArgs,
 }
 
 fn long_line(path: &str, n: &Node) -> String {
@@ -53,7 +55,7 @@ fn long_line(path: &str, n: &Node) -> String {
 
 pub fn run(g: &Global, a: LsArgs) -> Result<()> {
     let (repo, index) = g.open_indexed()?;
-    let (id, snap, path) = resolve(&repo, &a.snapshot)?;
+    let (id, snap, path) = a.filter.resolve(&repo, &a.snapshot)?;
     let start = locate(&repo, &index, snap.tree, &path)?;
     let prefix = if path.is_empty() {
         String::new()

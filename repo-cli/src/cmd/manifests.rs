@@ -7,7 +7,6 @@ use engine::manifests::order::{Selection, select_and_order};
 use engine::manifests::{read_manifests, to_yaml_stream};
 
 use crate::args::Global;
-use crate::cmd::resolve;
 
 #[derive(Debug, Args)]
 pub struct ManifestsArgs {
@@ -55,7 +54,7 @@ pub fn run(g: &Global, a: ManifestsArgs) -> Result<()> {
                 )
             })?
     } else {
-        let (id, snap, _) = resolve(&repo, &a.snapshot)?;
+        let (id, snap) = engine::snapshots::find(&repo, &a.snapshot, &Default::default())?;
         (id, snap)
     };
     let objects = read_manifests(&repo, &index, &snap)?;

@@ -6,29 +6,20 @@ pub mod check;
 pub mod copy;
 pub mod diff;
 pub mod dump;
+pub mod find;
 pub mod forget;
 pub mod images;
 pub mod init;
 pub mod key;
 pub mod ls;
 pub mod manifests;
+pub mod mount;
 pub mod prune;
 pub mod repair;
 pub mod report;
 pub mod restore;
+pub mod rewrite;
+pub mod select;
 pub mod snapshots;
 pub mod stats;
-
-/// Parses `SNAPSHOT[:PATH]` and loads the snapshot.
-pub fn resolve(
-    repo: &engine::repo::Repository,
-    spec: &str,
-) -> anyhow::Result<(
-    engine::id::SnapshotId,
-    engine::format::snapshot::Snapshot,
-    String,
-)> {
-    let (name, path) = engine::locate::split_spec(spec);
-    let (id, snap) = engine::snapshots::find(repo, name, &Default::default())?;
-    Ok((id, snap, path.to_string()))
-}
+pub mod tag;

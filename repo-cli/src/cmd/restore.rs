@@ -7,7 +7,7 @@ use engine::locate::locate;
 use engine::restore::{RestoreOptions, restore};
 
 use crate::args::Global;
-use crate::cmd::resolve;
+use crate::cmd::select::FilterArgs;
 use crate::exit::Partial;
 use crate::progress::CliProgress;
 use crate::{exit, output, record};
@@ -28,11 +28,13 @@ pub struct RestoreArgs {
     /// Re-read every restored file and check it against the snapshot.
     #[arg(long)]
     verify: bool,
+    #[command(flatten)]
+    filter: FilterArgs,
 }
 
 pub fn run(g: &Global, a: RestoreArgs) -> Result<()> {
     let (repo, index) = g.open_indexed()?;
-    let (id, snap, path) = resolve(&repo, &a.snapshot)?;
+    let (id, snap, path) = a.filter.resolve(&repo, &a.snapshot)?;
     let start = locate(&repo, &index, snap.tree, &path)?;
     let opts = RestoreOptions {
         include: a.include,

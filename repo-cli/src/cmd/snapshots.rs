@@ -2,51 +2,16 @@ use anyhow::Result;
 use clap::Args;
 use engine::format::snapshot::{Snapshot, SourceKind};
 use engine::id::SnapshotId;
-use engine::snapshots::{GroupMatch, SnapshotFilter, list_readable};
+use engine::snapshots::list_readable;
 
 use crate::args::Global;
+use crate::cmd::select::FilterArgs;
 use crate::output;
 
 #[derive(Debug, Args)]
 pub struct SnapshotsArgs {
     #[command(flatten)]
     filter: FilterArgs,
-}
-
-/// Which snapshots a command looks at: shared by `snapshots` and `copy`.
-#[derive(Debug, Args)]
-pub struct FilterArgs {
-    /// Only snapshots of this host (repeatable).
-    #[arg(long = "host")]
-    hosts: Vec<String>,
-    /// Only snapshots that include this path (repeatable).
-    #[arg(long = "path")]
-    paths: Vec<String>,
-    /// Only snapshots with this tag (repeatable; all must match).
-    #[arg(long = "tag")]
-    tags: Vec<String>,
-    /// Only snapshots that are part of a cluster backup, or of the one with this id; `snapshots`
-    /// then lists each cluster backup as one.
-    #[arg(long, value_name = "ID", num_args = 0..=1, default_missing_value = "")]
-    group: Option<String>,
-}
-
-impl FilterArgs {
-    pub fn filter(self) -> SnapshotFilter {
-        SnapshotFilter {
-            hosts: self.hosts,
-            paths: self.paths,
-            tags: self.tags,
-            group: self.group.map(|g| {
-                if g.is_empty() {
-                    GroupMatch::Any
-                } else {
-                    GroupMatch::Id(g)
-                }
-            }),
-            ..Default::default()
-        }
-    }
 }
 
 pub fn run(g: &Global, a: SnapshotsArgs) -> Result<()> {
