@@ -10,12 +10,12 @@ use nix::unistd::{Whence, lseek};
 use rayon::prelude::*;
 
 use super::shrinking::ShrinkingReader;
+use super::store::Store;
 use crate::progress::Progress;
 use kairn_format::error::Error;
 use kairn_format::id::BlobKind;
 use kairn_format::tree::Extent;
 use kairn_repository::repo::Repository;
-use kairn_repository::save::BlobSaver;
 
 /// What reading a file produced.
 pub struct FileContent {
@@ -44,7 +44,7 @@ const ATTEMPTS: usize = 3;
 /// Reads and stores a file's content.
 pub fn read_file(
     repo: &Repository,
-    saver: &BlobSaver<'_>,
+    saver: &Store<'_>,
     path: &Path,
     progress: &dyn Progress,
 ) -> std::result::Result<FileContent, ReadFailure> {
@@ -132,7 +132,7 @@ type Stored = (Vec<Extent>, u64, u64);
 
 fn store_content(
     repo: &Repository,
-    saver: &BlobSaver<'_>,
+    saver: &Store<'_>,
     mut file: &File,
     meta: &std::fs::Metadata,
     progress: &dyn Progress,

@@ -7,8 +7,10 @@ use std::io::Read;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use super::publish::{Pending, finish};
+use super::store::Store;
 use super::walk::Archiver;
-use super::{BackupOptions, BackupOutcome, Excludes, finish};
+use super::{BackupOptions, BackupOutcome, Filters};
 use crate::progress::Progress;
 use kairn_format::error::{Error, Result};
 use kairn_format::id::BlobId;
@@ -17,6 +19,7 @@ use kairn_format::snapshot::{Source, SourceKind};
 use kairn_format::tree::{Extent, Node, NodeKind, Timestamp, Tree, validate_name};
 use kairn_repository::index::Index;
 use kairn_repository::repo::Repository;
+use kairn_repository::save::BlobSaver;
 use kairn_repository::session::Session;
 
 /// A file to store: where it goes below the snapshot's root, and what it holds.
@@ -63,6 +66,7 @@ enum Entry {
 /// the snapshot, with the same chunking, deduplication and write ordering as any backup.
 pub struct MemoryBackup<'a> {
     archiver: Archiver<'a>,
+    session: &'a Session,
     started: chrono::DateTime<chrono::Utc>,
     clock: Instant,
 }
@@ -76,10 +80,12 @@ impl<'a> MemoryBackup<'a> {
         total: Option<u64>,
         progress: &'a dyn Progress,
     ) -> Result<Self> {
-        let archiver = Archiver::new(repo, session, index, Excludes::none(), false, progress)?;
+        let store = Store::Repository(BlobSaver::new(repo, session, index)?);
+        let archiver = Archiver::new(repo, store, index, Filters::none(), false, progress)?;
         progress.start("backup", total);
         Ok(Self {
             archiver,
+            session,
             started: chrono::Utc::now(),
             clock: Instant::now(),
         })
@@ -150,18 +156,17 @@ impl<'a> MemoryBackup<'a> {
             },
             ..opts.source.clone()
         };
-        finish(
-            &self.archiver,
-            root_id,
-            self.started,
-            self.clock,
+        let pending = Pending {
+            root: root_id,
+            started: self.started,
+            clock: self.clock,
             host,
-            vec!["/".into()],
-            opts,
+            paths: vec!["/".into()],
             source,
-            None,
-            Vec::new(),
-        )
+            parent: None,
+            skipped_snapshots: Vec::new(),
+        };
+        finish(&self.archiver, self.session, pending, opts)
     }
 }
 

@@ -1,12 +1,15 @@
 //! Backup: walk the sources, store new content, then write the packs, the index and, last, the
 //! snapshot.
 
-mod excludes;
+pub mod excludes;
 mod file;
 pub mod memory;
 mod metadata;
+mod publish;
 pub mod resume;
+mod scan;
 mod shrinking;
+mod store;
 mod walk;
 
 use std::collections::BTreeMap;
@@ -17,21 +20,27 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-pub use self::excludes::Excludes;
+pub use self::excludes::{CACHEDIR_TAG, Excludes, Filters};
 use self::metadata::{node_from_metadata, read_xattrs};
+pub use self::publish::DryRunOutcome;
+use self::publish::{Pending, finish, summarize};
+pub use self::scan::{ScanTotals, scan_totals};
+use self::store::{DryRun, Store};
 use self::walk::Archiver;
 pub use self::walk::Warning;
 use crate::progress::Progress;
 use kairn_format::error::{Error, Result};
 use kairn_format::id::BlobKind;
 use kairn_format::id::{BlobId, SnapshotId};
-use kairn_format::snapshot::{Snapshot, Source, SourceKind, Summary};
+use kairn_format::snapshot::{Snapshot, Source, SourceKind};
 use kairn_format::tree::{Extent, Node, NodeKind, Timestamp, Tree};
 use kairn_repository::index::Index;
 use kairn_repository::read::load_tree;
 use kairn_repository::repo::Repository;
+use kairn_repository::save::BlobSaver;
 use kairn_repository::session::Session;
-use kairn_repository::snapshots::{Latest, SnapshotFilter, UnreadableFile, latest_matching};
+use kairn_repository::snapshots::UnreadableFile;
+use kairn_repository::snapshots::{Latest, SnapshotFilter, latest_matching};
 
 /// Which snapshot to compare against to skip unchanged files.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -45,6 +54,18 @@ pub enum ParentChoice {
     Snapshot(SnapshotId),
 }
 
+/// What a file was against the parent snapshot, as a backup reports it
+/// ([`Progress::file_status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileChange {
+    /// Not in the parent (or no parent).
+    New,
+    /// In the parent, and read again because its metadata changed.
+    Modified,
+    /// In the parent with the same metadata: taken from it without reading.
+    Unchanged,
+}
+
 /// What to back up and how.
 #[derive(Debug, Clone, Default)]
 pub struct BackupOptions {
@@ -52,6 +73,14 @@ pub struct BackupOptions {
     pub paths: Vec<PathBuf>,
     /// Exclude patterns.
     pub excludes: Vec<String>,
+    /// Exclude patterns matched ignoring case (restic's `--iexclude`).
+    pub iexcludes: Vec<String>,
+    /// Leave out regular files larger than this many bytes.
+    pub exclude_larger_than: Option<u64>,
+    /// Leave out the contents of every directory that holds one of these tag files, all but
+    /// the tag file itself: `NAME`, or `NAME:HEADER` when the file must begin with `HEADER`
+    /// ([`CACHEDIR_TAG`] is restic's `--exclude-caches`).
+    pub exclude_if_present: Vec<String>,
     /// Do not descend into other filesystems.
     pub one_file_system: bool,
     /// Tags for the snapshot.
@@ -115,6 +144,14 @@ struct PathTrie {
 }
 
 impl PathTrie {
+    fn of(paths: &[PathBuf]) -> Self {
+        let mut trie = Self::default();
+        for p in paths {
+            trie.insert(p);
+        }
+        trie
+    }
+
     fn insert(&mut self, path: &Path) {
         let mut node = self;
         for c in path.components() {
@@ -138,6 +175,49 @@ pub fn backup(
     opts: &BackupOptions,
     progress: &dyn Progress,
 ) -> Result<BackupOutcome> {
+    let store = Store::Repository(BlobSaver::new(repo, session, index)?);
+    let (archiver, pending) = walk_sources(repo, index, store, opts, progress)?;
+    finish(&archiver, session, pending, opts)
+}
+
+/// Walks and chunks as [`backup`] does, deduplicating against `index`, and writes nothing:
+/// no pack, no index, no snapshot, and no session is needed. The summary says what a backup
+/// would add; its stored size is estimated (see [`DryRunOutcome`]).
+pub fn dry_run(
+    repo: &Repository,
+    index: &Index,
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<DryRunOutcome> {
+    let store = Store::DryRun(DryRun::new(repo, index));
+    let (archiver, pending) = walk_sources(repo, index, store, opts, progress)?;
+    let (snapshot, warnings, notes, skipped_snapshots) = summarize(&archiver, pending, opts)?;
+    Ok(DryRunOutcome {
+        snapshot,
+        warnings,
+        notes,
+        skipped_snapshots,
+    })
+}
+
+/// The filters `opts` asks for.
+pub fn filters(opts: &BackupOptions) -> Result<Filters> {
+    Filters::new(
+        &opts.excludes,
+        &opts.iexcludes,
+        opts.exclude_larger_than,
+        &opts.exclude_if_present,
+    )
+}
+
+/// Walks the backup paths, storing into `store`: the archiver that did it, and the root tree.
+fn walk_sources<'a>(
+    repo: &'a Repository,
+    index: &'a Index,
+    store: Store<'a>,
+    opts: &BackupOptions,
+    progress: &'a dyn Progress,
+) -> Result<(Archiver<'a>, Pending)> {
     if opts.paths.is_empty() {
         return Err(Error::invalid("no paths to back up"));
     }
@@ -183,12 +263,11 @@ pub fn backup(
         },
         None => None,
     };
-
     let mut archiver = Archiver::new(
         repo,
-        session,
+        store,
         index,
-        Excludes::new(&opts.excludes)?,
+        filters(opts)?,
         opts.one_file_system,
         progress,
     )?;
@@ -196,10 +275,7 @@ pub fn backup(
         archiver.skip_repository(dir);
     }
     progress.start("backup", None);
-    let mut trie = PathTrie::default();
-    for p in &paths {
-        trie.insert(p);
-    }
+    let trie = PathTrie::of(&paths);
     let root = if let Some(name) = &stored_as {
         stored_root(&archiver, &paths[0], name, parent_root.as_ref())?
     } else if trie.target {
@@ -209,18 +285,17 @@ pub fn backup(
         virtual_dir(&archiver, Path::new("/"), &trie, parent_root.as_ref())?
     };
     progress.finish();
-    finish(
-        &archiver,
+    let pending = Pending {
         root,
         started,
         clock,
         host,
-        path_strings,
-        opts,
+        paths: path_strings,
         source,
-        parent.map(|p| p.0),
+        parent: parent.map(|p| p.0),
         skipped_snapshots,
-    )
+    };
+    Ok((archiver, pending))
 }
 
 /// The backup paths made absolute, sorted and deduplicated; each must exist.
@@ -330,76 +405,6 @@ fn find_parent(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn finish(
-    a: &Archiver<'_>,
-    root: BlobId,
-    started: chrono::DateTime<chrono::Utc>,
-    clock: Instant,
-    host: String,
-    paths: Vec<String>,
-    opts: &BackupOptions,
-    source: Source,
-    parent: Option<SnapshotId>,
-    skipped_snapshots: Vec<UnreadableFile>,
-) -> Result<BackupOutcome> {
-    // Ordering: packs, then index (flush), then the snapshot.
-    a.saver.flush()?;
-    let warnings = std::mem::take(&mut *walk::lock(&a.warnings));
-    let notes = std::mem::take(&mut *walk::lock(&a.notes));
-    let c = &a.counters;
-    let s = &a.saver.stats;
-    let summary = Summary {
-        files_new: c.files_new.load(Ordering::Relaxed),
-        files_changed: c.files_changed.load(Ordering::Relaxed),
-        files_unmodified: c.files_unmodified.load(Ordering::Relaxed),
-        dirs: c.dirs.load(Ordering::Relaxed),
-        others: c.others.load(Ordering::Relaxed),
-        total_bytes: c.total_bytes.load(Ordering::Relaxed),
-        bytes_read: c.bytes_read.load(Ordering::Relaxed),
-        data_blobs_new: s.data_blobs.load(Ordering::Relaxed),
-        tree_blobs_new: s.tree_blobs.load(Ordering::Relaxed),
-        new_bytes_raw: s.raw_bytes.load(Ordering::Relaxed),
-        new_bytes_stored: s.stored_bytes.load(Ordering::Relaxed),
-        started: rfc3339(started),
-        finished: rfc3339(chrono::Utc::now()),
-        duration_secs: clock.elapsed().as_secs_f64(),
-        warnings: warnings.len() as u64,
-        warning_samples: warnings
-            .iter()
-            .take(100)
-            .map(|w| format!("{}: {}", w.path.display(), w.message))
-            .collect(),
-    };
-    let snapshot = Snapshot {
-        time: rfc3339(started),
-        host,
-        username: kairn_repository::sysinfo::username(),
-        paths,
-        tags: opts.tags.clone(),
-        tree: root,
-        parent,
-        original: None,
-        source,
-        group: opts.group.clone(),
-        incomplete: !warnings.is_empty(),
-        summary,
-        program: format!("kairn {}", env!("CARGO_PKG_VERSION")),
-    };
-    let id = a.session.save_snapshot(&snapshot)?;
-    Ok(BackupOutcome {
-        id,
-        snapshot,
-        warnings,
-        notes,
-        skipped_snapshots,
-    })
-}
-
-fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
-}
-
 /// Backs up one stream (standard input, or a block device when `opts.source.kind` is
 /// [`SourceKind::BlockDevice`]) as a file called `filename`. For a block device, chunks that
 /// are all zeros are stored as holes: unwritten space costs neither storage nor a blob.
@@ -419,7 +424,8 @@ pub fn backup_stream(
     }
     let started = chrono::Utc::now();
     let clock = Instant::now();
-    let archiver = Archiver::new(repo, session, index, Excludes::none(), false, progress)?;
+    let store = Store::Repository(BlobSaver::new(repo, session, index)?);
+    let archiver = Archiver::new(repo, store, index, Filters::none(), false, progress)?;
     progress.start("backup", None);
     let mut content = Vec::new();
     let block = opts.source.kind == SourceKind::BlockDevice;
@@ -488,17 +494,15 @@ pub fn backup_stream(
         },
         ..opts.source.clone()
     };
-    let paths = vec![format!("/{filename}")];
-    finish(
-        &archiver,
+    let pending = Pending {
         root,
         started,
         clock,
         host,
-        paths,
-        opts,
+        paths: vec![format!("/{filename}")],
         source,
-        None,
-        Vec::new(),
-    )
+        parent: None,
+        skipped_snapshots: Vec::new(),
+    };
+    finish(&archiver, session, pending, opts)
 }

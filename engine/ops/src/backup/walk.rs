@@ -10,9 +10,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
-use super::excludes::Excludes;
+use super::FileChange;
+use super::excludes::Filters;
 use super::file::{ReadFailure, read_file};
 use super::metadata::{NameCache, list_dir, node_from_metadata, read_xattrs};
+use super::store::Store;
 use crate::progress::Progress;
 use kairn_format::error::Result;
 use kairn_format::id::BlobId;
@@ -21,8 +23,6 @@ use kairn_format::tree::{Extent, Node, NodeKind, Tree};
 use kairn_repository::index::Index;
 use kairn_repository::read::load_tree;
 use kairn_repository::repo::Repository;
-use kairn_repository::save::BlobSaver;
-use kairn_repository::session::Session;
 
 /// A problem with one source entry; the backup goes on without it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,10 +48,9 @@ pub struct Counters {
 /// Walks and stores a source tree.
 pub struct Archiver<'a> {
     pub(crate) repo: &'a Repository,
-    pub(crate) session: &'a Session,
     pub(crate) index: &'a Index,
-    pub(crate) saver: BlobSaver<'a>,
-    pub(crate) excludes: Excludes,
+    pub(crate) saver: Store<'a>,
+    pub(crate) filters: Filters,
     pub(crate) one_file_system: bool,
     pub(crate) progress: &'a dyn Progress,
     pub(crate) names: NameCache,
@@ -72,21 +71,20 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl<'a> Archiver<'a> {
-    /// An archiver with a fresh blob saver over `index`.
+    /// An archiver that stores into `saver`, which dedups against `index`.
     pub(crate) fn new(
         repo: &'a Repository,
-        session: &'a Session,
+        saver: Store<'a>,
         index: &'a Index,
-        excludes: Excludes,
+        filters: Filters,
         one_file_system: bool,
         progress: &'a dyn Progress,
     ) -> Result<Self> {
         Ok(Self {
             repo,
-            session,
             index,
-            saver: BlobSaver::new(repo, session, index)?,
-            excludes,
+            saver,
+            filters,
             one_file_system,
             progress,
             names: NameCache::default(),
@@ -143,12 +141,13 @@ impl<'a> Archiver<'a> {
             self.warn(path, format!("cannot list directory: {e}"));
             Vec::new()
         });
+        self.filters.drop_marked(path, &mut names);
         names.sort();
         let nodes: Vec<Option<Node>> = names
             .par_iter()
             .map(|name| {
                 let child = path.join(std::ffi::OsStr::from_bytes(name));
-                if self.excludes.matches(&child) {
+                if self.filters.excludes_path(&child) {
                     return Ok(None);
                 }
                 let parent_node = parent_tree.as_ref().and_then(|t| t.find(name));
@@ -180,6 +179,9 @@ impl<'a> Archiver<'a> {
                 path: path.to_path_buf(),
                 message: "left out: it is the repository this backup writes to".into(),
             });
+            return Ok(None);
+        }
+        if self.filters.too_large(meta.is_file(), meta.len()) {
             return Ok(None);
         }
         let mut node = node_from_metadata(name, &meta, &self.names);
@@ -243,9 +245,11 @@ impl<'a> Archiver<'a> {
             add(&self.counters.files_unmodified, 1);
             add(&self.counters.total_bytes, size);
             node.kind = NodeKind::File { size, content };
+            self.progress.file_status(path, FileChange::Unchanged, size);
             self.progress.file_done(path);
             return Ok(Some(node));
         }
+        self.progress.file_started(path);
         match read_file(self.repo, &self.saver, path, self.progress) {
             Ok(read) => {
                 if read.changed_while_read {
@@ -263,12 +267,13 @@ impl<'a> Archiver<'a> {
                 };
                 add(&self.counters.bytes_read, read.bytes_read);
                 add(&self.counters.total_bytes, read.size);
-                let counter = if parent.is_some() {
-                    &self.counters.files_changed
+                let (counter, change) = if parent.is_some() {
+                    (&self.counters.files_changed, FileChange::Modified)
                 } else {
-                    &self.counters.files_new
+                    (&self.counters.files_new, FileChange::New)
                 };
                 add(counter, 1);
+                self.progress.file_status(path, change, read.size);
                 self.progress.file_done(path);
                 Ok(Some(node))
             }
