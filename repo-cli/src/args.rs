@@ -15,6 +15,7 @@ use engine::session::Session;
 
 /// Options every command takes.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Repository location: a local directory, s3://bucket/prefix, or opendal:<service>.
     #[arg(short = 'r', long = "repo", env = "KAIRN_REPOSITORY", global = true)]
@@ -64,8 +65,25 @@ pub struct Global {
     pub limit_bandwidth: Option<u64>,
 
     /// Read the password from the first line of this file.
-    #[arg(long, env = "KAIRN_PASSWORD_FILE", global = true)]
+    #[arg(long, env = "KAIRN_PASSWORD_FILE", global = true, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
+
+    /// Run this shell command and take the first line it prints as the password (a secret
+    /// manager: `pass show kairn`, `vault kv get -field=password secret/kairn`).
+    #[arg(long, env = "KAIRN_PASSWORD_COMMAND", global = true, value_name = "COMMAND",
+          conflicts_with = "password_file")]
+    pub password_command: Option<String>,
+
+    /// Read storage options (KEY=VALUE lines, `#` comments) from this file, so that a secret
+    /// key is not on the command line where `ps` shows it. `-o` wins over the file, the file
+    /// over `KAIRN_OPTION_<KEY>` variables (`KAIRN_OPTION_SECRET_ACCESS_KEY=...`).
+    #[arg(long, env = "KAIRN_OPTION_FILE", global = true, value_name = "FILE")]
+    pub option_file: Option<PathBuf>,
+
+    /// Take defaults from this profile: NAME.toml in $KAIRN_CONFIG_DIR, ~/.config/kairn or
+    /// /etc/kairn, or a path. Typed options win over the profile's.
+    #[arg(short = 'P', long, env = "KAIRN_PROFILE", global = true, value_name = "NAME")]
+    pub profile: Option<String>,
 
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
@@ -151,7 +169,7 @@ impl Global {
             .parse()
             .map_err(|e: engine::Error| crate::exit::UsageError(e.to_string()))?;
         self.refuse_local_bandwidth_limit(&location)?;
-        let opts = self.storage_options(&location, &self.options);
+        let opts = self.storage_options(&location, &self.all_options()?);
         let backend: Arc<dyn Backend> = Arc::new(OpendalBackend::open(&location, &opts, create)?);
         with_injected_faults(backend)
     }
@@ -239,10 +257,47 @@ impl Global {
         }
     }
 
-    /// The password from a file, `KAIRN_PASSWORD`, or a prompt on a terminal.
+    /// The storage options: `-o`, then `--option-file`, then `KAIRN_OPTION_<KEY>` variables
+    /// (the first to name a key wins).
+    pub fn all_options(&self) -> Result<Vec<(String, String)>> {
+        let mut options = self.options.clone();
+        let mut add = |k: String, v: String| {
+            if !options.iter().any(|(have, _)| *have == k) {
+                options.push((k, v));
+            }
+        };
+        if let Some(file) = &self.option_file {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read option file {}", file.display()))?;
+            for (n, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let (k, v) = parse_storage_option(line).map_err(|e| {
+                    crate::exit::UsageError(format!("{} line {}: {e}", file.display(), n + 1))
+                })?;
+                add(k, v);
+            }
+        }
+        for (name, value) in std::env::vars() {
+            if let Some(key) = name.strip_prefix("KAIRN_OPTION_")
+                && !key.is_empty()
+                && name != "KAIRN_OPTION_FILE"
+            {
+                add(key.to_ascii_lowercase().replace('_', "-"), value);
+            }
+        }
+        Ok(options)
+    }
+
+    /// The password from a file, a command, `KAIRN_PASSWORD`, or a prompt on a terminal.
     pub fn password(&self, prompt: &str) -> Result<Vec<u8>> {
         if let Some(file) = &self.password_file {
             return read_password_file(file);
+        }
+        if let Some(command) = &self.password_command {
+            return password_from_command(command);
         }
         if let Ok(p) = std::env::var("KAIRN_PASSWORD") {
             return Ok(p.into_bytes());
@@ -252,7 +307,9 @@ impl Global {
             return Ok(p.into_bytes());
         }
         bail!(crate::exit::UsageError(
-            "no password given: use --password-file, KAIRN_PASSWORD_FILE or KAIRN_PASSWORD, or run on a terminal".into()
+            "no password given: use --password-file, --password-command, KAIRN_PASSWORD_FILE, \
+             KAIRN_PASSWORD_COMMAND or KAIRN_PASSWORD, or run on a terminal"
+                .into()
         ))
     }
 
@@ -386,6 +443,31 @@ pub fn read_password_file(file: &std::path::Path) -> Result<Vec<u8>> {
     Ok(password.to_vec())
 }
 
+/// Runs `command` with `sh -c` and takes the first line of its output as the password; its
+/// stderr goes to the terminal (a secret manager may ask for a PIN there).
+pub fn password_from_command(command: &str) -> Result<Vec<u8>> {
+    let out = std::process::Command::new("sh")
+        .args(["-c", command])
+        .stdin(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run the password command {command:?}"))?;
+    if !out.status.success() {
+        bail!(crate::exit::UsageError(format!(
+            "the password command {command:?} failed ({})",
+            out.status
+        )));
+    }
+    let line = out.stdout.split(|&b| b == b'\n').next().unwrap_or_default();
+    let password = line.strip_suffix(b"\r").unwrap_or(line);
+    if password.is_empty() {
+        bail!(crate::exit::UsageError(format!(
+            "the password command {command:?} printed no password"
+        )));
+    }
+    Ok(password.to_vec())
+}
+
 /// Asks for a new password twice on a terminal, or reads it from a file.
 pub fn new_password(file: Option<&std::path::Path>, global: &Global) -> Result<Vec<u8>> {
     if let Some(file) = file {
@@ -393,6 +475,7 @@ pub fn new_password(file: Option<&std::path::Path>, global: &Global) -> Result<V
     }
     if std::io::stdin().is_terminal()
         && global.password_file.is_none()
+        && global.password_command.is_none()
         && std::env::var("KAIRN_PASSWORD").is_err()
     {
         let a = rpassword::prompt_password("new password: ")?;

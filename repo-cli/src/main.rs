@@ -5,12 +5,13 @@ mod cmd;
 mod exit;
 mod interrupt;
 mod output;
+mod profile;
 mod progress;
 mod record;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::exit::{Partial, UsageError};
 
@@ -79,6 +80,10 @@ enum Command {
     /// Repair the repository.
     #[command(subcommand)]
     Repair(cmd::repair::RepairCommand),
+    /// Print the version, the repository format it writes, and the platform.
+    Version,
+    /// Make shell completions (bash, zsh, fish, powershell) and man pages.
+    Generate(cmd::generate::GenerateArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -114,6 +119,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Forget(a) => cmd::forget::run(g, a),
         Command::Prune(a) => cmd::prune::run(g, a),
         Command::Repair(a) => cmd::repair::run(g, a),
+        Command::Version => cmd::generate::version(g),
+        Command::Generate(a) => cmd::generate::run(g, a, Cli::command()),
     }
 }
 
@@ -174,9 +181,58 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
+/// Says what failed on stderr: a line of text, or under `--json` one JSON document with the
+/// message, the exit code, and for an engine error its kind and whether a retry can help.
+fn report_error(err: &anyhow::Error, code: u8, json: bool) {
+    if !json {
+        eprintln!("repo: {}", describe(err));
+        return;
+    }
+    let engine_error = err.chain().find_map(|c| c.downcast_ref::<engine::Error>());
+    let doc = serde_json::json!({
+        "error": describe(err),
+        "code": code,
+        "kind": engine_error.map(|e| format!("{:?}", e.kind())),
+        "retryable": engine_error.map(|e| e.is_retryable()),
+    });
+    eprintln!("{}", output::stamped(doc));
+}
+
+/// The command definition with every (sub)command letting a later occurrence of an option
+/// replace an earlier one, so that what is typed overrides a profile's default.
+fn overriding(command: clap::Command) -> clap::Command {
+    let names: Vec<String> = command
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    let mut command = command.args_override_self(true);
+    for name in names {
+        command = command.mut_subcommand(name, overriding);
+    }
+    command
+}
+
+/// Parses the command line, with the profile's defaults in front of what was typed.
+fn parse() -> Result<Cli, ExitCode> {
+    let mut command = overriding(Cli::command());
+    command.build();
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(name) = profile::requested(&args) {
+        args = profile::apply(&command, args, &name).map_err(|e| {
+            eprintln!("repo: {e}");
+            ExitCode::from(exit::USAGE)
+        })?;
+    }
+    let matches = command.try_get_matches_from(args).unwrap_or_else(|e| e.exit());
+    Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()))
+}
+
 fn main() -> ExitCode {
     engine::allocator::fix_mmap_threshold();
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KAIRN_LOG")
@@ -187,6 +243,7 @@ fn main() -> ExitCode {
     if let Err(e) = interrupt::install() {
         eprintln!("repo: warning: cannot handle Ctrl-C in order ({e}); it will stop at once");
     }
+    let json = cli.global.json;
     match run(cli) {
         Ok(()) => ExitCode::from(exit::OK),
         Err(err) if is_broken_pipe(&err) => ExitCode::from(exit::OK),
@@ -199,7 +256,7 @@ fn main() -> ExitCode {
         Err(err) => {
             let code = exit_code(&err);
             if err.downcast_ref::<Partial>().is_none() || !err.to_string().is_empty() {
-                eprintln!("repo: {}", describe(&err));
+                report_error(&err, code, json);
             }
             ExitCode::from(code)
         }

@@ -18,10 +18,44 @@ pub fn saved(outcome: &engine::backup::BackupOutcome) -> std::io::Result<()> {
     ))
 }
 
-/// Writes a JSON value as one line.
+/// The version of the shape of every JSON document the CLI prints, as `schema_version` in
+/// each object (in each element of a top-level array): raised when a field changes meaning or
+/// goes away, not when one is added.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Writes a JSON value as one line, stamped with the schema version.
 pub fn json(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    line(serde_json::to_string(value)?)?;
+    line(serde_json::to_string(&stamped(serde_json::to_value(value)?))?)?;
     Ok(())
+}
+
+/// The value with `schema_version` in it: in the object, or in each object of an array.
+pub fn stamped(mut value: serde_json::Value) -> serde_json::Value {
+    let stamp = |v: &mut serde_json::Value| {
+        if let Some(map) = v.as_object_mut() {
+            map.insert("schema_version".into(), SCHEMA_VERSION.into());
+        }
+    };
+    match &mut value {
+        serde_json::Value::Array(items) => items.iter_mut().for_each(stamp),
+        other => stamp(other),
+    }
+    value
+}
+
+/// A time for people: local, to the second.
+pub fn local_time(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.with_timezone(&chrono::Local)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+/// A stored RFC 3339 time for people (local, to the second); as stored when it does not parse.
+pub fn local_time_of(rfc3339: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(rfc3339).map_or_else(
+        |_| rfc3339.to_string(),
+        |t| local_time(&t.with_timezone(&chrono::Utc)),
+    )
 }
 
 /// Human-readable byte count: 1.5 GiB.
@@ -40,12 +74,10 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
-/// A storage time (ms since the epoch) for people, in UTC.
+/// A storage time (ms since the epoch) for people, in local time.
 pub fn storage_time(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).map_or_else(
-        || format!("{ms} ms"),
-        |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
-    )
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map_or_else(|| format!("{ms} ms"), |t| local_time(&t))
 }
 
 /// Warns on stderr (also with --json and --quiet: a skipped file must not go unseen) about

@@ -41,13 +41,13 @@ pub struct ForgetArgs {
     #[arg(long, value_name = "TAG")]
     keep_tag: Vec<String>,
     /// Only consider snapshots of this host (repeatable).
-    #[arg(long = "host")]
+    #[arg(long = "host", value_name = "HOST")]
     hosts: Vec<String>,
     /// Only consider snapshots with this tag (repeatable; all must match).
-    #[arg(long = "tag")]
+    #[arg(long = "tag", value_name = "TAG")]
     tags: Vec<String>,
     /// Only consider snapshots that include this path (repeatable).
-    #[arg(long = "path")]
+    #[arg(long = "path", value_name = "PATH")]
     paths: Vec<String>,
     /// Only consider volume snapshots of this namespace (repeatable).
     #[arg(long = "namespace", value_name = "NS")]
@@ -127,7 +127,11 @@ pub fn run(g: &Global, a: ForgetArgs) -> Result<()> {
                     .as_ref()
                     .map(|g| format!("  [{g}]"))
                     .unwrap_or_default();
-                output::line(format!("  {}  {}{group}  {fate}", d.id.short(), d.time))?;
+                output::line(format!(
+                    "  {}  {}{group}  {fate}",
+                    d.id.short(),
+                    output::local_time_of(&d.time)
+                ))?;
             }
         }
         let verb = if a.dry_run { "would remove" } else { "removed" };

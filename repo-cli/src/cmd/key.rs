@@ -47,7 +47,13 @@ pub fn run(g: &Global, cmd: KeyCommand) -> Result<()> {
         KeyCommand::Add(a) => {
             let password = new_password(a.new_password_file.as_deref(), g)?;
             let id = repo.add_key(&password, a.kdf.params(), a.append_only)?;
-            output::line(format!("added key {}", id.short()))?;
+            if g.json {
+                output::json(&serde_json::json!({
+                    "added": id.to_hex(), "append_only": a.append_only,
+                }))?;
+            } else {
+                output::line(format!("added key {}", id.short()))?;
+            }
         }
         KeyCommand::Passwd(a) => {
             repo.refuse_append_only("key passwd")?;
@@ -56,11 +62,17 @@ pub fn run(g: &Global, cmd: KeyCommand) -> Result<()> {
             let old = repo.key_id();
             repo.backend()
                 .delete(engine::format::FileKind::Key, &old.to_hex())?;
-            output::line(format!(
-                "password changed: new key {}, removed key {}",
-                id.short(),
-                old.short()
-            ))?;
+            if g.json {
+                output::json(&serde_json::json!({
+                    "added": id.to_hex(), "removed": old.to_hex(), "append_only": a.append_only,
+                }))?;
+            } else {
+                output::line(format!(
+                    "password changed: new key {}, removed key {}",
+                    id.short(),
+                    old.short()
+                ))?;
+            }
         }
         KeyCommand::List => {
             let keys = repo.list_keys()?;
@@ -70,22 +82,28 @@ pub fn run(g: &Global, cmd: KeyCommand) -> Result<()> {
                     .map(|(id, k)| serde_json::json!({
                         "id": id.to_hex(), "current": *id == repo.key_id(), "created": k.created,
                         "host": k.host, "username": k.username, "kdf": k.kdf_params,
+                        "append_only": k.append_only,
                     }))
                     .collect();
                 return output::json(&items);
             }
             output::line(format!(
-                " {:<8}  {:<16}  {:<12}  {}",
-                "ID", "Host", "User", "Created"
+                " {:<8}  {:<16}  {:<12}  {:<19}  {}",
+                "ID", "Host", "User", "Created", "Access"
             ))?;
             for (id, k) in keys {
                 let mark = if id == repo.key_id() { "*" } else { " " };
+                let access = if k.append_only {
+                    "append-only"
+                } else {
+                    "full"
+                };
                 output::line(format!(
-                    "{mark}{:<8}  {:<16}  {:<12}  {}",
+                    "{mark}{:<8}  {:<16}  {:<12}  {:<19}  {access}",
                     id.short(),
                     k.host,
                     k.username,
-                    k.created
+                    output::local_time_of(&k.created)
                 ))?;
             }
         }
@@ -100,7 +118,11 @@ pub fn run(g: &Global, cmd: KeyCommand) -> Result<()> {
             match matches.as_slice() {
                 [one] => {
                     repo.remove_key(*one)?;
-                    output::line(format!("removed key {}", one.short()))?;
+                    if g.json {
+                        output::json(&serde_json::json!({ "removed": one.to_hex() }))?;
+                    } else {
+                        output::line(format!("removed key {}", one.short()))?;
+                    }
                 }
                 [] => anyhow::bail!(engine::Error::new(
                     engine::ErrorKind::NotFound,

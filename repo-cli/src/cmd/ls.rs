@@ -67,14 +67,14 @@ pub fn run(g: &Global, a: LsArgs) -> Result<()> {
             "snapshot {} of {} at {}",
             id.short(),
             snap.paths.join(", "),
-            snap.time
+            output::local_time_of(&snap.time)
         );
     }
     let mut print = |p: &str, n: &Node| -> engine::Result<()> {
         let line = if g.json {
             let mut v = engine::inspect::cat::node_json(n);
             v["path"] = serde_json::Value::String(p.to_string());
-            serde_json::to_string(&v).unwrap_or_default()
+            serde_json::to_string(&output::stamped(v)).unwrap_or_default()
         } else if a.long {
             long_line(p, n)
         } else {

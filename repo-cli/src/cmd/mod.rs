@@ -8,6 +8,7 @@ pub mod diff;
 pub mod dump;
 pub mod find;
 pub mod forget;
+pub mod generate;
 pub mod images;
 pub mod init;
 pub mod key;

@@ -1,59 +1,13 @@
+//! `repo snapshots --group`: each cluster backup as one entry with the snapshots it groups.
+
 use anyhow::Result;
-use clap::Args;
 use engine::format::snapshot::{Snapshot, SourceKind};
 use engine::id::SnapshotId;
-use engine::snapshots::list_readable;
 
 use crate::args::Global;
-use crate::cmd::select::FilterArgs;
 use crate::output;
 
-#[derive(Debug, Args)]
-pub struct SnapshotsArgs {
-    #[command(flatten)]
-    filter: FilterArgs,
-}
-
-pub fn run(g: &Global, a: SnapshotsArgs) -> Result<()> {
-    let repo = g.open()?;
-    let filter = a.filter.filter();
-    let found = list_readable(&repo, &filter)?;
-    output::warn_skipped_snapshots(&found.damaged);
-    let snaps = found.snapshots;
-    if filter.group.is_some() {
-        return print_groups(g, &snaps);
-    }
-    if g.json {
-        let items: Vec<_> = snaps.iter().map(|(id, s)| snapshot_json(id, s)).collect();
-        return output::json(&items);
-    }
-    output::line(format!(
-        "{:<8}  {:<19}  {:<16}  {:<12}  {:>10}  {}",
-        "ID", "Time", "Host", "Tags", "Size", "Paths"
-    ))?;
-    output::line("-".repeat(90))?;
-    for (id, s) in &snaps {
-        let time = s.datetime().map(|t| {
-            t.with_timezone(&chrono::Local)
-                .format("%Y-%m-%d %H:%M:%S")
-                .to_string()
-        });
-        let flag = if s.incomplete { " (incomplete)" } else { "" };
-        output::line(format!(
-            "{:<8}  {:<19}  {:<16}  {:<12}  {:>10}  {}{flag}",
-            id.short(),
-            time.unwrap_or_else(|_| s.time.clone()),
-            s.host,
-            s.tags.join(","),
-            output::bytes(s.summary.total_bytes),
-            s.paths.join(", ")
-        ))?;
-    }
-    output::line(format!("{} snapshot(s)", snaps.len()))?;
-    Ok(())
-}
-
-fn snapshot_json(id: &SnapshotId, s: &Snapshot) -> serde_json::Value {
+pub fn snapshot_json(id: &SnapshotId, s: &Snapshot) -> serde_json::Value {
     let mut v = serde_json::to_value(s).unwrap_or_default();
     v["id"] = serde_json::Value::String(id.to_hex());
     v["short_id"] = serde_json::Value::String(id.short());
@@ -61,7 +15,7 @@ fn snapshot_json(id: &SnapshotId, s: &Snapshot) -> serde_json::Value {
 }
 
 /// What a snapshot is, in a few words: `etcd`, `manifests`, or the volume it holds.
-fn part_name(s: &Snapshot) -> String {
+pub fn part_name(s: &Snapshot) -> String {
     match (s.source.kind, &s.source.namespace, &s.source.pvc) {
         (SourceKind::Etcd, _, _) => "etcd".into(),
         (SourceKind::Manifests, _, _) => "manifests".into(),
@@ -73,7 +27,7 @@ fn part_name(s: &Snapshot) -> String {
 type Members<'a> = Vec<&'a (SnapshotId, Snapshot)>;
 
 /// One entry per cluster backup, oldest first, with the snapshots it groups.
-fn print_groups(g: &Global, snaps: &[(SnapshotId, Snapshot)]) -> Result<()> {
+pub fn print_groups(g: &Global, snaps: &[(SnapshotId, Snapshot)]) -> Result<()> {
     let mut groups: Vec<(String, String, Members<'_>)> = Vec::new();
     for entry in snaps {
         let Some(group) = &entry.1.group else {
@@ -118,11 +72,7 @@ fn print_groups(g: &Global, snaps: &[(SnapshotId, Snapshot)]) -> Result<()> {
             .iter()
             .filter_map(|(_, s)| s.datetime().ok())
             .min()
-            .map(|t| {
-                t.with_timezone(&chrono::Local)
-                    .format("%Y-%m-%d %H:%M:%S")
-                    .to_string()
-            })
+            .map(|t| output::local_time(&t))
             .unwrap_or_default();
         let series = if series.is_empty() {
             String::new()
