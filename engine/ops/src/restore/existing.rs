@@ -1,28 +1,36 @@
 //! Resuming a restore: a file already at its destination with exactly the snapshot's content
 //! (left by an interrupted run, or there from the start) is not written again. "Exactly" is
 //! checked, not guessed from size and time: every extent is read back and hashed with the
-//! repository's keyed blob hash, and holes must read as zeros.
+//! repository's keyed blob hash, and holes must read as zeros. `inspect.rs` asks, for every
+//! existing file the `--overwrite` policy may keep.
 
+#[cfg(test)]
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::Read;
+#[cfg(test)]
 use std::os::fd::BorrowedFd;
 
-use super::fs::open_file;
 use kairn_format::crypto::MasterKeys;
 use kairn_format::tree::{Extent, Node, NodeKind};
 
 /// True when `name` in `dir` is a regular file (not a symlink) holding exactly `node`'s content.
+#[cfg(test)]
 pub(crate) fn already_in_place(
     keys: &MasterKeys,
     dir: BorrowedFd<'_>,
     name: &OsStr,
     node: &Node,
 ) -> bool {
+    match super::fs::open_to_check(dir, name) {
+        Ok(mut file) => holds(keys, &mut file, node),
+        Err(_) => false,
+    }
+}
+
+/// True when `file` holds exactly `node`'s content.
+pub(crate) fn holds(keys: &MasterKeys, file: &mut File, node: &Node) -> bool {
     let NodeKind::File { size, content } = &node.kind else {
-        return false;
-    };
-    let Ok(mut file) = open_file(dir, name, false) else {
         return false;
     };
     if file.metadata().map(|m| m.len()).ok() != Some(*size) {
@@ -31,7 +39,7 @@ pub(crate) fn already_in_place(
     let mut buf = Vec::new();
     content
         .iter()
-        .all(|extent| matches(keys, &mut file, extent, &mut buf))
+        .all(|extent| matches(keys, file, extent, &mut buf))
 }
 
 fn matches(keys: &MasterKeys, file: &mut File, extent: &Extent, buf: &mut Vec<u8>) -> bool {

@@ -1,9 +1,13 @@
 //! Restore, in batches of a few thousand entries (`walk.rs`), so that memory does not grow
 //! with the tree. For each batch, a plan (data only, paths relative to the target, every
-//! needed blob grouped by pack: `plan.rs`); then the batch's entries are created on disk
-//! (`create.rs`), each pack range is fetched once and its blobs written with positioned writes
-//! (`write.rs`), (with `verify`) read back, and each complete file is put in place with its
-//! metadata and its hard links made (`place.rs`), and the metadata of the other entries set.
+//! needed blob grouped by pack: `plan.rs`); then a look at what the target holds at each place
+//! and the decisions of the `--overwrite` policy and `--delete` (`inspect.rs`, pure rules in
+//! `policy.rs`). A dry run records those decisions and stops there (`dry.rs`); a real run
+//! carries out the very same ones: what `--delete` removes goes, the batch's entries are
+//! created on disk (`create.rs`), each pack range is fetched once and its blobs written with
+//! positioned writes (`write.rs`), (with `verify`) read back, and each complete file is put in
+//! place with its metadata and its hard links made (`place.rs`), and the metadata of the other
+//! entries set.
 //! Directories' metadata is set last, deepest first (`meta.rs`). Only this file calls the
 //! steps.
 //!
@@ -25,11 +29,14 @@
 
 mod at;
 mod create;
+mod dry;
 mod existing;
 mod fs;
+mod inspect;
 mod meta;
 mod place;
 mod plan;
+mod policy;
 mod report;
 mod verify;
 mod walk;
@@ -38,12 +45,11 @@ mod walk_tests;
 mod write;
 
 pub use at::write_file_beneath;
-pub use report::{RestoreProblem, RestoreReport};
+pub use policy::Overwrite;
+pub use report::{Change, ChangeAction, RestoreProblem, RestoreReport};
 
-use std::collections::HashSet;
 use std::path::Path;
 
-use crate::backup::Excludes;
 use crate::progress::Progress;
 use kairn_format::error::{Error, ErrorKind, Result};
 use kairn_repository::index::Index;
@@ -61,7 +67,17 @@ pub struct RestoreOptions {
     pub verify: bool,
     /// Restore owners; `None` means "when running as root".
     pub owner: Option<bool>,
+    /// What to do with entries that already exist in the target (`policy.rs`).
+    pub overwrite: Overwrite,
+    /// Remove what the restored directories of the target hold and the snapshot lacks (only
+    /// what the include and exclude patterns select).
+    pub delete: bool,
+    /// Change nothing: list in the report what a run would do (`dry.rs`).
+    pub dry_run: bool,
 }
+
+/// Names of the probe that checks the target is writable: never taken for the user's files.
+pub(crate) const PROBE_PREFIX: &str = ".kairn-restore-probe-";
 
 /// Restores what `start` names into `target`.
 pub fn restore(
@@ -72,9 +88,68 @@ pub fn restore(
     opts: &RestoreOptions,
     progress: &dyn Progress,
 ) -> Result<RestoreReport> {
+    let filters = plan::Filters::new(&opts.include, &opts.exclude)?;
+    let owner = opts
+        .owner
+        .unwrap_or_else(kairn_repository::sysinfo::is_root);
+    let rules = inspect::Rules {
+        policy: opts.overwrite,
+        delete: opts.delete,
+        owner,
+        filters: &filters,
+    };
+    if opts.dry_run {
+        let mut report = dry::dry_run(repo, index, start, target, &rules, progress)?;
+        (report.unmatched_include, report.unmatched_exclude) = filters.unmatched();
+        return Ok(report);
+    }
     std::fs::create_dir_all(target)
         .map_err(|e| Error::io(format!("cannot create {}", target.display()), e))?;
     let meta = std::fs::symlink_metadata(target).map_err(|e| Error::io("cannot stat target", e))?;
+    check_target(target, &meta)?;
+    // Opened without following a link: one swapped in since the check above is refused here.
+    let handle = at::Target::open(target)
+        .map_err(|e| Error::io(format!("cannot open {}", target.display()), e))?;
+    probe_writable(&handle, target)?;
+    // Best effort: a killed run's temporaries are hidden, and never taken for files.
+    let _ = fs::remove_leftover_temps(handle.root());
+
+    progress.start("plan", None);
+    let total = walk::content_bytes(repo, index, start, &filters);
+    let mut run = Run {
+        repo,
+        handle: &handle,
+        opts,
+        owner,
+        progress,
+        rules: &rules,
+        report: RestoreReport::default(),
+        dirs: Vec::new(),
+        originals: place::Originals::default(),
+    };
+    let mut planner =
+        walk::Planner::new(repo, index, start, &filters).with_listing_names(opts.delete);
+    let mut first = true;
+    while let Some(batch) = planner.next_batch()? {
+        run.batch(batch, &mut first, total)?;
+    }
+    if first {
+        // Nothing to create or write: the stages still start and end for whoever watches.
+        progress.finish();
+        progress.start("restore", Some(0));
+    }
+    progress.finish();
+    let Run {
+        mut report, dirs, ..
+    } = run;
+    report.dirs = dirs.len() as u64;
+    meta::apply_dirs(&handle, &dirs, owner, &mut report);
+    (report.unmatched_include, report.unmatched_exclude) = filters.unmatched();
+    Ok(report)
+}
+
+/// Refuses a target that is a symlink or not a directory.
+fn check_target(target: &Path, meta: &std::fs::Metadata) -> Result<()> {
     if meta.file_type().is_symlink() {
         // A link at the target is not followed (it could lead anywhere), and saying "not a
         // directory" about a link to a directory only confused.
@@ -96,49 +171,7 @@ pub fn restore(
             format!("target {} is not a directory", target.display()),
         ));
     }
-    // Opened without following a link: one swapped in since the check above is refused here.
-    let handle = at::Target::open(target)
-        .map_err(|e| Error::io(format!("cannot open {}", target.display()), e))?;
-    probe_writable(&handle, target)?;
-    // Best effort: a killed run's temporaries are hidden, and never taken for files.
-    let _ = fs::remove_leftover_temps(handle.root());
-    let filters = plan::Filters {
-        include: Excludes::new(&opts.include)?,
-        exclude: Excludes::new(&opts.exclude)?,
-    };
-    let owner = opts
-        .owner
-        .unwrap_or_else(kairn_repository::sysinfo::is_root);
-
-    progress.start("plan", None);
-    let total = walk::content_bytes(repo, index, start, &filters);
-    let mut run = Run {
-        repo,
-        handle: &handle,
-        opts,
-        owner,
-        progress,
-        report: RestoreReport::default(),
-        dirs: Vec::new(),
-        failed_originals: HashSet::new(),
-    };
-    let mut planner = walk::Planner::new(repo, index, start, &filters);
-    let mut first = true;
-    while let Some(batch) = planner.next_batch()? {
-        run.batch(batch, &mut first, total)?;
-    }
-    if first {
-        // Nothing to create or write: the stages still start and end for whoever watches.
-        progress.finish();
-        progress.start("restore", Some(0));
-    }
-    progress.finish();
-    let Run {
-        mut report, dirs, ..
-    } = run;
-    report.dirs = dirs.len() as u64;
-    meta::apply_dirs(&handle, &dirs, owner, &mut report);
-    Ok(report)
+    Ok(())
 }
 
 /// One restore, carried out a batch at a time (`walk.rs`).
@@ -148,11 +181,12 @@ struct Run<'r> {
     opts: &'r RestoreOptions,
     owner: bool,
     progress: &'r dyn Progress,
+    rules: &'r inspect::Rules<'r>,
     report: RestoreReport,
     /// Every directory so far, in creation order: their metadata is set at the very end.
     dirs: Vec<plan::DirEntry>,
-    /// The numbers of hard-linked files that failed, for their names in later batches.
-    failed_originals: HashSet<usize>,
+    /// The numbers of hard-linked files not restored, for their names in later batches.
+    originals: place::Originals,
 }
 
 impl Run<'_> {
@@ -169,13 +203,11 @@ impl Run<'_> {
             outcome.set_full();
         }
         let dirs = at::Dirs::new(self.handle);
-        create::create_all(
-            self.repo.keys(),
-            &dirs,
-            &mut plan,
-            &mut outcome,
-            self.progress,
-        );
+        let decided = inspect::decide_batch(self.repo.keys(), Some(&dirs), &plan, self.rules);
+        drop(dirs);
+        let dirs = at::Dirs::new(self.handle);
+        create::delete_all(&dirs, &decided.deletes, &mut self.report);
+        create::create_all(&dirs, &mut plan, &decided, &mut outcome, self.progress);
         drop(dirs);
         if std::mem::take(first) {
             self.progress.finish();
@@ -204,9 +236,10 @@ impl Run<'_> {
         let mut report = place::finish(
             &dirs,
             &plan,
+            &decided.links,
             &mut outcome,
             self.owner,
-            &mut self.failed_originals,
+            &mut self.originals,
         );
         meta::apply_others(&dirs, &plan, &outcome.others, self.owner, &mut report);
         self.merge(report);
@@ -222,6 +255,8 @@ impl Run<'_> {
         total.bytes += batch.bytes;
         total.verified += batch.verified;
         total.out_of_space |= batch.out_of_space;
+        total.replaced += batch.replaced;
+        total.skipped += batch.skipped;
         total.errors.extend(batch.errors);
         total.warnings.extend(batch.warnings);
     }
@@ -232,7 +267,7 @@ impl Run<'_> {
 /// file as failed.
 fn probe_writable(handle: &at::Target, target: &Path) -> Result<()> {
     let probe = format!(
-        ".kairn-restore-probe-{}",
+        "{PROBE_PREFIX}{}",
         hex::encode(kairn_format::crypto::random_bytes::<8>())
     );
     let cannot = |e: std::io::Error| {

@@ -11,9 +11,11 @@ use rayon::prelude::*;
 use rustix::fs::{AtFlags, linkat, renameat};
 
 use super::at::{Dirs, why_no_dir};
+use super::create::clear_dir_in_way;
 use super::fs::{clear_for_entry, clear_non_dir, open_file, remove_temp};
 use super::meta::apply_fd;
 use super::plan::{FileJob, Original, Plan};
+use super::policy::{Action, BLOCKED};
 use super::report::{Outcome, RestoreProblem, RestoreReport};
 
 /// What became of one file that did not fail before.
@@ -29,9 +31,10 @@ enum Placed {
 pub(crate) fn finish(
     dirs: &Dirs<'_>,
     plan: &Plan,
+    links: &[Action],
     outcome: &mut Outcome,
     owner: bool,
-    failed_originals: &mut HashSet<usize>,
+    originals: &mut Originals,
 ) -> RestoreReport {
     let mut failures = outcome.take_failures();
     let applied = outcome.take_meta_applied();
@@ -40,6 +43,12 @@ pub(crate) fn finish(
         .par_iter()
         .enumerate()
         .filter_map(|(i, job)| {
+            if outcome.skipped.contains(&i) {
+                return None;
+            }
+            if outcome.untouched.contains(&i) {
+                return Some((i, Placed::Done(Vec::new())));
+            }
             let temp = outcome.temps.contains(&i);
             if failures.contains_key(&i) {
                 // Nothing of a failed file stays: neither its temporary nor an older file
@@ -66,6 +75,8 @@ pub(crate) fn finish(
         unchanged: outcome.unchanged,
         verified: outcome.verified,
         out_of_space: outcome.is_full(),
+        replaced: outcome.others_replaced,
+        skipped: outcome.skipped.len() as u64 + outcome.others_skipped,
         ..Default::default()
     };
     report.errors.append(&mut outcome.errors);
@@ -74,6 +85,7 @@ pub(crate) fn finish(
         match placed {
             Placed::Done(problems) => {
                 report.files += 1;
+                report.replaced += u64::from(outcome.replacing.contains(&i));
                 report.bytes += job.node.size();
                 report
                     .warnings
@@ -87,16 +99,27 @@ pub(crate) fn finish(
             }
         }
     }
+    for &i in &outcome.skipped {
+        if plan.files[i].node.links > 1 {
+            originals.skipped.insert(plan.first_file + i);
+        }
+    }
     for (i, message) in &failures {
         if plan.files[*i].node.links > 1 {
-            failed_originals.insert(plan.first_file + *i);
+            originals.failed.insert(plan.first_file + *i);
         }
         report.errors.push(RestoreProblem {
             path: plan.files[*i].rel.clone(),
             message: message.clone(),
         });
     }
-    link_all(dirs, plan, &failures, failed_originals, &mut report);
+    let batch = Batch {
+        plan,
+        links,
+        failures: &failures,
+        skipped: &outcome.skipped,
+    };
+    link_all(dirs, &batch, originals, &mut report);
     report.dirs = plan.dirs.len() as u64;
     report.others = outcome.others.len() as u64;
     report
@@ -135,27 +158,66 @@ fn place(dirs: &Dirs<'_>, number: usize, job: &FileJob, temp: bool, meta: Meta) 
     Placed::Done(problems)
 }
 
-fn link_all(
-    dirs: &Dirs<'_>,
-    plan: &Plan,
-    failures: &BTreeMap<usize, String>,
-    failed_originals: &HashSet<usize>,
-    report: &mut RestoreReport,
-) {
-    for link in &plan.links {
-        let (failed, original) = match &link.original {
-            Original::InBatch(i) => (failures.contains_key(i), &plan.files[*i].rel),
-            Original::Earlier { file, rel } => (failed_originals.contains(file), rel),
+/// Hard-linked files of the whole restore whose first name was not restored: it failed, or
+/// the policy left what stood there (a later name must not link to that).
+#[derive(Default)]
+pub(crate) struct Originals {
+    pub failed: HashSet<usize>,
+    pub skipped: HashSet<usize>,
+}
+
+struct Batch<'a> {
+    plan: &'a Plan,
+    links: &'a [Action],
+    failures: &'a BTreeMap<usize, String>,
+    skipped: &'a HashSet<usize>,
+}
+
+fn link_all(dirs: &Dirs<'_>, batch: &Batch<'_>, originals: &Originals, report: &mut RestoreReport) {
+    let plan = batch.plan;
+    for (link, action) in plan.links.iter().zip(batch.links) {
+        let (failed, skipped, original) = match &link.original {
+            Original::InBatch(i) => (
+                batch.failures.contains_key(i),
+                batch.skipped.contains(i),
+                &plan.files[*i].rel,
+            ),
+            Original::Earlier { file, rel } => (
+                originals.failed.contains(file),
+                originals.skipped.contains(file),
+                rel,
+            ),
         };
+        let problem = |message: &str| RestoreProblem {
+            path: link.rel.clone(),
+            message: message.into(),
+        };
+        if *action == Action::Skip {
+            report.skipped += 1;
+            continue;
+        }
+        if *action == Action::Blocked {
+            report.errors.push(problem(BLOCKED));
+            continue;
+        }
         if failed {
-            report.errors.push(RestoreProblem {
-                path: link.rel.clone(),
-                message: "hard link to a file that could not be restored".into(),
-            });
+            report
+                .errors
+                .push(problem("hard link to a file that could not be restored"));
+            continue;
+        }
+        if skipped {
+            report.skipped += 1;
+            report.warnings.push(problem(
+                "not linked: the file it is a hard link of was left as it was by --overwrite",
+            ));
             continue;
         }
         match hard_link(dirs, original, &link.rel) {
-            Ok(()) => report.files += 1,
+            Ok(()) => {
+                report.files += 1;
+                report.replaced += u64::from(*action == Action::Replace);
+            }
             Err(message) => report.errors.push(RestoreProblem {
                 path: link.rel.clone(),
                 message,
@@ -167,7 +229,8 @@ fn link_all(
 fn hard_link(dirs: &Dirs<'_>, original: &Path, link: &Path) -> Result<(), String> {
     let (from_dir, from_name) = dirs.parent(original).map_err(|e| why_no_dir(&e))?;
     let (to_dir, to_name) = dirs.parent(link).map_err(|e| why_no_dir(&e))?;
-    clear_for_entry(to_dir.as_fd(), to_name)
+    clear_dir_in_way(to_dir.as_fd(), to_name)
+        .and_then(|()| clear_for_entry(to_dir.as_fd(), to_name))
         .and_then(|()| {
             Ok(linkat(
                 &from_dir,

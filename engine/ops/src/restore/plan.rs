@@ -7,25 +7,104 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::policy::Listed;
 use super::report::RestoreProblem;
 use crate::backup::Excludes;
+use kairn_format::error::Result;
 use kairn_format::id::{BlobId, PackId};
-use kairn_format::tree::{Extent, Node, NodeKind};
+use kairn_format::tree::{Extent, Node, NodeKind, Timestamp};
 
 pub(crate) struct Filters {
     pub include: Excludes,
     pub exclude: Excludes,
+    /// Each pattern on its own, with whether it has matched an entry of the snapshot yet: a
+    /// pattern that never does is reported (most often one written relative to the snapshot's
+    /// root when `SNAP:PATH` makes patterns relative to PATH).
+    include_each: Vec<Tracked>,
+    exclude_each: Vec<Tracked>,
+}
+
+struct Tracked {
+    pattern: String,
+    set: Excludes,
+    matched: AtomicBool,
+}
+
+impl Tracked {
+    fn all(patterns: &[String]) -> Result<Vec<Self>> {
+        patterns
+            .iter()
+            .map(|p| {
+                Ok(Self {
+                    pattern: p.clone(),
+                    set: Excludes::new(std::slice::from_ref(p))?,
+                    matched: AtomicBool::new(false),
+                })
+            })
+            .collect()
+    }
+
+    /// Marks the patterns not marked yet that match `path`.
+    fn mark(each: &[Self], path: &Path) {
+        for t in each {
+            if !t.matched.load(Ordering::Relaxed) && t.set.matches(path) {
+                t.matched.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn unmatched(each: &[Self]) -> Vec<String> {
+        each.iter()
+            .filter(|t| !t.matched.load(Ordering::Relaxed))
+            .map(|t| t.pattern.clone())
+            .collect()
+    }
 }
 
 impl Filters {
+    pub fn new(include: &[String], exclude: &[String]) -> Result<Self> {
+        Ok(Self {
+            include: Excludes::new(include)?,
+            exclude: Excludes::new(exclude)?,
+            include_each: Tracked::all(include)?,
+            exclude_each: Tracked::all(exclude)?,
+        })
+    }
+
     /// `None` when the entry at `rel` (relative to the target) is excluded; else whether it is
-    /// included, itself or through its directory (`dir_included`).
+    /// included, itself or through its directory (`dir_included`). Records which patterns
+    /// matched.
     pub fn admit(&self, rel: &Path, dir_included: bool) -> Option<bool> {
         let absolute = Path::new("/").join(rel);
         if self.exclude.matches(&absolute) {
+            Tracked::mark(&self.exclude_each, &absolute);
             return None;
         }
-        Some(dir_included || self.include.matches(&absolute))
+        if dir_included {
+            return Some(true);
+        }
+        let included = self.include.matches(&absolute);
+        if included {
+            Tracked::mark(&self.include_each, &absolute);
+        }
+        Some(included)
+    }
+
+    /// Whether the patterns select the entry at `rel` (one of the target's, for `--delete`),
+    /// without counting it as a match of the snapshot.
+    pub fn selects(&self, rel: &Path, dir_included: bool) -> bool {
+        let absolute = Path::new("/").join(rel);
+        !self.exclude.matches(&absolute) && (dir_included || self.include.matches(&absolute))
+    }
+
+    /// The include and the exclude patterns that matched no entry of the snapshot.
+    pub fn unmatched(&self) -> (Vec<String>, Vec<String>) {
+        (
+            Tracked::unmatched(&self.include_each),
+            Tracked::unmatched(&self.exclude_each),
+        )
     }
 }
 
@@ -60,6 +139,8 @@ pub(crate) struct FileJob {
 pub(crate) struct HardLink {
     pub original: Original,
     pub rel: PathBuf,
+    /// The inode's mtime, for `--overwrite if-newer`.
+    pub mtime: Timestamp,
 }
 
 /// The first name of a hard-linked inode: the file that carries its content.
@@ -128,6 +209,8 @@ pub(crate) struct Plan {
     pub packs: Vec<PackWork>,
     /// Directories whose listing could not be read: everything below them is lost.
     pub lost_dirs: Vec<RestoreProblem>,
+    /// With `--delete`: the listing of every directory of the snapshot read in this batch.
+    pub listed: Vec<Listed>,
 }
 
 impl FileJob {

@@ -37,6 +37,56 @@ pub struct RestoreReport {
     pub warnings: Vec<RestoreProblem>,
     /// The target filled up: the files in `errors` were not restored for want of space.
     pub out_of_space: bool,
+    /// Entries that replaced something else at their place (other content, another kind).
+    pub replaced: u64,
+    /// Existing entries the `--overwrite` policy left as they were (not counted in `files`).
+    pub skipped: u64,
+    /// What `--delete` removed (a directory, with everything in it, once).
+    pub deleted: Vec<PathBuf>,
+    /// Include, then exclude patterns that matched no entry of the snapshot.
+    pub unmatched_include: Vec<String>,
+    pub unmatched_exclude: Vec<String>,
+    /// A dry run: every change the run would make (entries already in place are only counted,
+    /// in `unchanged`). Empty for a real run.
+    pub changes: Vec<Change>,
+}
+
+/// One change a dry run found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Path below the target.
+    pub path: PathBuf,
+    pub action: ChangeAction,
+    /// A directory.
+    pub dir: bool,
+}
+
+/// What a run would do at one path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeAction {
+    /// Nothing is there: the entry would be made.
+    New,
+    /// Something else is there: it would be replaced.
+    Replace,
+    /// `--delete`: the snapshot lacks it; it would be removed.
+    Delete,
+    /// Something is there and the `--overwrite` policy leaves it.
+    Skip,
+    /// A directory with entries is in the way, and `--delete` is off: not restored.
+    Blocked,
+}
+
+impl ChangeAction {
+    /// The word shown for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::New => "new",
+            Self::Replace => "replace",
+            Self::Delete => "delete",
+            Self::Skip => "skip",
+            Self::Blocked => "blocked",
+        }
+    }
 }
 
 /// What creating the entries and writing the data found, before it becomes a [`RestoreReport`].
@@ -57,6 +107,15 @@ pub(crate) struct Outcome {
     pub temps: HashSet<usize>,
     /// Files verified after writing (with `verify`).
     pub verified: u64,
+    /// Files the policy left as they were: neither written nor given metadata.
+    pub skipped: HashSet<usize>,
+    /// Files already in place whose metadata is already the snapshot's: not touched at all.
+    pub untouched: HashSet<usize>,
+    /// Files that replace something else at their place.
+    pub replacing: HashSet<usize>,
+    /// Entries other than files left by the policy, and those replacing something.
+    pub others_skipped: u64,
+    pub others_replaced: u64,
     /// Set once the target is found full: what is left is failed without being tried.
     full: AtomicBool,
     /// Files whose metadata the write of their last byte already applied, with what could

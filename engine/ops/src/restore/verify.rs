@@ -14,7 +14,8 @@ use crate::progress::Progress;
 use kairn_format::tree::{Extent, NodeKind};
 use kairn_repository::repo::Repository;
 
-/// Checks every file not failed yet: a written one in its temporary, before it is put in place.
+/// Checks every file not failed yet (nor left by the `--overwrite` policy): a written one in its
+/// temporary, before it is put in place.
 pub(crate) fn verify_all(
     repo: &Repository,
     dirs: &Dirs<'_>,
@@ -26,7 +27,7 @@ pub(crate) fn verify_all(
         .files
         .par_iter()
         .enumerate()
-        .filter(|(i, _)| !outcome.failed(*i))
+        .filter(|(i, _)| !outcome.failed(*i) && !outcome.skipped.contains(i))
         .filter_map(|(i, job)| {
             let NodeKind::File { size, content } = &job.node.kind else {
                 return None;

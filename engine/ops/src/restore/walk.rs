@@ -17,6 +17,7 @@ use super::plan::{
     BlobNeed, BlobTarget, DirEntry, FileJob, Filters, HardLink, Original, OtherEntry, PackWork,
     Plan, Step, data_bytes,
 };
+use super::policy::Listed;
 use super::report::RestoreProblem;
 use kairn_format::error::{ErrorKind, Result};
 use kairn_format::id::BlobId;
@@ -64,6 +65,8 @@ pub(crate) struct Planner<'a> {
     files_before: usize,
     limits: (usize, usize),
     batch: Batch,
+    /// With `--delete`: record each directory's names (`Plan::listed`).
+    listing_names: bool,
 }
 
 /// The batch being filled.
@@ -94,6 +97,7 @@ impl<'a> Planner<'a> {
             files_before: 0,
             limits: (BATCH_STEPS, BATCH_TARGETS),
             batch: Batch::default(),
+            listing_names: false,
         };
         let included = filters.include.is_empty();
         match start {
@@ -111,6 +115,12 @@ impl<'a> Planner<'a> {
             },
         }
         planner
+    }
+
+    /// Records the names of every directory's listing, for `--delete`.
+    pub fn with_listing_names(mut self, on: bool) -> Self {
+        self.listing_names = on;
+        self
     }
 
     /// Smaller batches, for tests.
@@ -164,6 +174,7 @@ impl<'a> Planner<'a> {
             others: Vec::new(),
             packs: Vec::new(),
             lost_dirs: Vec::new(),
+            listed: Vec::new(),
         })
     }
 
@@ -200,6 +211,14 @@ impl<'a> Planner<'a> {
     fn list(&mut self, frame: Frame) -> Result<()> {
         match load_tree(self.repo, self.index, &frame.tree) {
             Ok(tree) => {
+                if self.listing_names {
+                    let listed = Listed {
+                        rel: frame.rel.clone(),
+                        names: tree.nodes.iter().map(|n| n.name.clone()).collect(),
+                        included: frame.included,
+                    };
+                    self.plan().listed.push(listed);
+                }
                 self.listing = Some(Listing {
                     rel: frame.rel,
                     included: frame.included,
@@ -297,7 +316,12 @@ impl<'a> Planner<'a> {
                         rel: first.clone(),
                     },
                 };
-                self.plan().links.push(HardLink { original, rel });
+                let mtime = node.mtime;
+                self.plan().links.push(HardLink {
+                    original,
+                    rel,
+                    mtime,
+                });
                 return;
             }
             let number = self.files_before + file_idx;

@@ -7,7 +7,6 @@ use std::path::Path;
 
 use super::plan::{Filters, Original, Plan, Step};
 use super::walk::{Planner, content_bytes};
-use crate::backup::Excludes;
 use kairn_format::crypto::KdfParams;
 use kairn_format::id::BlobId;
 use kairn_format::id::BlobKind;
@@ -108,10 +107,7 @@ fn snapshot() -> (Repository, BlobId) {
 
 fn filters(include: &[&str]) -> Filters {
     let include: Vec<String> = include.iter().map(|s| (*s).to_string()).collect();
-    Filters {
-        include: Excludes::new(&include).unwrap(),
-        exclude: Excludes::new(&[]).unwrap(),
-    }
+    Filters::new(&include, &[]).unwrap()
 }
 
 fn order(plan: &Plan) -> Vec<String> {
