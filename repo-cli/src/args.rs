@@ -64,14 +64,30 @@ pub struct Global {
           value_name = "BYTES", hide_short_help = true)]
     pub limit_bandwidth: Option<u64>,
 
+    /// Limit uploads to the repository, on every store a local one included: a bare number is
+    /// KiB/s as in restic (`--limit-upload 1024`), or give a unit (`500K`, `10M` per second).
+    #[arg(long, env = "KAIRN_LIMIT_UPLOAD", global = true, value_parser = parse_rate,
+          value_name = "RATE", hide_short_help = true)]
+    pub limit_upload: Option<u64>,
+
+    /// Limit downloads from the repository, as --limit-upload.
+    #[arg(long, env = "KAIRN_LIMIT_DOWNLOAD", global = true, value_parser = parse_rate,
+          value_name = "RATE", hide_short_help = true)]
+    pub limit_download: Option<u64>,
+
     /// Read the password from the first line of this file.
     #[arg(long, env = "KAIRN_PASSWORD_FILE", global = true, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
 
     /// Run this shell command and take the first line it prints as the password (a secret
     /// manager: `pass show kairn`, `vault kv get -field=password secret/kairn`).
-    #[arg(long, env = "KAIRN_PASSWORD_COMMAND", global = true, value_name = "COMMAND",
-          conflicts_with = "password_file")]
+    #[arg(
+        long,
+        env = "KAIRN_PASSWORD_COMMAND",
+        global = true,
+        value_name = "COMMAND",
+        conflicts_with = "password_file"
+    )]
     pub password_command: Option<String>,
 
     /// Read storage options (KEY=VALUE lines, `#` comments) from this file, so that a secret
@@ -82,7 +98,13 @@ pub struct Global {
 
     /// Take defaults from this profile: NAME.toml in $KAIRN_CONFIG_DIR, ~/.config/kairn or
     /// /etc/kairn, or a path. Typed options win over the profile's.
-    #[arg(short = 'P', long, env = "KAIRN_PROFILE", global = true, value_name = "NAME")]
+    #[arg(
+        short = 'P',
+        long,
+        env = "KAIRN_PROFILE",
+        global = true,
+        value_name = "NAME"
+    )]
     pub profile: Option<String>,
 
     /// Machine-readable JSON output.
@@ -171,7 +193,19 @@ impl Global {
         self.refuse_local_bandwidth_limit(&location)?;
         let opts = self.storage_options(&location, &self.all_options()?);
         let backend: Arc<dyn Backend> = Arc::new(OpendalBackend::open(&location, &opts, create)?);
-        with_injected_faults(backend)
+        Ok(self.throttled(with_injected_faults(backend)?))
+    }
+
+    /// The backend paced to --limit-upload / --limit-download, when given.
+    fn throttled(&self, backend: Arc<dyn Backend>) -> Arc<dyn Backend> {
+        if self.limit_upload.is_none() && self.limit_download.is_none() {
+            return backend;
+        }
+        Arc::new(engine::backend::throttle::ThrottledBackend::new(
+            backend,
+            self.limit_upload,
+            self.limit_download,
+        ))
     }
 
     /// A bandwidth limit throttles traffic to object storage; on a local repository it would be
@@ -202,7 +236,7 @@ impl Global {
             .map_err(|e: engine::Error| crate::exit::UsageError(e.to_string()))?;
         self.refuse_local_bandwidth_limit(&parsed)?;
         let opts = self.storage_options(&parsed, options);
-        let backend = Arc::new(OpendalBackend::open(&parsed, &opts, false)?);
+        let backend = self.throttled(Arc::new(OpendalBackend::open(&parsed, &opts, false)?));
         let password = match (password_file, std::env::var("KAIRN_FROM_PASSWORD")) {
             (Some(file), _) => read_password_file(file)?,
             (None, Ok(p)) => p.into_bytes(),
@@ -499,6 +533,22 @@ pub fn parse_storage_option(s: &str) -> std::result::Result<(String, String), St
 pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
     engine::units::parse_size(s)
         .ok_or_else(|| format!("bad size {s:?}: use a number with K, M, G or T"))
+}
+
+/// A rate in bytes per second: a bare number is KiB/s (restic's unit for these flags), else a
+/// size with its unit per second.
+pub fn parse_rate(s: &str) -> std::result::Result<u64, String> {
+    let bytes = if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        s.parse::<u64>()
+            .map_err(|e| format!("bad rate {s:?}: {e}"))?
+            .saturating_mul(1024)
+    } else {
+        parse_size(s)?
+    };
+    if bytes == 0 {
+        return Err("a rate of 0 would never finish: leave the limit out instead".into());
+    }
+    Ok(bytes)
 }
 
 /// Wraps the backend in a fault injector when `KAIRN_FAULTS` is set: a testing hook that makes

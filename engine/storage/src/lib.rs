@@ -29,6 +29,7 @@ pub mod cache;
 pub mod faults;
 pub mod local;
 pub mod location;
+pub mod throttle;
 mod opendal;
 
 pub use self::local::LocalBackend;

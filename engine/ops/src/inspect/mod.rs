@@ -3,5 +3,8 @@
 pub mod cat;
 pub mod diff;
 pub mod dump;
+pub mod find;
 pub mod ls;
+pub mod read_at;
 pub mod stats;
+pub mod stats_modes;
