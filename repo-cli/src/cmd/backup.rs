@@ -1,14 +1,20 @@
+mod files_from;
+
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
+use clap::{ArgAction, Args};
 use engine::backup::resume::adopt_interrupted_packs;
-use engine::backup::{BackupOptions, BackupOutcome, ParentChoice, backup, backup_stream};
+use engine::backup::{
+    BackupOptions, BackupOutcome, CACHEDIR_TAG, DryRunOutcome, ParentChoice, backup, backup_stream,
+};
 use engine::etcd::{EtcdSource, EtcdTls, backup_etcd};
 use engine::format::snapshot::Group;
 use engine::index::Index;
 use engine::session::Session;
 
+use self::files_from::ListKind;
 use crate::args::Global;
 use crate::exit::Partial;
 use crate::progress::CliProgress;
@@ -24,9 +30,42 @@ pub struct BackupArgs {
     /// Read exclude patterns from a file, one per line (`#` starts a comment).
     #[arg(long, value_name = "FILE")]
     exclude_file: Vec<PathBuf>,
+    /// Exclude paths matching this glob, ignoring case.
+    #[arg(long = "iexclude", value_name = "PATTERN")]
+    iexcludes: Vec<String>,
+    /// Read case-insensitive exclude patterns from a file, one per line.
+    #[arg(long, value_name = "FILE")]
+    iexclude_file: Vec<PathBuf>,
+    /// Leave out files larger than this (500K, 2G).
+    #[arg(long, value_name = "SIZE", value_parser = crate::args::parse_size)]
+    exclude_larger_than: Option<u64>,
+    /// Leave out the contents of cache directories, those holding a valid CACHEDIR.TAG
+    /// (https://bford.info/cachedir/); the tag file itself is kept.
+    #[arg(long)]
+    exclude_caches: bool,
+    /// Leave out the contents of directories holding FILE (that begins with HEADER, when
+    /// given); FILE itself is kept. Repeatable.
+    #[arg(long, value_name = "FILE[:HEADER]")]
+    exclude_if_present: Vec<String>,
+    /// Read paths to back up from this file, one a line (`#` comments and blank lines are
+    /// ignored, a line's surrounding blanks trimmed; `-` for standard input). Repeatable.
+    #[arg(long, value_name = "FILE")]
+    files_from: Vec<PathBuf>,
+    /// Like --files-from, each non-empty line taken exactly as written.
+    #[arg(long, value_name = "FILE")]
+    files_from_verbatim: Vec<PathBuf>,
+    /// Read NUL-separated paths to back up (`find -print0`) from this file.
+    #[arg(long, value_name = "FILE")]
+    files_from_raw: Vec<PathBuf>,
     /// Do not cross into other filesystems.
     #[arg(short = 'x', long)]
     one_file_system: bool,
+    /// Write nothing: walk and chunk as a backup would, then say what it would add.
+    #[arg(short = 'n', long, conflicts_with_all = ["stdin", "etcd", "manifests", "images", "images_from"])]
+    dry_run: bool,
+    /// List each new and modified file on standard output; -vv unchanged ones too.
+    #[arg(short = 'v', long, action = ArgAction::Count)]
+    verbose: u8,
     /// Tag the snapshot (repeatable).
     #[arg(long = "tag")]
     tags: Vec<String>,
@@ -94,6 +133,8 @@ pub struct BackupArgs {
 }
 
 fn read_exclude_file(path: &PathBuf) -> Result<Vec<String>> {
+    // Deliberately unlike --files-from: a pattern keeps its inner and trailing spaces minus
+    // the line's ends, as restic reads exclude files.
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read exclude file {}", path.display()))?;
     Ok(text
@@ -133,39 +174,25 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<()> {
             "--cluster names the cluster of an --etcd, --manifests or --images backup".into()
         ));
     }
-    if a.stdin != a.paths.is_empty() {
+    let paths = backup_paths(&a)?;
+    if a.stdin != paths.is_empty() {
         if a.stdin {
             bail!(crate::exit::UsageError("--stdin takes no paths".into()));
         }
         bail!(crate::exit::UsageError(
-            "nothing to back up: give paths, or --stdin".into()
+            "nothing to back up: give paths, --files-from, or --stdin".into()
         ));
     }
-    let mut excludes = a.excludes.clone();
-    for f in &a.exclude_file {
-        excludes.extend(read_exclude_file(f)?);
+    let mut opts = file_options(g, &a, paths)?;
+    if a.dry_run {
+        let (repo, index) = g.open_indexed()?;
+        opts.parent = parent_choice(&repo, &a)?;
+        return dry_run(g, &a, &repo, &index, &opts);
     }
     let (repo, session, index) = open_resuming(g)?;
-    let parent = match (&a.parent, a.force) {
-        (_, true) => ParentChoice::None,
-        (Some(name), _) => {
-            ParentChoice::Snapshot(engine::snapshots::find(&repo, name, &Default::default())?.0)
-        }
-        (None, false) => ParentChoice::Latest,
-    };
-    let opts = BackupOptions {
-        paths: a.paths.clone(),
-        excludes,
-        one_file_system: a.one_file_system,
-        tags: a.tags.clone(),
-        host: a.host.clone(),
-        parent,
-        group: group_of(&a),
-        repository_dir: g.local_repository_dir(),
-        ..Default::default()
-    };
-    let progress = CliProgress::new(g.quiet || g.json, !g.json);
+    opts.parent = parent_choice(&repo, &a)?;
     let outcome = if a.stdin {
+        let progress = CliProgress::new(g.quiet || g.json, !g.json);
         let name = a.stdin_filename.as_deref().unwrap_or("stdin");
         backup_stream(
             &repo,
@@ -177,10 +204,170 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<()> {
             &progress,
         )?
     } else {
-        backup(&repo, &session, &index, &opts, &progress)?
+        let progress = backup_progress(g, &a);
+        with_totals(&progress, &opts, || {
+            backup(&repo, &session, &index, &opts, &progress)
+        })?
     };
     session.end()?;
     report(g, &outcome)
+}
+
+/// The paths given on the command line and in --files-from* lists.
+fn backup_paths(a: &BackupArgs) -> Result<Vec<PathBuf>> {
+    let mut paths = a.paths.clone();
+    let mut stdin_taken = false;
+    let lists = [
+        (ListKind::Lines, &a.files_from),
+        (ListKind::Verbatim, &a.files_from_verbatim),
+        (ListKind::Raw, &a.files_from_raw),
+    ];
+    for (kind, files) in lists {
+        for file in files {
+            if a.stdin && file.as_os_str() == "-" {
+                bail!(crate::exit::UsageError(
+                    "--stdin backs up standard input: it cannot also list paths".into()
+                ));
+            }
+            paths.extend(files_from::read(kind, file, &mut stdin_taken)?);
+        }
+    }
+    Ok(paths)
+}
+
+/// The options of a file-system (or standard input) backup; the parent is chosen later.
+fn file_options(g: &Global, a: &BackupArgs, paths: Vec<PathBuf>) -> Result<BackupOptions> {
+    let mut excludes = a.excludes.clone();
+    for f in &a.exclude_file {
+        excludes.extend(read_exclude_file(f)?);
+    }
+    let mut iexcludes = a.iexcludes.clone();
+    for f in &a.iexclude_file {
+        iexcludes.extend(read_exclude_file(f)?);
+    }
+    let mut exclude_if_present = a.exclude_if_present.clone();
+    if a.exclude_caches {
+        exclude_if_present.push(CACHEDIR_TAG.to_string());
+    }
+    let opts = BackupOptions {
+        paths,
+        excludes,
+        iexcludes,
+        exclude_larger_than: a.exclude_larger_than,
+        exclude_if_present,
+        one_file_system: a.one_file_system,
+        tags: a.tags.clone(),
+        host: a.host.clone(),
+        group: group_of(a),
+        repository_dir: g.local_repository_dir(),
+        ..Default::default()
+    };
+    // Bad patterns and tag specs are the user's mistake: say so before opening anything.
+    engine::backup::filters(&opts).map_err(|e| crate::exit::UsageError(e.to_string()))?;
+    Ok(opts)
+}
+
+fn parent_choice(repo: &engine::repo::Repository, a: &BackupArgs) -> Result<ParentChoice> {
+    Ok(match (&a.parent, a.force) {
+        (_, true) => ParentChoice::None,
+        (Some(name), _) => {
+            ParentChoice::Snapshot(engine::snapshots::find(repo, name, &Default::default())?.0)
+        }
+        (None, false) => ParentChoice::Latest,
+    })
+}
+
+fn backup_progress(g: &Global, a: &BackupArgs) -> CliProgress {
+    let verbose = if g.quiet || g.json { 0 } else { a.verbose };
+    CliProgress::for_backup(g.quiet || g.json, !g.json, verbose)
+}
+
+/// Runs `work` (a backup or dry run of `opts`) with, when the progress display shows them, a
+/// scan beside it that counts the totals; the scan stops when the work ends.
+fn with_totals<T>(
+    progress: &CliProgress,
+    opts: &BackupOptions,
+    work: impl FnOnce() -> engine::Result<T>,
+) -> engine::Result<T> {
+    if !progress.shows_totals() {
+        return work();
+    }
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut running =
+                |t: engine::backup::ScanTotals| progress.set_totals(t.files, t.bytes, false);
+            if let Ok(t) = engine::backup::scan_totals(opts, &stop, &mut running)
+                && !stop.load(Ordering::Relaxed)
+            {
+                progress.set_totals(t.files, t.bytes, true);
+            }
+        });
+        let result = work();
+        stop.store(true, Ordering::Relaxed);
+        result
+    })
+}
+
+/// `--dry-run`: what a backup would add, with nothing written.
+fn dry_run(
+    g: &Global,
+    a: &BackupArgs,
+    repo: &engine::repo::Repository,
+    index: &Index,
+    opts: &BackupOptions,
+) -> Result<()> {
+    let progress = backup_progress(g, a);
+    let outcome = with_totals(&progress, opts, || {
+        engine::backup::dry_run(repo, index, opts, &progress)
+    })?;
+    report_dry_run(g, &outcome)
+}
+
+fn report_dry_run(g: &Global, outcome: &DryRunOutcome) -> Result<()> {
+    output::warn_skipped_snapshots(&outcome.skipped_snapshots);
+    let s = &outcome.snapshot.summary;
+    for n in &outcome.notes {
+        eprintln!("note: {}: {}", n.path.display(), n.message);
+    }
+    if g.json {
+        output::json(&serde_json::json!({
+            "dry_run": true,
+            "parent": outcome.snapshot.parent.map(|p| p.to_hex()),
+            "summary": s,
+            "stored_bytes_estimated": true,
+            "warnings": outcome.warnings.iter().map(|w| serde_json::json!({
+                "path": w.path.to_string_lossy(), "message": w.message,
+            })).collect::<Vec<_>>(),
+        }))?;
+    } else if !g.quiet {
+        if let Some(p) = outcome.snapshot.parent {
+            output::line(format!("parent snapshot {}", p.short()))?;
+        }
+        output::line(format!(
+            "files: {} new, {} changed, {} unmodified; {} dirs",
+            s.files_new, s.files_changed, s.files_unmodified, s.dirs
+        ))?;
+        output::line(format!(
+            "dry run: would read {} of {}; would add {} ({} stored, estimated)",
+            output::bytes(s.bytes_read),
+            output::bytes(s.total_bytes),
+            output::bytes(s.new_bytes_raw),
+            output::bytes(s.new_bytes_stored)
+        ))?;
+        output::line("dry run: nothing was written to the repository")?;
+    }
+    if !outcome.warnings.is_empty() {
+        return Err(Partial {
+            code: exit::INCOMPLETE_BACKUP,
+            message: format!(
+                "dry run: {} file(s) could not be read or changed while read",
+                outcome.warnings.len()
+            ),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// Prints what a file backup did; an incomplete snapshot exits with its own code.
