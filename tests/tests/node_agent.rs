@@ -90,6 +90,26 @@ fn volume_backup_lands_with_status_metrics_and_event_then_restores_identically()
     assert_eq!(source["pv"], format!("pv-{shop}-db"));
     assert_eq!(snap["paths"], json!(["/db"]));
     assert!(snap["tags"].as_array().unwrap().contains(&json!("nightly")));
+    // The CLI finds the volume by its Kubernetes identity, and shows it in its own column.
+    let by_pvc = c
+        .cli
+        .json(&["snapshots", "--pvc", &format!("{shop}/db"), "--latest", "1"]);
+    assert_eq!(by_pvc.as_array().map(Vec::len), Some(1), "{by_pvc}");
+    assert_eq!(by_pvc[0]["id"], id.as_str());
+    let by_namespace = c.cli.json(&[
+        "cat",
+        "snapshot",
+        "latest",
+        "--namespace",
+        &shop,
+        "--kind",
+        "filesystem",
+    ]);
+    assert_eq!(by_namespace["source"]["pvc"], "db");
+    let elsewhere = c.cli.json(&["snapshots", "--namespace", "not-there"]);
+    assert_eq!(elsewhere, json!([]));
+    let compact = c.cli.ok(&["snapshots", "--compact", "--pvc", "db"]);
+    assert!(compact.contains(&format!("{shop}/db")), "{compact}");
 
     let (code, text) = agent.http("/metrics");
     assert_eq!(code, 200);

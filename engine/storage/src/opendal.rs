@@ -40,7 +40,12 @@ impl OpendalBackend {
         match location {
             Location::Local(path) => {
                 if !opts.options.is_empty() {
-                    return Err(Error::invalid("a local repository takes no -o options"));
+                    let keys: Vec<&str> = opts.options.keys().map(String::as_str).collect();
+                    return Err(Error::invalid(format!(
+                        "a local repository takes no storage options (given: {}; from -o, \
+                         --option-file or KAIRN_OPTION_* variables)",
+                        keys.join(", ")
+                    )));
                 }
                 if create {
                     Self::local_create(path)
