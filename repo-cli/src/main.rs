@@ -37,7 +37,8 @@ enum Command {
     Backup(Box<cmd::backup::BackupArgs>),
     /// List snapshots.
     Snapshots(cmd::snapshots::SnapshotsArgs),
-    /// List the files of a snapshot.
+    /// List the files of a snapshot; with --json one object per line, in the shape of restic's
+    /// `ls --json`.
     Ls(cmd::ls::LsArgs),
     /// Restore a snapshot, or a part of it, into a directory.
     Restore(cmd::restore::RestoreArgs),
@@ -223,7 +224,9 @@ fn parse() -> Result<Cli, ExitCode> {
             ExitCode::from(exit::USAGE)
         })?;
     }
-    let matches = command.try_get_matches_from(args).unwrap_or_else(|e| e.exit());
+    let matches = command
+        .try_get_matches_from(args)
+        .unwrap_or_else(|e| e.exit());
     Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()))
 }
 

@@ -172,7 +172,7 @@ fn sessions(g: &Global, remove: Option<String>) -> Result<()> {
             v.latest.kind,
             v.latest.host,
             v.latest.pid,
-            v.latest.started,
+            output::local_time_of(&v.latest.started),
             v.fence
         ))?;
     }
