@@ -69,7 +69,9 @@ pub use kairn_repository::{
     garbage, index, locate, read, records, repo, save, session, snapshots, sysinfo,
 };
 
-pub use kairn_ops::maintenance::{check, forget, prune, reachable, repair, retention};
+pub use kairn_ops::maintenance::{
+    check, forget, prune, reachable, repair, retention, rewrite, tag,
+};
 pub use kairn_ops::{backup, copy, inspect, progress, restore};
 
 pub use kairn_sources::{etcd, images, manifests};

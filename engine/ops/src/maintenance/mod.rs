@@ -8,3 +8,5 @@ pub mod prune;
 pub mod reachable;
 pub mod repair;
 pub mod retention;
+pub mod rewrite;
+pub mod tag;
