@@ -25,7 +25,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 /// Writes a JSON value as one line, stamped with the schema version.
 pub fn json(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    line(serde_json::to_string(&stamped(serde_json::to_value(value)?))?)?;
+    line(serde_json::to_string(&stamped(serde_json::to_value(
+        value,
+    )?))?)?;
     Ok(())
 }
 

@@ -67,7 +67,9 @@ pub fn requested(args: &[OsString]) -> Option<String> {
             return Some(v.to_string());
         }
     }
-    std::env::var("KAIRN_PROFILE").ok().filter(|p| !p.is_empty())
+    std::env::var("KAIRN_PROFILE")
+        .ok()
+        .filter(|p| !p.is_empty())
 }
 
 /// Reads the profile and returns `args` with its options inserted: global ones after the
@@ -91,7 +93,8 @@ pub fn apply(
         .parse()
         .map_err(|e| UsageError(format!("profile {}: {e}", file.display())))?;
     warn_if_others_can_read(file, &table);
-    expand(command, args, &table).map_err(|e| UsageError(format!("profile {}: {e}", file.display())))
+    expand(command, args, &table)
+        .map_err(|e| UsageError(format!("profile {}: {e}", file.display())))
 }
 
 /// The profile's tables turned into arguments and inserted.
@@ -115,7 +118,10 @@ pub fn expand(
         for (path, options) in std::iter::once((section.to_string(), sub)).chain(nested) {
             let names: Vec<&str> = path.split('.').collect();
             let Some(target) = find_subcommand(command, &names) else {
-                return Err(format!("[{path}]: there is no command `repo {}`", names.join(" ")));
+                return Err(format!(
+                    "[{path}]: there is no command `repo {}`",
+                    names.join(" ")
+                ));
             };
             // A section applies only when its command is the one run.
             if let Some(&(_, pos)) = chain.iter().find(|(n, _)| *n == names)
@@ -257,7 +263,9 @@ fn scalar(value: &toml::Value, key: &str) -> Result<String, String> {
         toml::Value::Integer(i) => Ok(i.to_string()),
         toml::Value::Float(f) => Ok(f.to_string()),
         toml::Value::Boolean(b) => Ok(b.to_string()),
-        _ => Err(format!("{key}: a value must be a string, number or boolean")),
+        _ => Err(format!(
+            "{key}: a value must be a string, number or boolean"
+        )),
     }
 }
 
@@ -284,8 +292,19 @@ mod tests {
     fn cli() -> Command {
         Command::new("repo")
             .arg(Arg::new("repo").short('r').long("repo").global(true))
-            .arg(Arg::new("option").short('o').long("option").action(ArgAction::Append).global(true))
-            .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).global(true))
+            .arg(
+                Arg::new("option")
+                    .short('o')
+                    .long("option")
+                    .action(ArgAction::Append)
+                    .global(true),
+            )
+            .arg(
+                Arg::new("json")
+                    .long("json")
+                    .action(ArgAction::SetTrue)
+                    .global(true),
+            )
             .subcommand(
                 Command::new("backup")
                     .arg(Arg::new("tag").long("tag").action(ArgAction::Append))
@@ -320,12 +339,25 @@ mod tests {
         "#
         .parse()
         .unwrap();
-        let out = expand(&cli(), args(&["repo", "-r", "x", "backup", "/data"]), &table).unwrap();
+        let out = expand(
+            &cli(),
+            args(&["repo", "-r", "x", "backup", "/data"]),
+            &table,
+        )
+        .unwrap();
         assert_eq!(
             strings(out),
             [
-                "repo", "--json", "--option=endpoint=http://127.0.0.1:9", "--repo=/srv/r", "-r",
-                "x", "backup", "--tag=a", "--tag=b", "/data"
+                "repo",
+                "--json",
+                "--option=endpoint=http://127.0.0.1:9",
+                "--repo=/srv/r",
+                "-r",
+                "x",
+                "backup",
+                "--tag=a",
+                "--tag=b",
+                "/data"
             ]
         );
         let out = expand(&cli(), args(&["repo", "images", "push"]), &table).unwrap();
@@ -338,14 +370,26 @@ mod tests {
         let e = expand(&cli(), args(&["repo", "backup"]), &bad).unwrap_err();
         assert!(e.contains("colour"), "{e}");
         let bad: toml::Table = "[restore]\nx = 1\n".parse().unwrap();
-        assert!(expand(&cli(), args(&["repo"]), &bad).unwrap_err().contains("restore"));
+        assert!(
+            expand(&cli(), args(&["repo"]), &bad)
+                .unwrap_err()
+                .contains("restore")
+        );
         let bad: toml::Table = "[global]\njson = \"yes\"\n".parse().unwrap();
-        assert!(expand(&cli(), args(&["repo"]), &bad).unwrap_err().contains("switch"));
+        assert!(
+            expand(&cli(), args(&["repo"]), &bad)
+                .unwrap_err()
+                .contains("switch")
+        );
     }
 
     #[test]
     fn the_profile_flag_is_found_in_every_spelling() {
-        for form in [&["repo", "-P", "prod"][..], &["repo", "-Pprod"], &["repo", "--profile=prod"]] {
+        for form in [
+            &["repo", "-P", "prod"][..],
+            &["repo", "-Pprod"],
+            &["repo", "--profile=prod"],
+        ] {
             assert_eq!(requested(&args(form)).as_deref(), Some("prod"));
         }
         assert_eq!(requested(&args(&["repo", "--", "-P", "x"])), None);

@@ -79,7 +79,11 @@ impl SnapshotFilter {
 
     fn matches_kubernetes(&self, source: &Source) -> bool {
         let namespace = source.namespace.as_deref();
-        (self.namespaces.is_empty() || self.namespaces.iter().any(|n| Some(n.as_str()) == namespace))
+        (self.namespaces.is_empty()
+            || self
+                .namespaces
+                .iter()
+                .any(|n| Some(n.as_str()) == namespace))
             && (self.pvcs.is_empty() || self.pvcs.iter().any(|want| pvc_matches(want, source)))
             && (self.kinds.is_empty() || self.kinds.contains(&source.kind))
     }
@@ -224,4 +228,49 @@ fn ids_with_prefix(repo: &Repository, name: &str) -> Result<Vec<SnapshotId>> {
         .into_iter()
         .filter(|id| id.to_hex().starts_with(&lower))
         .collect())
+}
+
+#[cfg(test)]
+mod filter_tests {
+    use super::*;
+
+    fn volume(ns: &str, pvc: &str, kind: SourceKind) -> Snapshot {
+        let mut s: Snapshot = serde_json::from_value(serde_json::json!({
+            "time": "2026-01-01T00:00:00Z", "host": "h", "username": "u",
+            "paths": ["/data"], "tree": "00".repeat(32),
+        }))
+        .unwrap();
+        s.source.kind = kind;
+        s.source.namespace = Some(ns.into());
+        s.source.pvc = Some(pvc.into());
+        s
+    }
+
+    #[test]
+    fn a_pvc_matches_by_name_or_by_namespace_and_name() {
+        let shop = volume("shop", "db", SourceKind::Filesystem);
+        let blog = volume("blog", "db", SourceKind::Filesystem);
+        let by_name = SnapshotFilter {
+            pvcs: vec!["db".into()],
+            ..Default::default()
+        };
+        assert!(by_name.matches(&shop) && by_name.matches(&blog));
+        let qualified = SnapshotFilter {
+            pvcs: vec!["shop/db".into()],
+            ..Default::default()
+        };
+        assert!(qualified.matches(&shop) && !qualified.matches(&blog));
+        let namespace = SnapshotFilter {
+            namespaces: vec!["blog".into()],
+            kinds: vec![SourceKind::Filesystem],
+            ..Default::default()
+        };
+        assert!(namespace.matches(&blog) && !namespace.matches(&shop));
+        let etcd = SnapshotFilter {
+            kinds: vec![SourceKind::Etcd],
+            ..Default::default()
+        };
+        assert!(!etcd.matches(&shop));
+        assert!(SnapshotFilter::default().is_empty() && !etcd.is_empty());
+    }
 }

@@ -29,8 +29,8 @@ pub mod cache;
 pub mod faults;
 pub mod local;
 pub mod location;
-pub mod throttle;
 mod opendal;
+pub mod throttle;
 
 pub use self::local::LocalBackend;
 pub use self::location::{Location, StorageOptions};

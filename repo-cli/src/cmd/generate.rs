@@ -69,7 +69,10 @@ fn write_man_pages(command: &clap::Command, dir: &Path) -> Result<usize> {
     let mut pending = vec![(command.get_name().to_string(), command)];
     let mut written = 0;
     while let Some((name, cmd)) = pending.pop() {
-        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
+        for sub in cmd
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+        {
             let sub_name = format!("{name}-{}", sub.get_name());
             let bin_name = sub_name.replace('-', " ");
             pending.push((sub_name, sub.clone().bin_name(bin_name)));

@@ -93,11 +93,7 @@ pub fn run(g: &Global, cmd: KeyCommand) -> Result<()> {
             ))?;
             for (id, k) in keys {
                 let mark = if id == repo.key_id() { "*" } else { " " };
-                let access = if k.append_only {
-                    "append-only"
-                } else {
-                    "full"
-                };
+                let access = if k.append_only { "append-only" } else { "full" };
                 output::line(format!(
                     "{mark}{:<8}  {:<16}  {:<12}  {:<19}  {access}",
                     id.short(),

@@ -146,7 +146,11 @@ mod tests {
             vec![GroupField::Host, GroupField::Tags]
         );
         assert_eq!(parse_group_by("").unwrap().0, vec![]);
-        assert!(parse_group_by("host,colour").unwrap_err().contains("colour"));
+        assert!(
+            parse_group_by("host,colour")
+                .unwrap_err()
+                .contains("colour")
+        );
     }
 
     #[test]
