@@ -18,6 +18,8 @@ use signal_hook::iterator::Signals;
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
 /// Set while the running command polls [`requested`] and can stop in order.
 static STOPPABLE: AtomicBool = AtomicBool::new(false);
+/// What the first signal says when the command stops in order, if not a backup's words.
+static STOP_NOTE: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
 
 /// Starts the thread that takes SIGINT and SIGTERM for the rest of the process.
 pub fn install() -> std::io::Result<()> {
@@ -42,10 +44,11 @@ fn on_signal(signal: i32) {
         "Ctrl-C"
     };
     if first && STOPPABLE.load(Ordering::SeqCst) {
-        eprintln!(
-            "repo: interrupted ({name}): stopping after the pack being written; \
-             press Ctrl-C again to stop at once"
-        );
+        let note = STOP_NOTE
+            .get()
+            .copied()
+            .unwrap_or("stopping after the pack being written; press Ctrl-C again to stop at once");
+        eprintln!("repo: interrupted ({name}): {note}");
         return;
     }
     eprintln!("repo: interrupted ({name})");
@@ -55,6 +58,12 @@ fn on_signal(signal: i32) {
 /// Marks the running command as one that stops in order when asked.
 pub fn stoppable() {
     STOPPABLE.store(true, Ordering::SeqCst);
+}
+
+/// [`stoppable`], saying `note` on the first signal instead of a backup's words.
+pub fn stoppable_with(note: &'static str) {
+    let _ = STOP_NOTE.set(note);
+    stoppable();
 }
 
 /// True once a signal asked the command to stop.
