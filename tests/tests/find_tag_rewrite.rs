@@ -459,3 +459,33 @@ fn rewrite_forget_replaces_the_snapshot() {
     assert_eq!(code(&cli.run(&["rewrite"])), 2);
     assert_eq!(code(&cli.run(&["rewrite", "--exclude", "a["])), 2);
 }
+
+#[test]
+fn object_lock_keeps_tags_and_the_rewritten_original() {
+    let cli = Cli::init_with(&["--object-lock-days", "1"]);
+    let data = tree(cli.dir.path());
+    let id = cli.backup(&data);
+
+    // A locked snapshot cannot be removed, so its tags stay as they are and nothing is written.
+    let before = repo_files(&cli);
+    let report = cli.json(&["tag", "--add", "x", &id]);
+    assert_eq!(report["tagged"].as_array().unwrap().len(), 0);
+    assert_eq!(report["locked"][0][0], id.as_str());
+    assert!(report["locked"][0][1].as_i64().unwrap() > 0);
+    assert_eq!(repo_files(&cli), before);
+    let text = cli.ok(&["tag", "--add", "x", &id]);
+    assert!(text.contains("Object Lock holds it until"), "{text}");
+
+    // rewrite --forget writes the new snapshot and keeps the locked one, saying until when.
+    let out = cli.json(&["rewrite", "--forget", "--exclude", "a.txt"]);
+    let done = &out["rewritten"][0];
+    assert_eq!(done["old"], id.as_str());
+    assert!(done["old_locked_until"].as_i64().unwrap() > 0);
+    let new = done["new"].as_str().unwrap();
+    let mut ids = snapshot_ids(&cli);
+    ids.sort();
+    let mut want = vec![id.clone(), new.to_string()];
+    want.sort();
+    assert_eq!(ids, want);
+    check_clean(&cli);
+}

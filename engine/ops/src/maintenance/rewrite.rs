@@ -145,35 +145,24 @@ impl TreeStore for StoredTrees<'_> {
     }
 }
 
-/// The patterns: as given, and case-folded.
-pub struct Matcher {
-    exact: Excludes,
-    folded: Excludes,
-}
+/// The patterns, as backup's `--exclude` and `--iexclude`.
+pub struct Matcher(Excludes);
 
 impl Matcher {
     /// Compiles both kinds of pattern; at least one must be given.
     pub fn new(excludes: &[String], iexcludes: &[String]) -> Result<Self> {
-        let folded: Vec<String> = iexcludes.iter().map(|p| p.to_lowercase()).collect();
-        let m = Self {
-            exact: Excludes::new(excludes)?,
-            folded: Excludes::new(&folded)?,
-        };
-        if m.exact.is_empty() && m.folded.is_empty() {
+        let set = Excludes::with_insensitive(excludes, iexcludes)?;
+        if set.is_empty() {
             return Err(Error::invalid(
                 "nothing to remove: give --exclude, --iexclude or --exclude-file",
             ));
         }
-        Ok(m)
+        Ok(Self(set))
     }
 
     /// True when `path` (absolute in the snapshot) is to be removed.
     pub fn matches(&self, path: &Path) -> bool {
-        self.exact.matches(path)
-            || (!self.folded.is_empty()
-                && self
-                    .folded
-                    .matches(Path::new(&path.to_string_lossy().to_lowercase())))
+        self.0.matches(path)
     }
 }
 
