@@ -19,6 +19,9 @@ use kairn_repository::repo::Repository;
 /// that a sequential reader asking for 128 KiB at a time reads each blob once.
 pub const DEFAULT_BLOB_CACHE_BYTES: usize = 8 << 20;
 
+/// Where [`FileExtents::read_with`] gets a data blob: its id and the length its tree records.
+pub type LoadBlob<'a> = dyn FnMut(&BlobId, u32) -> Result<Arc<Vec<u8>>> + 'a;
+
 /// A file's extents with where each ends, so that the extents under an offset are found by a
 /// binary search rather than a walk from the start.
 #[derive(Debug, Clone)]
@@ -88,12 +91,7 @@ impl FileExtents {
 
     /// Up to `len` bytes from `offset` (fewer at the end of the file, none past it), holes as
     /// zeros, data blobs from `load(id, expected length)`.
-    pub fn read_with(
-        &self,
-        offset: u64,
-        len: usize,
-        load: &mut dyn FnMut(&BlobId, u32) -> Result<Arc<Vec<u8>>>,
-    ) -> Result<Vec<u8>> {
+    pub fn read_with(&self, offset: u64, len: usize, load: &mut LoadBlob<'_>) -> Result<Vec<u8>> {
         let pieces = self.pieces(offset, len as u64);
         let total: u64 = pieces.iter().map(|p| p.len).sum();
         let mut out = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
