@@ -178,8 +178,7 @@ fn status_line(c: &Counts, elapsed: Duration) -> String {
     }
     if !c.scan_finished {
         line.push_str("  (counting)");
-    } else if rate > 0 {
-        let left = c.total_bytes.saturating_sub(c.bytes_done) / rate;
+    } else if let Some(left) = c.total_bytes.saturating_sub(c.bytes_done).checked_div(rate) {
         line.push_str(&format!("  ETA {}", clock(Duration::from_secs(left))));
     }
     line

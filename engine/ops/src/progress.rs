@@ -15,7 +15,7 @@ pub trait Progress: Send + Sync {
     fn file_started(&self, _path: &Path) {}
     /// A file-system backup (or dry run) is done with a file, of `size` bytes: what it was
     /// against the parent snapshot. Every file gets one, unchanged ones too.
-    fn file_status(&self, _path: &Path, _change: crate::backup::FileChange, _size: u64) {}
+    fn file_status(&self, _path: &Path, _change: crate::backup::options::FileChange, _size: u64) {}
     /// Something went wrong with one item, and the operation goes on.
     fn warning(&self, _path: &Path, _message: &str) {}
     /// The current phase ended.

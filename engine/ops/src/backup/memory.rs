@@ -7,10 +7,11 @@ use std::io::Read;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use super::excludes::Filters;
+use super::options::{BackupOptions, BackupOutcome};
 use super::publish::{Pending, finish};
 use super::store::Store;
 use super::walk::Archiver;
-use super::{BackupOptions, BackupOutcome, Filters};
 use crate::progress::Progress;
 use kairn_format::error::{Error, Result};
 use kairn_format::id::BlobId;
@@ -80,7 +81,7 @@ impl<'a> MemoryBackup<'a> {
         total: Option<u64>,
         progress: &'a dyn Progress,
     ) -> Result<Self> {
-        let store = Store::Repository(BlobSaver::new(repo, session, index)?);
+        let store = Store::Repository(Box::new(BlobSaver::new(repo, session, index)?));
         let archiver = Archiver::new(repo, store, index, Filters::none(), false, progress)?;
         progress.start("backup", total);
         Ok(Self {

@@ -5,6 +5,7 @@ pub mod excludes;
 mod file;
 pub mod memory;
 mod metadata;
+pub mod options;
 mod publish;
 pub mod resume;
 mod scan;
@@ -22,16 +23,16 @@ use std::time::Instant;
 
 pub use self::excludes::{CACHEDIR_TAG, Excludes, Filters};
 use self::metadata::{node_from_metadata, read_xattrs};
+pub use self::options::{BackupOptions, BackupOutcome, FileChange, ParentChoice, Warning};
 pub use self::publish::DryRunOutcome;
 use self::publish::{Pending, finish, summarize};
 pub use self::scan::{ScanTotals, scan_totals};
 use self::store::{DryRun, Store};
 use self::walk::Archiver;
-pub use self::walk::Warning;
 use crate::progress::Progress;
 use kairn_format::error::{Error, Result};
+use kairn_format::id::BlobId;
 use kairn_format::id::BlobKind;
-use kairn_format::id::{BlobId, SnapshotId};
 use kairn_format::snapshot::{Snapshot, Source, SourceKind};
 use kairn_format::tree::{Extent, Node, NodeKind, Timestamp, Tree};
 use kairn_repository::index::Index;
@@ -39,84 +40,7 @@ use kairn_repository::read::load_tree;
 use kairn_repository::repo::Repository;
 use kairn_repository::save::BlobSaver;
 use kairn_repository::session::Session;
-use kairn_repository::snapshots::UnreadableFile;
 use kairn_repository::snapshots::{Latest, SnapshotFilter, latest_matching};
-
-/// Which snapshot to compare against to skip unchanged files.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum ParentChoice {
-    /// The latest snapshot of the same host, paths and source identity.
-    #[default]
-    Latest,
-    /// None: read every file.
-    None,
-    /// This snapshot.
-    Snapshot(SnapshotId),
-}
-
-/// What a file was against the parent snapshot, as a backup reports it
-/// ([`Progress::file_status`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileChange {
-    /// Not in the parent (or no parent).
-    New,
-    /// In the parent, and read again because its metadata changed.
-    Modified,
-    /// In the parent with the same metadata: taken from it without reading.
-    Unchanged,
-}
-
-/// What to back up and how.
-#[derive(Debug, Clone, Default)]
-pub struct BackupOptions {
-    /// Paths to back up; made absolute.
-    pub paths: Vec<PathBuf>,
-    /// Exclude patterns.
-    pub excludes: Vec<String>,
-    /// Exclude patterns matched ignoring case (restic's `--iexclude`).
-    pub iexcludes: Vec<String>,
-    /// Leave out regular files larger than this many bytes.
-    pub exclude_larger_than: Option<u64>,
-    /// Leave out the contents of every directory that holds one of these tag files, all but
-    /// the tag file itself: `NAME`, or `NAME:HEADER` when the file must begin with `HEADER`
-    /// ([`CACHEDIR_TAG`] is restic's `--exclude-caches`).
-    pub exclude_if_present: Vec<String>,
-    /// Do not descend into other filesystems.
-    pub one_file_system: bool,
-    /// Tags for the snapshot.
-    pub tags: Vec<String>,
-    /// Host name to record; the machine's when `None`.
-    pub host: Option<String>,
-    /// Change-detection parent.
-    pub parent: ParentChoice,
-    /// Source identity (Kubernetes volume and so on).
-    pub source: Source,
-    /// Store the one backup path under this name at the snapshot's root (`/NAME`) instead of
-    /// under its real path. A volume mounted at a path that changes with every pod (the
-    /// kubelet's `pods/<uid>/volumes/...`) keeps one path across snapshots this way, so the
-    /// parent's entries line up and unchanged files are not read again.
-    pub stored_as: Option<String>,
-    /// The cluster backup the snapshot is part of.
-    pub group: Option<kairn_format::snapshot::Group>,
-    /// The directory of a local repository being written: left out, with a note, wherever the
-    /// backup paths reach it, so that a repository is never backed up into itself.
-    pub repository_dir: Option<PathBuf>,
-}
-
-/// What a backup produced.
-#[derive(Debug, Clone)]
-pub struct BackupOutcome {
-    /// The new snapshot's id.
-    pub id: SnapshotId,
-    /// The snapshot.
-    pub snapshot: Snapshot,
-    /// Entries that could not be read, or changed while read.
-    pub warnings: Vec<Warning>,
-    /// Entries left out on purpose (the repository itself), with why.
-    pub notes: Vec<Warning>,
-    /// Snapshot files skipped as damaged while looking for the parent: the caller warns.
-    pub skipped_snapshots: Vec<UnreadableFile>,
-}
 
 /// Lexically absolute path: joined to the working directory, `.` and `..` resolved without
 /// following symlinks.
@@ -175,7 +99,7 @@ pub fn backup(
     opts: &BackupOptions,
     progress: &dyn Progress,
 ) -> Result<BackupOutcome> {
-    let store = Store::Repository(BlobSaver::new(repo, session, index)?);
+    let store = Store::Repository(Box::new(BlobSaver::new(repo, session, index)?));
     let (archiver, pending) = walk_sources(repo, index, store, opts, progress)?;
     finish(&archiver, session, pending, opts)
 }
@@ -424,7 +348,7 @@ pub fn backup_stream(
     }
     let started = chrono::Utc::now();
     let clock = Instant::now();
-    let store = Store::Repository(BlobSaver::new(repo, session, index)?);
+    let store = Store::Repository(Box::new(BlobSaver::new(repo, session, index)?));
     let archiver = Archiver::new(repo, store, index, Filters::none(), false, progress)?;
     progress.start("backup", None);
     let mut content = Vec::new();

@@ -3,8 +3,8 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::walk::{self, Archiver, Warning};
-use super::{BackupOptions, BackupOutcome};
+use super::options::{BackupOptions, BackupOutcome, Warning};
+use super::walk::{self, Archiver};
 use kairn_format::error::Result;
 use kairn_format::id::{BlobId, SnapshotId};
 use kairn_format::snapshot::{Snapshot, Source, Summary};

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::metadata::list_dir;
-use super::{BackupOptions, accessible_paths, filters};
+use super::options::BackupOptions;
+use super::{accessible_paths, filters};
 use kairn_format::error::Result;
 
 /// What the scan found so far.
@@ -113,7 +114,7 @@ mod tests {
         std::fs::write(d.join("a/skip.log"), vec![1u8; 7]).unwrap();
         std::fs::write(
             d.join("a/cache/CACHEDIR.TAG"),
-            super::super::CACHEDIR_TAG[13..].as_bytes(),
+            &super::super::CACHEDIR_TAG.as_bytes()[13..],
         )
         .unwrap();
         std::fs::write(d.join("a/cache/blob"), vec![1u8; 50]).unwrap();

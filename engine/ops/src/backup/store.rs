@@ -19,7 +19,7 @@ const METADATA_PER_BLOB: u64 = 80;
 /// The destination of a backup's blobs.
 pub(crate) enum Store<'a> {
     /// Packs, then an index, in the repository.
-    Repository(BlobSaver<'a>),
+    Repository(Box<BlobSaver<'a>>),
     /// Nothing is written.
     DryRun(DryRun<'a>),
 }

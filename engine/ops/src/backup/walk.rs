@@ -4,16 +4,16 @@
 
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
-use super::FileChange;
 use super::excludes::Filters;
 use super::file::{ReadFailure, read_file};
 use super::metadata::{NameCache, list_dir, node_from_metadata, read_xattrs};
+use super::options::{FileChange, Warning};
 use super::store::Store;
 use crate::progress::Progress;
 use kairn_format::error::Result;
@@ -23,15 +23,6 @@ use kairn_format::tree::{Extent, Node, NodeKind, Tree};
 use kairn_repository::index::Index;
 use kairn_repository::read::load_tree;
 use kairn_repository::repo::Repository;
-
-/// A problem with one source entry; the backup goes on without it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Warning {
-    /// The entry.
-    pub path: PathBuf,
-    /// What happened.
-    pub message: String,
-}
 
 /// Counters for the snapshot summary.
 #[derive(Debug, Default)]
