@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::policy::Listed;
 use super::report::RestoreProblem;
 use crate::backup::Excludes;
 use kairn_format::error::Result;
@@ -118,6 +117,15 @@ pub(crate) fn data_bytes(node: &Node) -> u64 {
             .sum(),
         _ => 0,
     }
+}
+
+/// A restored directory's listing, for `--delete`: the names the snapshot has there.
+pub(crate) struct Listed {
+    /// The directory, relative to the target.
+    pub rel: PathBuf,
+    pub names: HashSet<Vec<u8>>,
+    /// Whether the directory itself is included (by the include patterns, or as none were given).
+    pub included: bool,
 }
 
 /// A directory to make, with its metadata when the snapshot has it.

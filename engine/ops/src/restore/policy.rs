@@ -19,11 +19,10 @@
 //! - `--delete` removes what a restored directory of the target holds and the snapshot's
 //!   directory does not, when the include and exclude patterns select it.
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 
 use super::at::TEMP_PREFIX;
-use super::plan::Filters;
+use super::plan::{Filters, Listed};
 use kairn_format::tree::Timestamp;
 
 /// What `restore` does with an entry that already exists in the target.
@@ -193,15 +192,6 @@ pub(crate) fn decide(
     }
 }
 
-/// A restored directory's listing, for `--delete`: the names the snapshot has there.
-pub(crate) struct Listed {
-    /// The directory, relative to the target.
-    pub rel: PathBuf,
-    pub names: HashSet<Vec<u8>>,
-    /// Whether the directory itself is included (by the include patterns, or as none were given).
-    pub included: bool,
-}
-
 /// Names a restore may leave in a directory while it runs: never the snapshot's or the user's.
 fn ours(name: &[u8]) -> bool {
     name.starts_with(TEMP_PREFIX.as_bytes()) || name.starts_with(super::PROBE_PREFIX.as_bytes())
@@ -225,6 +215,7 @@ pub(crate) fn deletions(listed: &Listed, present: &[Vec<u8>], filters: &Filters)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
 
     fn at(secs: i64) -> Timestamp {
         Timestamp { secs, nanos: 0 }

@@ -14,10 +14,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::plan::{
-    BlobNeed, BlobTarget, DirEntry, FileJob, Filters, HardLink, Original, OtherEntry, PackWork,
-    Plan, Step, data_bytes,
+    BlobNeed, BlobTarget, DirEntry, FileJob, Filters, HardLink, Listed, Original, OtherEntry,
+    PackWork, Plan, Step, data_bytes,
 };
-use super::policy::Listed;
 use super::report::RestoreProblem;
 use kairn_format::error::{ErrorKind, Result};
 use kairn_format::id::BlobId;
