@@ -76,7 +76,14 @@ fn cluster_backups_are_listed_as_one_and_forgotten_whole() {
     assert!(text.contains("cluster backup run-1 (nightly)"), "{text}");
     assert!(text.contains("3 cluster backup(s)"), "{text}");
     // `latest` narrowed to one cluster backup and one kind: run 2's database dump.
-    let dump = cli.ok(&["dump", "latest:/dump.sql", "--group", "run-2", "--kind", "stdin"]);
+    let dump = cli.ok(&[
+        "dump",
+        "latest:/dump.sql",
+        "--group",
+        "run-2",
+        "--kind",
+        "stdin",
+    ]);
     assert_eq!(dump, "dump 2");
 
     // Keep the last cluster backup of the series, filtered to node-a: run 2's web volume on
