@@ -357,6 +357,19 @@ fn rewrite_removes_entries_and_prune_frees_their_data() {
     want.sort();
     assert_eq!(ids, want, "without --forget both stay");
     check_clean(&cli);
+    // The same rewrite again finds its snapshot there: no duplicate.
+    let files = repo_files(&cli);
+    let again = cli.json(&[
+        "rewrite",
+        "--exclude",
+        "*.key",
+        "--iexclude",
+        &cache.to_uppercase(),
+        &old,
+    ]);
+    assert_eq!(again["rewritten"][0]["new"], new.as_str());
+    assert_eq!(again["rewritten"][0]["existing"], true);
+    assert_eq!(repo_files(&cli), files);
 
     let new_snap = snapshot(&cli, &new);
     assert_eq!(new_snap["original"], old.as_str());

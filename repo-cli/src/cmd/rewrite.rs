@@ -110,6 +110,15 @@ fn print(r: &RewriteReport) -> Result<()> {
             ))?;
         }
         if let Some(new) = s.new {
+            let saved = if s.existing {
+                "already rewritten as"
+            } else {
+                "saved as"
+            };
+            if r.dry_run {
+                output::line(format!("  {saved} {}", new.short()))?;
+                continue;
+            }
             let old = match (r.forget, s.old_locked_until) {
                 (false, _) => format!("{} kept (--forget removes it)", s.old.short()),
                 (true, None) => format!("{} removed", s.old.short()),
@@ -121,7 +130,7 @@ fn print(r: &RewriteReport) -> Result<()> {
                     s.old.short()
                 ),
             };
-            output::line(format!("  saved as {}; {old}", new.short()))?;
+            output::line(format!("  {saved} {}; {old}", new.short()))?;
         }
     }
     for id in &r.unchanged {

@@ -17,6 +17,10 @@
 //! snapshot's `original`, else its id, as `tag` and `copy` set it) and its summary, whose
 //! total size and counts lose what was removed. Removed files are taken from the unmodified
 //! count first, then changed, then new: which of them a removed file was, the tree does not say.
+//!
+//! A snapshot rewritten the same way before (another snapshot has its `original` and the new
+//! tree) is not written again: sealed files differ on every write, so running a rewrite without
+//! `--forget` twice would otherwise leave two equal snapshots. With `forget` the old one goes.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -25,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::tag::{origin, replace};
+use super::tag::{origin, remove_old, replace};
 use crate::backup::Excludes;
 use crate::inspect::find::kind_name;
 use kairn_format::error::{Error, Result};
@@ -90,8 +94,11 @@ pub struct RemovedEntry {
 pub struct RewrittenSnapshot {
     /// The snapshot before.
     pub old: SnapshotId,
-    /// Its replacement; `None` in a dry run.
+    /// Its replacement; `None` in a dry run unless it exists already.
     pub new: Option<SnapshotId>,
+    /// True when the replacement was already stored by an earlier rewrite (same `original`,
+    /// same tree), so none was written.
+    pub existing: bool,
     /// What was removed, in path order.
     pub removed: Vec<RemovedEntry>,
     /// Totals of what was removed.
@@ -348,18 +355,32 @@ pub fn rewrite(
         // Invariant 2 of §14: the trees' packs, then their index, then the snapshots.
         saver.flush()?;
     }
+    let earlier = rewritten_before(repo)?;
     for (id, snap, out) in pending {
+        let origin = origin(id, &snap);
         let mut done = RewrittenSnapshot {
             old: id,
-            new: None,
+            new: earlier.get(&(origin, out.id)).copied(),
+            existing: false,
             removed: out.removed,
             counts: out.counts,
             old_locked_until: None,
         };
-        if !opts.dry_run {
+        done.existing = done.new.is_some();
+        if opts.dry_run {
+            report.rewritten.push(done);
+            continue;
+        }
+        if done.existing {
+            // Rewritten the same way before (a rewrite without --forget, run again): the
+            // snapshot is there, and a second one would only be a duplicate.
+            if opts.forget {
+                done.old_locked_until = remove_old(repo, session, id)?;
+            }
+        } else {
             let new = Snapshot {
                 tree: out.id,
-                original: Some(origin(id, &snap)),
+                original: Some(origin),
                 summary: corrected(snap.summary.clone(), &out.counts),
                 ..snap
             };
@@ -370,6 +391,16 @@ pub fn rewrite(
         report.rewritten.push(done);
     }
     Ok(report)
+}
+
+/// The snapshots that stand for another, by that one's `original` and their tree.
+fn rewritten_before(repo: &Repository) -> Result<HashMap<(SnapshotId, BlobId), SnapshotId>> {
+    Ok(repo
+        .scan_snapshots()?
+        .snapshots
+        .into_iter()
+        .filter_map(|(id, s)| s.original.map(|o| ((o, s.tree), id)))
+        .collect())
 }
 
 #[cfg(test)]

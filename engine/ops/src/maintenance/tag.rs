@@ -138,9 +138,14 @@ pub fn replace(
     if keep_old || id == old {
         return Ok((id, None));
     }
+    Ok((id, remove_old(repo, session, old)?))
+}
+
+/// Removes a replaced snapshot unless the store's retention lock holds it; then returns when
+/// the lock ends.
+pub fn remove_old(repo: &Repository, session: &Session, old: SnapshotId) -> Result<Option<i64>> {
     let now = repo.lock_clock(session)?;
-    let locked = repo.delete_content(FileKind::Snapshot, &old.to_hex(), now)?;
-    Ok((id, locked))
+    repo.delete_content(FileKind::Snapshot, &old.to_hex(), now)
 }
 
 /// Changes the tags of `snapshots` (chosen by the caller) under `session`.
