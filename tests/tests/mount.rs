@@ -432,6 +432,48 @@ fn reading_a_large_file_holds_a_few_mib() {
 }
 
 #[test]
+fn a_damaged_blob_fails_its_read_with_eio_and_the_rest_still_reads() {
+    if let Some(why) = why_no_fuse() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let cli = Cli::init();
+    let src = cli.dir.path().join("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("large"), noise(5, 3 << 20)).unwrap();
+    fs::write(src.join("small"), b"still readable").unwrap();
+    let id = cli.backup(&src);
+    // A byte in the middle of the largest pack: inside one of the large file's blobs.
+    let pack = cli
+        .files("data")
+        .into_iter()
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut bytes = fs::read(&pack).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    fs::set_permissions(&pack, fs::Permissions::from_mode(0o600)).unwrap();
+    fs::write(&pack, bytes).unwrap();
+
+    let mnt = cli.dir.path().join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    let mut m = Mount::start(&cli, &mnt, &[]);
+    let root = mnt
+        .join("ids")
+        .join(&id[..8])
+        .join(src.strip_prefix("/").unwrap());
+    assert_eq!(fs::read(root.join("small")).unwrap(), b"still readable");
+    let err = fs::read(root.join("large")).expect_err("a damaged blob was read");
+    assert_eq!(err.raw_os_error(), Some(Errno::EIO as i32), "{err}");
+    let (status, _, stderr) = m.stop(Signal::SIGINT);
+    assert_eq!(status, Some(0), "stderr: {stderr}");
+    assert!(
+        stderr.contains("cannot read") && stderr.contains("large"),
+        "stderr: {stderr}"
+    );
+}
+
+#[test]
 fn a_mountpoint_that_is_missing_or_a_file_is_a_usage_error() {
     let cli = Cli::init();
     let missing = cli.dir.path().join("missing");

@@ -166,6 +166,10 @@ fn check_fuse_device() -> Result<()> {
             "{FUSE_DEVICE} does not exist: load the fuse kernel module (modprobe fuse); in a \
              container, pass the device in (docker run --device /dev/fuse --cap-add SYS_ADMIN)"
         ),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => bail!(
+            "cannot open {FUSE_DEVICE}: permission denied; on this machine only root may mount \
+             FUSE filesystems (the device is usually mode 0666)"
+        ),
         Err(e) => {
             Err(anyhow!(e).context(format!("cannot open {FUSE_DEVICE}, which FUSE mounts need")))
         }
