@@ -253,3 +253,30 @@ fn a_wrong_source_password_fails_before_touching_the_destination() {
     assert_eq!(kairn_e2e::code(&out), 12, "wrong password");
     assert!(dst.files("sessions").is_empty());
 }
+
+#[test]
+fn a_rewritten_snapshot_is_copied_beside_the_snapshot_it_rewrote() {
+    let src = Cli::init();
+    let data = src.dir.path().join("data");
+    build_tree(&data);
+    fs::write(data.join("secret.env"), "TOKEN=1\n").unwrap();
+    let first = src.backup(&data);
+    // A retag keeps the counts: it is the same snapshot, copied once.
+    src.ok(&["tag", "--add", "kept", &first[..8]]);
+    // Rewritten with `original` naming the retagged snapshot's first id, but one file fewer.
+    src.ok(&["rewrite", "--exclude", "secret.env", "latest"]);
+    let dst = destination();
+    let report = copy(&src, &dst, &[]);
+    assert_eq!(report["copied"].as_array().unwrap().len(), 2, "{report}");
+    assert!(report["skipped"].as_array().unwrap().is_empty(), "{report}");
+    let again = copy(&src, &dst, &[]);
+    assert!(again["copied"].as_array().unwrap().is_empty(), "{again}");
+    let copies = dst.json(&["snapshots"]);
+    let with_secret = copies
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["summary"]["total_bytes"] == copies[0]["summary"]["total_bytes"])
+        .count();
+    assert_eq!(with_secret, 1, "{copies}");
+}

@@ -147,7 +147,9 @@ pub struct Snapshot {
     pub parent: Option<SnapshotId>,
     /// For a snapshot written by `repo copy`: the snapshot copied, or the one that snapshot was
     /// itself copied from, so a chain of copies keeps the first id. Copies are re-sealed under
-    /// other keys and get other ids; this is what recognises them across repositories.
+    /// other keys and get other ids; this is what recognises them across repositories (with
+    /// the summary's counts, which tell a rewrite apart). `repo tag` and `repo rewrite` set it
+    /// to the snapshot they replaced (kept when that one had one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original: Option<SnapshotId>,
     /// Source identity.

@@ -54,7 +54,7 @@ use std::sync::atomic::Ordering;
 
 use serde::Serialize;
 
-use self::recognise::{Copies, origin};
+use self::recognise::{Copies, Shape, origin};
 use self::rewrite::Rewriter;
 use crate::progress::Progress;
 use kairn_format::error::{Error, ErrorKind, Result};
@@ -154,8 +154,9 @@ pub fn copy(
             continue;
         }
         let original = origin(id, &snap);
+        let shape = Shape::of(&snap);
         if opts.dry_run {
-            present.insert(original, id);
+            present.insert(original, shape, id);
             report.copied.push(CopiedSnapshot {
                 source: id,
                 copy: None,
@@ -177,7 +178,7 @@ pub fn copy(
             ..snap
         };
         let new_id = dst_session.save_snapshot(&copy)?;
-        present.insert(original, new_id);
+        present.insert(original, shape, new_id);
         report.copied.push(CopiedSnapshot {
             source: id,
             copy: Some(new_id),

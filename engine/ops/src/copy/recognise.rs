@@ -13,11 +13,34 @@ pub(super) fn origin(id: SnapshotId, snap: &Snapshot) -> SnapshotId {
     snap.original.unwrap_or(id)
 }
 
+/// What `repo rewrite` changes and a copy or `repo tag` keeps: the snapshot's counts. A
+/// rewrite records the snapshot it rewrote as its `original` too, and removes at least one
+/// entry, so its shape tells it apart from that snapshot and from the snapshot's copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct Shape {
+    total_bytes: u64,
+    files: u64,
+    dirs: u64,
+    others: u64,
+}
+
+impl Shape {
+    pub(super) fn of(s: &Snapshot) -> Self {
+        let m = &s.summary;
+        Self {
+            total_bytes: m.total_bytes,
+            files: m.files_new + m.files_changed + m.files_unmodified,
+            dirs: m.dirs,
+            others: m.others,
+        }
+    }
+}
+
 /// The destination's snapshots, looked up as copies of source snapshots.
 pub(super) struct Copies {
-    /// Destination snapshots by their `original` and by their own id: a source snapshot copied
-    /// back to the repository it came from names the very snapshot.
-    by_origin: HashMap<SnapshotId, SnapshotId>,
+    /// Destination snapshots by their `original` and by their own id, with their shape: a
+    /// source snapshot copied back to the repository it came from names the very snapshot.
+    by_origin: HashMap<(SnapshotId, Shape), SnapshotId>,
     /// Destination snapshots no source snapshot claims through `by_origin`, by identity.
     by_identity: HashMap<Identity, SnapshotId>,
 }
@@ -42,8 +65,9 @@ impl Copies {
             if !keys.iter().flatten().any(|k| claimed.contains(k)) {
                 by_identity.insert(Identity::of(&snap), id);
             }
+            let shape = Shape::of(&snap);
             for key in keys.into_iter().flatten() {
-                by_origin.insert(key, id);
+                by_origin.insert((key, shape), id);
             }
         }
         Self {
@@ -54,17 +78,19 @@ impl Copies {
 
     /// The destination's copy of source snapshot `id`, if it has one.
     pub(super) fn find(&self, id: SnapshotId, snap: &Snapshot) -> Option<SnapshotId> {
+        let shape = Shape::of(snap);
         [Some(id), snap.original]
             .into_iter()
             .flatten()
-            .find_map(|key| self.by_origin.get(&key))
+            .find_map(|key| self.by_origin.get(&(key, shape)))
             .or_else(|| self.by_identity.get(&Identity::of(snap)))
             .copied()
     }
 
-    /// Records `copy` as the copy of the source snapshots whose origin is `origin`.
-    pub(super) fn insert(&mut self, origin: SnapshotId, copy: SnapshotId) {
-        self.by_origin.insert(origin, copy);
+    /// Records `copy` as the copy of the source snapshots whose origin is `origin` and whose
+    /// shape is `shape`.
+    pub(super) fn insert(&mut self, origin: SnapshotId, shape: Shape, copy: SnapshotId) {
+        self.by_origin.insert((origin, shape), copy);
     }
 }
 
@@ -166,5 +192,26 @@ mod tests {
         let new = Copies::new(vec![(id(9), snap(&["t"], Some(id(1))))], &src);
         assert_eq!(new.find(id(1), &s1), Some(id(9)));
         assert_eq!(new.find(id(2), &s2), None);
+    }
+
+    #[test]
+    fn a_rewrite_of_a_snapshot_is_not_taken_for_its_copy() {
+        let mut a = snap(&[], None);
+        a.summary.files_new = 3;
+        a.summary.total_bytes = 300;
+        let mut rewritten = snap(&[], Some(id(1)));
+        rewritten.summary.files_new = 2;
+        rewritten.summary.total_bytes = 200;
+        let src = HashMap::from([(id(1), a.clone()), (id(2), rewritten.clone())]);
+        let mut dst = Copies::new(Vec::new(), &src);
+        dst.insert(origin(id(1), &a), Shape::of(&a), id(9));
+        assert_eq!(dst.find(id(2), &rewritten), None);
+        // A retagged snapshot keeps its shape, so it still is the same snapshot's copy.
+        let retagged = snap(&["new-tag"], Some(id(1)));
+        let mut plain = snap(&[], None);
+        plain.summary = retagged.summary.clone();
+        let mut dst = Copies::new(Vec::new(), &src);
+        dst.insert(id(1), Shape::of(&plain), id(9));
+        assert_eq!(dst.find(id(3), &retagged), Some(id(9)));
     }
 }
