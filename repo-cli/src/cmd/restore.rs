@@ -13,22 +13,26 @@ use crate::progress::CliProgress;
 use crate::{exit, output, record};
 
 /// Restore a snapshot, or a part of it, into a directory.
-///
-/// With SNAPSHOT:SUBPATH the target stands for SUBPATH, and --include/--exclude patterns are
-/// matched relative to it (as restic does): `repo restore latest:/data --target T --include
-/// /www` restores /data/www to T/www. A pattern that matches nothing in the snapshot is
-/// reported on stderr.
 #[derive(Debug, Args)]
+#[command(
+    after_long_help = "With SNAPSHOT:SUBPATH the target stands for SUBPATH, and \
+--include/--exclude patterns are matched relative to it, as restic does: \
+`repo restore latest:/data --target /mnt/restore --include /www` restores /data/www to \
+/mnt/restore/www. A pattern that matches nothing in the snapshot is named on stderr, with the \
+relative form when it starts with SUBPATH."
+)]
 pub struct RestoreArgs {
     /// SNAPSHOT[:SUBPATH]; `latest` is the newest snapshot.
     snapshot: String,
     /// Directory to restore into (created if missing; not with --dry-run).
     #[arg(short, long)]
     target: PathBuf,
-    /// Restore only paths matching this pattern (repeatable); relative to SUBPATH.
+    /// Restore only paths matching this pattern (repeatable); relative to SUBPATH with
+    /// SNAPSHOT:SUBPATH (see below).
     #[arg(short, long = "include", value_name = "PATTERN")]
     include: Vec<String>,
-    /// Skip paths matching this pattern (repeatable); relative to SUBPATH.
+    /// Skip paths matching this pattern (repeatable); relative to SUBPATH with
+    /// SNAPSHOT:SUBPATH.
     #[arg(short, long = "exclude", value_name = "PATTERN")]
     exclude: Vec<String>,
     /// Re-read every restored file and check it against the snapshot.
@@ -273,8 +277,9 @@ fn print_text(
             output::line(format!("{:<8} {}{slash}", c.action.name(), at(&c.path)))?;
         }
         output::line(format!(
-            "dry run: restoring snapshot {} to {} would make {} new, replace {}, delete {}; {} \
-             files already in place, {} skipped by --overwrite {policy}; nothing was written",
+            "dry run: restoring snapshot {} to {} would make {} new, replace {}, delete {}; \
+             already in place: {} file(s); skipped by --overwrite {policy}: {}; nothing was \
+             written",
             id.short(),
             target.display(),
             new_count(report),
