@@ -474,6 +474,37 @@ fn a_damaged_blob_fails_its_read_with_eio_and_the_rest_still_reads() {
 }
 
 #[test]
+fn a_killed_mount_is_removed_by_fusermount3_as_root() {
+    if let Some(why) = why_no_fuse() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: auto_unmount is used as root (or with --allow-other)");
+        return;
+    }
+    let cli = Cli::init();
+    let src = cli.dir.path().join("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("file"), b"x").unwrap();
+    cli.backup(&src);
+    let mnt = cli.dir.path().join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    let mut m = Mount::start(&cli, &mnt, &[]);
+    let (status, _, _) = m.stop(Signal::SIGKILL);
+    assert_eq!(status, None, "killed by the signal");
+    // fusermount3 notices the process is gone and unmounts; wait for it (10 s at most).
+    for _ in 0..200 {
+        if !is_mounted(&mnt) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!is_mounted(&mnt), "a stale mount was left behind");
+    assert!(names(&mnt).is_empty());
+}
+
+#[test]
 fn a_mountpoint_that_is_missing_or_a_file_is_a_usage_error() {
     let cli = Cli::init();
     let missing = cli.dir.path().join("missing");
