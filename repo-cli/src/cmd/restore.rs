@@ -134,12 +134,20 @@ pub fn run(g: &Global, a: RestoreArgs) -> Result<()> {
         .into());
     }
     if !report.errors.is_empty() {
-        return Err(Partial {
-            code: exit::DAMAGED_DATA,
-            message: format!(
+        let message = if opts.dry_run {
+            format!(
+                "dry run: {} file(s) could not be restored (named above)",
+                report.errors.len()
+            )
+        } else {
+            format!(
                 "{} file(s) could not be restored; every other file was",
                 report.errors.len()
-            ),
+            )
+        };
+        return Err(Partial {
+            code: exit::DAMAGED_DATA,
+            message,
         }
         .into());
     }
