@@ -265,3 +265,38 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A command's own option named like a global one hides the global option there (clap
+    /// does not propagate it), so `repo mount --cache-size` would quietly mean something else.
+    #[test]
+    fn no_command_option_shadows_a_global_option() {
+        let root = Cli::command();
+        let globals: Vec<String> = root
+            .get_arguments()
+            .filter(|a| a.is_global_set())
+            .filter_map(|a| a.get_long().map(str::to_string))
+            .collect();
+        let mut pending: Vec<&clap::Command> = root.get_subcommands().collect();
+        while let Some(cmd) = pending.pop() {
+            pending.extend(cmd.get_subcommands());
+            for arg in cmd.get_arguments() {
+                // `key add/passwd --append-only` makes the new key append-only, which is what
+                // the global flag would mean there anyway (its holder may not delete).
+                if arg.get_long() == Some("append-only") && matches!(cmd.get_name(), "add" | "passwd") {
+                    continue;
+                }
+                if let Some(long) = arg.get_long() {
+                    assert!(
+                        !globals.iter().any(|g| g == long),
+                        "repo {} --{long} shadows the global option",
+                        cmd.get_name()
+                    );
+                }
+            }
+        }
+    }
+}

@@ -407,7 +407,7 @@ fn reading_a_large_file_holds_a_few_mib() {
 
     let mnt = cli.dir.path().join("mnt");
     fs::create_dir(&mnt).unwrap();
-    let mut m = Mount::start(&cli, &mnt, &["--cache-size", "1M"]);
+    let mut m = Mount::start(&cli, &mnt, &["--read-cache", "1M"]);
     let file = mnt
         .join("ids")
         .join(&id[..8])

@@ -48,7 +48,7 @@ pub struct MountArgs {
     /// Decrypted file data kept in memory for reads that come back to it (one blob is always
     /// kept, however large).
     #[arg(long, value_name = "SIZE", default_value = "8M", value_parser = parse_size)]
-    cache_size: u64,
+    read_cache: u64,
     #[command(flatten)]
     filter: FilterArgs,
 }
@@ -81,7 +81,7 @@ pub fn run(g: &Global, a: MountArgs) -> Result<()> {
         })
         .collect();
     let count = snapshots.len();
-    let cache = usize::try_from(a.cache_size).unwrap_or(usize::MAX);
+    let cache = usize::try_from(a.read_cache).unwrap_or(usize::MAX);
     let filesystem = SnapshotFs::new(repo, index, snapshots, root, cache, owner);
 
     // From here the first signal unmounts in order rather than ending the process.
