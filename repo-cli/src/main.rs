@@ -286,7 +286,9 @@ mod tests {
             for arg in cmd.get_arguments() {
                 // `key add/passwd --append-only` makes the new key append-only, which is what
                 // the global flag would mean there anyway (its holder may not delete).
-                if arg.get_long() == Some("append-only") && matches!(cmd.get_name(), "add" | "passwd") {
+                if arg.get_long() == Some("append-only")
+                    && matches!(cmd.get_name(), "add" | "passwd")
+                {
                     continue;
                 }
                 if let Some(long) = arg.get_long() {
