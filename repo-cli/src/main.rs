@@ -89,7 +89,11 @@ enum Command {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let g = &cli.global;
-    if matches!(
+    if let Command::Backup(a) = &cli.command
+        && a.is_dry_run()
+    {
+        interrupt::stoppable_with("stopping; a dry run has written nothing");
+    } else if matches!(
         cli.command,
         Command::Backup(_)
             | Command::Restore(_)

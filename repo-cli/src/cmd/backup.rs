@@ -151,6 +151,13 @@ fn read_pem(path: &Option<PathBuf>) -> Result<Option<Vec<u8>>> {
         .transpose()
 }
 
+impl BackupArgs {
+    /// True for `--dry-run`, which writes nothing (Ctrl-C then says so).
+    pub fn is_dry_run(&self) -> bool {
+        self.dry_run
+    }
+}
+
 pub fn run(g: &Global, a: BackupArgs) -> Result<()> {
     if !a.etcd.is_empty() {
         return run_etcd(g, &a);
