@@ -85,8 +85,7 @@ pub struct Global {
         long,
         env = "KAIRN_PASSWORD_COMMAND",
         global = true,
-        value_name = "COMMAND",
-        conflicts_with = "password_file"
+        value_name = "COMMAND"
     )]
     pub password_command: Option<String>,
 
@@ -191,7 +190,7 @@ impl Global {
             .parse()
             .map_err(|e: engine::Error| crate::exit::UsageError(e.to_string()))?;
         self.refuse_local_bandwidth_limit(&location)?;
-        let opts = self.storage_options(&location, &self.all_options()?);
+        let opts = self.storage_options(&location, &self.all_options(&location)?);
         let backend: Arc<dyn Backend> = Arc::new(OpendalBackend::open(&location, &opts, create)?);
         Ok(self.throttled(with_injected_faults(backend)?))
     }
@@ -291,9 +290,23 @@ impl Global {
         }
     }
 
+    /// With both a password file and a password command, keeps one: a typed one over one from
+    /// the environment, and of two typed (a profile's, placed first, and the user's) the later.
+    pub fn keep_one_password_source(&mut self, args: &[std::ffi::OsString]) {
+        if self.password_file.is_none() || self.password_command.is_none() {
+            return;
+        }
+        if typed_position(args, "--password-command") > typed_position(args, "--password-file") {
+            self.password_file = None;
+        } else {
+            self.password_command = None;
+        }
+    }
+
     /// The storage options: `-o`, then `--option-file`, then `KAIRN_OPTION_<KEY>` variables
-    /// (the first to name a key wins).
-    pub fn all_options(&self) -> Result<Vec<(String, String)>> {
+    /// (the first to name a key wins). A variable's key is lower-cased, with `_` read as `-`
+    /// for s3:// (`secret-access-key`) and kept for opendal:<service>, whose keys use `_`.
+    pub fn all_options(&self, location: &Location) -> Result<Vec<(String, String)>> {
         let mut options = self.options.clone();
         let mut add = |k: String, v: String| {
             if !options.iter().any(|(have, _)| *have == k) {
@@ -314,12 +327,19 @@ impl Global {
                 add(k, v);
             }
         }
-        for (name, value) in std::env::vars() {
+        let dashes = !matches!(location, Location::Opendal { .. });
+        // vars_os: a variable that is not UTF-8 (anyone's, not only ours) must not stop us.
+        for (name, value) in std::env::vars_os() {
+            let (Some(name), Some(value)) = (name.to_str(), value.to_str()) else {
+                continue;
+            };
             if let Some(key) = name.strip_prefix("KAIRN_OPTION_")
                 && !key.is_empty()
                 && name != "KAIRN_OPTION_FILE"
             {
-                add(key.to_ascii_lowercase().replace('_', "-"), value);
+                let key = key.to_ascii_lowercase();
+                let key = if dashes { key.replace('_', "-") } else { key };
+                add(key, value.to_string());
             }
         }
         Ok(options)
@@ -458,6 +478,20 @@ impl Global {
         let index = Index::load(&repo)?;
         Ok((repo, index))
     }
+}
+
+/// The last place `flag` (as `--flag VALUE` or `--flag=VALUE`) is on the command line, plus
+/// one; 0 when it is not there (it came from the environment).
+fn typed_position(args: &[std::ffi::OsString], flag: &str) -> usize {
+    let with_value = format!("{flag}=");
+    let end = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    args[..end]
+        .iter()
+        .rposition(|a| {
+            let a = a.to_string_lossy();
+            a == flag || a.starts_with(&with_value)
+        })
+        .map_or(0, |i| i + 1)
 }
 
 /// First line of a password file, without its line ending.

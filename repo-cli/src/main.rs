@@ -229,9 +229,11 @@ fn parse() -> Result<Cli, ExitCode> {
         })?;
     }
     let matches = command
-        .try_get_matches_from(args)
+        .try_get_matches_from(&args)
         .unwrap_or_else(|e| e.exit());
-    Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()))
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    cli.global.keep_one_password_source(&args);
+    Ok(cli)
 }
 
 fn main() -> ExitCode {

@@ -430,3 +430,33 @@ fn a_bandwidth_limit_on_a_local_repository_is_refused_not_ignored() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_missing_pack_never_costs_the_file_a_restore_over_live_data_was_to_replace() {
+    let (cli, src, by_pack) = multi_pack_repo();
+    let (pack, lost) = by_pack.iter().next().unwrap();
+    // The live tree: the first restore, then the user's own edits to the files the pack held.
+    let target = cli.dir.path().join("live");
+    let spec = format!("latest:{}", src.display());
+    cli.ok(&["restore", &spec, "--target", target.to_str().unwrap()]);
+    for name in lost {
+        fs::write(target.join(name), format!("edited {name}")).unwrap();
+    }
+    fs::remove_file(pack).unwrap();
+    let out = cli.run(&["restore", &spec, "--target", target.to_str().unwrap()]);
+    assert_no_panic(&out);
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    for name in lost {
+        assert!(
+            stderr(&out).contains(&format!("error: {name}:")),
+            "{}",
+            stderr(&out)
+        );
+        assert!(stderr(&out).contains("left as it was"), "{}", stderr(&out));
+        assert_eq!(
+            fs::read_to_string(target.join(name)).unwrap(),
+            format!("edited {name}"),
+            "the user's file must survive a restore that could not replace it"
+        );
+    }
+}

@@ -297,8 +297,20 @@ fn a_password_command_opens_the_repository_and_its_failure_is_said() {
         .unwrap();
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("exit status: 7"), "{}", stderr(&out));
-    let out = cli.run(&["--password-command", &cmd, "snapshots"]);
-    assert_eq!(code(&out), 2, "both a file and a command: {}", stderr(&out));
+    // Both a file and a command: the typed one wins over the environment's, and of two typed
+    // (a profile's, placed first, and the user's) the later.
+    let out = cli.run(&["snapshots", "--password-command", "echo wrong"]);
+    assert_eq!(code(&out), 12, "the later, typed command: {}", stderr(&out));
+    let out = bare(&cli)
+        .env("KAIRN_PASSWORD_FILE", "/nonexistent")
+        .args(["--password-command", &cmd, "snapshots"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "typed over environment: {}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -173,7 +173,8 @@ fn create_one_file(
         Action::Skip => return Made::Left(i),
         Action::Keep { meta } => return Made::InPlace(i, job.data_bytes(), meta),
         Action::Blocked => return failed(BLOCKED.into()),
-        Action::New | Action::Replace => {}
+        Action::Replace => outcome.replaces_existing(i),
+        Action::New => {}
     }
     let (dir, name) = match dirs.parent(&job.rel) {
         Ok(found) => found,

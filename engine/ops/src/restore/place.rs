@@ -51,14 +51,18 @@ pub(crate) fn finish(
             }
             let temp = outcome.temps.contains(&i);
             if failures.contains_key(&i) {
-                // Nothing of a failed file stays: neither its temporary nor an older file
-                // under its name, which would pass for the snapshot's.
+                // Nothing of a failed file stays: not its temporary, nor a leftover under its
+                // name that would pass for the snapshot's. A file the restore was to replace
+                // (restoring over live data) is the user's and stays as it was: it is named
+                // with the failure.
                 if let Ok((dir, name)) = dirs.parent(&job.rel) {
                     if temp {
                         let temp = dirs.target().temp_name(plan.first_file + i);
                         remove_temp(dir.as_fd(), &temp);
                     }
-                    let _ = clear_non_dir(dir.as_fd(), name);
+                    if !outcome.had_existing(i) {
+                        let _ = clear_non_dir(dir.as_fd(), name);
+                    }
                 }
                 return None;
             }
@@ -108,9 +112,14 @@ pub(crate) fn finish(
         if plan.files[*i].node.links > 1 {
             originals.failed.insert(plan.first_file + *i);
         }
+        let kept = if outcome.had_existing(*i) {
+            "; the file already there was left as it was"
+        } else {
+            ""
+        };
         report.errors.push(RestoreProblem {
             path: plan.files[*i].rel.clone(),
-            message: message.clone(),
+            message: format!("{message}{kept}"),
         });
     }
     let batch = Batch {

@@ -121,9 +121,29 @@ pub(crate) struct Outcome {
     /// Files whose metadata the write of their last byte already applied, with what could
     /// not be applied: putting them in place is then only a rename.
     early_meta: Mutex<BTreeMap<usize, Vec<String>>>,
+    /// Files that stand in the target with other content and are being replaced: if their
+    /// restore fails, what is there stays (it is the user's, and only a complete file is ever
+    /// renamed over it).
+    replacing_existing: Mutex<HashSet<usize>>,
 }
 
 impl Outcome {
+    /// Records that file `file` replaces an existing file of other content.
+    pub fn replaces_existing(&self, file: usize) {
+        self.replacing_existing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(file);
+    }
+
+    /// True when file `file` was to replace an existing file.
+    pub fn had_existing(&self, file: usize) -> bool {
+        self.replacing_existing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&file)
+    }
+
     /// Records why file `file` failed; the first reason is the one reported.
     pub fn fail(&self, file: usize, message: String) {
         self.failures
