@@ -50,8 +50,9 @@ pub struct RestoreArgs {
     #[arg(long, value_enum, default_value = "if-changed", value_name = "WHEN")]
     overwrite: OverwriteArg,
     /// Remove what the restored directories of the target hold and the snapshot lacks. Only
-    /// inside the restored part, only what --include/--exclude select (an excluded path stays),
-    /// and a symlink is removed as a link, never followed. Try it first with --dry-run.
+    /// inside the restored part, only what --include/--exclude select (an excluded path stays;
+    /// a directory the snapshot lacks goes whole, as in restic, whatever is inside it), and a
+    /// symlink is removed as a link, never followed. Try it first with --dry-run.
     #[arg(long)]
     delete: bool,
     /// Change nothing (the target is not even created): list what would be new, replaced,

@@ -70,11 +70,12 @@ pub fn run(g: &Global, a: RewriteArgs) -> Result<()> {
     if a.forget && !a.dry_run {
         repo.refuse_append_only("rewrite --forget")?;
     }
-    let snapshots = chosen(&repo, &a.snapshots, &a.filter)?;
-    // Session first, then the index (repo-format.md §14.1).
+    // Session first, then the snapshots and the index (repo-format.md §14.1).
     let session = repo.begin_session("rewrite", g.expiry())?;
-    let result =
-        Index::load(&repo).and_then(|index| rewrite(&repo, &session, &index, snapshots, &opts));
+    let result = chosen(&repo, &a.snapshots, &a.filter).and_then(|snapshots| {
+        let index = Index::load(&repo)?;
+        Ok(rewrite(&repo, &session, &index, snapshots, &opts)?)
+    });
     // Ended on failure too: trees written and not published are left for a prune.
     let ended = session.end();
     let report = result?;

@@ -60,11 +60,12 @@ pub fn run(g: &Global, a: TagArgs) -> Result<()> {
     if !a.dry_run {
         repo.refuse_append_only("tag (it replaces each snapshot it changes)")?;
     }
-    let snapshots = chosen(&repo, &a.snapshots, &a.filter)?;
     // The session publishes the new snapshots, and its heartbeat gives the storage time that
-    // retention locks are judged by.
+    // retention locks are judged by. The snapshots are read after it began (repo-format.md
+    // §14.1): one a concurrent forget and prune took is then not written again.
     let session = repo.begin_session("tag", g.expiry())?;
-    let result = tag(&repo, &session, snapshots, &change, a.dry_run);
+    let result = chosen(&repo, &a.snapshots, &a.filter)
+        .and_then(|snapshots| Ok(tag(&repo, &session, snapshots, &change, a.dry_run)?));
     let ended = session.end();
     let report = result?;
     ended?;

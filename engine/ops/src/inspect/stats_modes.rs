@@ -58,8 +58,8 @@ pub fn stats_for(
     let mut walk = Walk::default();
     for (_, snap) in snapshots {
         let (files, bytes) = walk.tree(repo, index, snap.tree)?;
-        walk.restore_files += files;
-        walk.restore_bytes += bytes;
+        walk.restore_files = walk.restore_files.saturating_add(files);
+        walk.restore_bytes = walk.restore_bytes.saturating_add(bytes);
     }
     let mut out = SelectedStats {
         snapshots: snapshots.len() as u64,
@@ -72,7 +72,10 @@ pub fn stats_for(
         }
         StatsMode::FilesByContents => {
             out.total_file_count = walk.contents.len() as u64;
-            out.total_size = walk.contents.values().sum();
+            out.total_size = walk
+                .contents
+                .values()
+                .fold(0u64, |sum, size| sum.saturating_add(*size));
         }
         StatsMode::RawData => {
             let (mut raw, mut stored) = (0u64, 0u64);
@@ -129,8 +132,9 @@ impl Walk {
         for node in load_tree(repo, index, &id)?.nodes {
             match node.kind {
                 NodeKind::File { size, content } => {
+                    // Sizes come from stored trees: a hostile one must not wrap the totals.
                     total.0 += 1;
-                    total.1 += size;
+                    total.1 = total.1.saturating_add(size);
                     for extent in &content {
                         if let Extent::Data { id, .. } = extent {
                             self.blobs.insert(*id);
@@ -140,8 +144,8 @@ impl Walk {
                 }
                 NodeKind::Dir { subtree } => {
                     let (files, bytes) = self.tree(repo, index, subtree)?;
-                    total.0 += files;
-                    total.1 += bytes;
+                    total.0 = total.0.saturating_add(files);
+                    total.1 = total.1.saturating_add(bytes);
                 }
                 _ => {}
             }
