@@ -26,6 +26,22 @@ enum Placed {
     Failed(String),
 }
 
+/// Clears what a failed file left: its temporary, and a leftover under its name that would pass
+/// for the snapshot's. A file the restore was to replace (restoring over live data) is the
+/// user's and stays as it was; the failure names it.
+fn drop_failed(dirs: &Dirs<'_>, plan: &Plan, outcome: &Outcome, i: usize, temp: bool) {
+    let Ok((dir, name)) = dirs.parent(&plan.files[i].rel) else {
+        return;
+    };
+    if temp {
+        let temp = dirs.target().temp_name(plan.first_file + i);
+        remove_temp(dir.as_fd(), &temp);
+    }
+    if !outcome.had_existing(i) {
+        let _ = clear_non_dir(dir.as_fd(), name);
+    }
+}
+
 /// Renames complete files into place, removes failed temporaries, creates hard links, and
 /// counts what was restored.
 pub(crate) fn finish(
@@ -51,19 +67,7 @@ pub(crate) fn finish(
             }
             let temp = outcome.temps.contains(&i);
             if failures.contains_key(&i) {
-                // Nothing of a failed file stays: not its temporary, nor a leftover under its
-                // name that would pass for the snapshot's. A file the restore was to replace
-                // (restoring over live data) is the user's and stays as it was: it is named
-                // with the failure.
-                if let Ok((dir, name)) = dirs.parent(&job.rel) {
-                    if temp {
-                        let temp = dirs.target().temp_name(plan.first_file + i);
-                        remove_temp(dir.as_fd(), &temp);
-                    }
-                    if !outcome.had_existing(i) {
-                        let _ = clear_non_dir(dir.as_fd(), name);
-                    }
-                }
+                drop_failed(dirs, plan, outcome, i, temp);
                 return None;
             }
             let meta = match applied.get(&i) {
