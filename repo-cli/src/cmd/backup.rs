@@ -343,18 +343,10 @@ fn report_dry_run(g: &Global, outcome: &DryRunOutcome) -> Result<()> {
             "parent": outcome.snapshot.parent.map(|p| p.to_hex()),
             "summary": s,
             "stored_bytes_estimated": true,
-            "warnings": outcome.warnings.iter().map(|w| serde_json::json!({
-                "path": w.path.to_string_lossy(), "message": w.message,
-            })).collect::<Vec<_>>(),
+            "warnings": problems_json(&outcome.warnings),
         }))?;
     } else if !g.quiet {
-        if let Some(p) = outcome.snapshot.parent {
-            output::line(format!("parent snapshot {}", p.short()))?;
-        }
-        output::line(format!(
-            "files: {} new, {} changed, {} unmodified; {} dirs",
-            s.files_new, s.files_changed, s.files_unmodified, s.dirs
-        ))?;
+        print_parent_and_counts(&outcome.snapshot)?;
         output::line(format!(
             "dry run: would read {} of {}; would add {} ({} stored, estimated)",
             output::bytes(s.bytes_read),
@@ -377,6 +369,26 @@ fn report_dry_run(g: &Global, outcome: &DryRunOutcome) -> Result<()> {
     Ok(())
 }
 
+/// Warnings or notes as JSON: path and message each.
+fn problems_json(list: &[engine::backup::Warning]) -> Vec<serde_json::Value> {
+    list.iter()
+        .map(|w| serde_json::json!({"path": w.path.to_string_lossy(), "message": w.message}))
+        .collect()
+}
+
+/// The parent used and the file counts, as a backup and a dry run both say them.
+fn print_parent_and_counts(snapshot: &engine::format::snapshot::Snapshot) -> Result<()> {
+    let s = &snapshot.summary;
+    if let Some(p) = snapshot.parent {
+        output::line(format!("parent snapshot {}", p.short()))?;
+    }
+    output::line(format!(
+        "files: {} new, {} changed, {} unmodified; {} dirs",
+        s.files_new, s.files_changed, s.files_unmodified, s.dirs
+    ))?;
+    Ok(())
+}
+
 /// Prints what a file backup did; an incomplete snapshot exits with its own code.
 fn report(g: &Global, outcome: &BackupOutcome) -> Result<()> {
     output::warn_skipped_snapshots(&outcome.skipped_snapshots);
@@ -389,21 +401,11 @@ fn report(g: &Global, outcome: &BackupOutcome) -> Result<()> {
             "snapshot": outcome.id.to_hex(),
             "parent": outcome.snapshot.parent.map(|p| p.to_hex()),
             "summary": s,
-            "warnings": outcome.warnings.iter().map(|w| serde_json::json!({
-                "path": w.path.to_string_lossy(), "message": w.message,
-            })).collect::<Vec<_>>(),
-            "notes": outcome.notes.iter().map(|n| serde_json::json!({
-                "path": n.path.to_string_lossy(), "message": n.message,
-            })).collect::<Vec<_>>(),
+            "warnings": problems_json(&outcome.warnings),
+            "notes": problems_json(&outcome.notes),
         }))?;
     } else if !g.quiet {
-        if let Some(p) = outcome.snapshot.parent {
-            output::line(format!("parent snapshot {}", p.short()))?;
-        }
-        output::line(format!(
-            "files: {} new, {} changed, {} unmodified; {} dirs",
-            s.files_new, s.files_changed, s.files_unmodified, s.dirs
-        ))?;
+        print_parent_and_counts(&outcome.snapshot)?;
         output::line(format!(
             "read {} of {}; added {} to the repository ({} before compression)",
             output::bytes(s.bytes_read),
