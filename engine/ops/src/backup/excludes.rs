@@ -189,7 +189,7 @@ impl Filters {
                 }
                 let tag = dir.join(std::ffi::OsStr::from_bytes(&t.name));
                 let mut start = Vec::with_capacity(t.header.len());
-                std::fs::File::open(&tag)
+                open_regular(&tag)
                     .and_then(|f| f.take(t.header.len() as u64).read_to_end(&mut start))
                     .is_ok_and(|_| t.accepts(&start))
             })
@@ -206,6 +206,20 @@ impl Filters {
             names.retain(|n| kept_in_marked(&marks, n));
         }
     }
+}
+
+/// Opens a tag file only if it is a regular file, never following a link and never blocking:
+/// a tenant's FIFO named `CACHEDIR.TAG` must not hang the backup, nor a link lead elsewhere.
+fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    Ok(file)
 }
 
 #[cfg(test)]
@@ -278,6 +292,30 @@ mod tests {
         assert!(f.too_large(true, 101));
         assert!(!f.too_large(false, 1 << 30));
         assert!(!Filters::none().too_large(true, u64::MAX));
+    }
+
+    #[test]
+    fn a_planted_fifo_or_link_named_like_a_tag_marks_nothing_and_never_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real-tag");
+        std::fs::write(&real, "Signature: 8a477f597d28d172789f06886806bc55\n").unwrap();
+        let f = Filters::new(&[], &[], None, &[CACHEDIR_TAG.into()]).unwrap();
+        let names = vec![b"CACHEDIR.TAG".to_vec(), b"data".to_vec()];
+        // A FIFO with no writer: opening it for reading would block the walk forever.
+        nix::unistd::mkfifo(
+            &dir.path().join("CACHEDIR.TAG"),
+            nix::sys::stat::Mode::S_IRWXU,
+        )
+        .unwrap();
+        let mut kept = names.clone();
+        f.drop_marked(dir.path(), &mut kept);
+        assert_eq!(kept, names);
+        // A link to a valid tag elsewhere is not followed.
+        std::fs::remove_file(dir.path().join("CACHEDIR.TAG")).unwrap();
+        std::os::unix::fs::symlink(&real, dir.path().join("CACHEDIR.TAG")).unwrap();
+        let mut kept = names.clone();
+        f.drop_marked(dir.path(), &mut kept);
+        assert_eq!(kept, names);
     }
 
     #[test]
